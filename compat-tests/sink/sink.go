@@ -1,0 +1,376 @@
+// Package sink is the SMTP sink of the compatibility suite: a set of SMTP
+// servers (github.com/emersion/go-smtp), one per 127.0.0.x address, that
+// stand for the mail exchangers smtp(8) delivers to. Each address counts TCP
+// connections, SMTP sessions, messages and RSET commands (smtp(8)'s probe
+// before it reuses a cached connection), and can refuse or delay connections
+// and close idle ones. With a TLS configuration the servers offer STARTTLS.
+//
+// Everything stays on the loopback network.
+package sink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Behavior says how one address treats its connections. The zero value
+// accepts everything at once and never closes an idle connection.
+type Behavior struct {
+	// RefuseEvery, when n > 0, answers every n-th connection (the 1st,
+	// n+1-th, ...) with a 421 greeting and closes it, as a busy server does.
+	RefuseEvery int
+	// RefuseAll answers every connection with a 421 greeting.
+	RefuseAll bool
+	// Delay waits this long before the greeting.
+	Delay time.Duration
+	// IdleClose closes a connection on which nothing arrived for this long
+	// (go-smtp replies 421, then closes).
+	IdleClose time.Duration
+}
+
+// Counts are the figures of one address, or of several added together.
+type Counts struct {
+	Conns    int // TCP connections accepted
+	Refused  int // connections answered with 421 by RefuseEvery/RefuseAll
+	Sessions int // connections that reached EHLO/HELO
+	TLS      int // sessions that completed STARTTLS
+	Messages int // messages accepted (end of DATA)
+	Rsets    int // RSET commands (smtp(8)'s reuse probe)
+}
+
+// Add returns the sum of c and o.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{
+		Conns: c.Conns + o.Conns, Refused: c.Refused + o.Refused,
+		Sessions: c.Sessions + o.Sessions, TLS: c.TLS + o.TLS,
+		Messages: c.Messages + o.Messages, Rsets: c.Rsets + o.Rsets,
+	}
+}
+
+// Message is one accepted message.
+type Message struct {
+	Addr      string   // listener address that received it, "127.0.0.10:2525"
+	From      string   // envelope sender
+	To        []string // envelope recipients
+	MessageID string   // Message-ID header
+	Subject   string   // Subject header
+	TLS       bool     // received over STARTTLS
+	ConnID    int      // sink connection number (unique per Sink)
+}
+
+// Config configures a Sink.
+type Config struct {
+	// Addrs are the host:port addresses to listen on, each in 127.0.0.0/8.
+	Addrs []string
+	// TLS, when non-nil, makes every address offer STARTTLS.
+	TLS *tls.Config
+	// Logger receives go-smtp's errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Sink is a running set of SMTP servers. Safe for concurrent use.
+type Sink struct {
+	logger    *slog.Logger
+	tls       *tls.Config
+	servers   []*smtp.Server
+	listeners []*listener
+	addrs     []string
+
+	mu       sync.Mutex
+	counts   map[string]*Counts
+	behavior map[string]Behavior
+	msgs     []Message
+	nextConn int
+}
+
+// Start listens on every address of cfg and serves until Close.
+func Start(cfg Config) (*Sink, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		logger:   logger,
+		tls:      cfg.TLS,
+		counts:   make(map[string]*Counts),
+		behavior: make(map[string]Behavior),
+	}
+	for _, addr := range cfg.Addrs {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sink: %w", err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			s.Close()
+			return nil, fmt.Errorf("sink: %s is not a loopback address", addr)
+		}
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sink: %w", err)
+		}
+		addr = l.Addr().String()
+		s.counts[addr] = &Counts{}
+		s.addrs = append(s.addrs, addr)
+		srv := smtp.NewServer(&backend{s: s, addr: addr})
+		srv.Domain = "sink-" + host
+		srv.TLSConfig = cfg.TLS
+		srv.ErrorLog = slogLogger{logger}
+		srv.MaxRecipients = 1000
+		s.servers = append(s.servers, srv)
+		s.listeners = append(s.listeners, &listener{Listener: l, s: s, addr: addr})
+	}
+	for i, srv := range s.servers {
+		go srv.Serve(s.listeners[i])
+	}
+	return s, nil
+}
+
+// Addrs returns the addresses listened on, in Config order.
+func (s *Sink) Addrs() []string { return append([]string(nil), s.addrs...) }
+
+// SetBehavior changes how addr treats new connections.
+func (s *Sink) SetBehavior(addr string, b Behavior) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.behavior[addr] = b
+}
+
+// Reset forgets every count and message and restores default behaviour.
+func (s *Sink) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a := range s.counts {
+		s.counts[a] = &Counts{}
+	}
+	s.behavior = make(map[string]Behavior)
+	s.msgs = nil
+}
+
+// Counts returns the figures of addr.
+func (s *Sink) Counts(addr string) Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.counts[addr]; ok {
+		return *c
+	}
+	return Counts{}
+}
+
+// Total returns the figures of every address added together.
+func (s *Sink) Total() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t Counts
+	for _, c := range s.counts {
+		t = t.Add(*c)
+	}
+	return t
+}
+
+// Messages returns a copy of every message accepted so far, in order.
+func (s *Sink) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// Close stops every server and closes every connection.
+func (s *Sink) Close() error {
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops accepting and waits for open connections to end, or for
+// ctx.
+func (s *Sink) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sink) count(addr string, f func(c *Counts)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s.counts[addr])
+}
+
+// listener counts accepted connections and applies refusal and delay.
+type listener struct {
+	net.Listener
+	s    *Sink
+	addr string
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.s.mu.Lock()
+		cnt := l.s.counts[l.addr]
+		cnt.Conns++
+		b := l.s.behavior[l.addr]
+		refuse := b.RefuseAll || (b.RefuseEvery > 0 && (cnt.Conns-1)%b.RefuseEvery == 0)
+		if refuse {
+			cnt.Refused++
+		}
+		l.s.nextConn++
+		id := l.s.nextConn
+		l.s.mu.Unlock()
+		if refuse {
+			go func() {
+				io.WriteString(c, "421 4.3.2 sink refuses this connection\r\n")
+				c.Close()
+			}()
+			continue
+		}
+		return &conn{Conn: c, id: id, delay: b.Delay, idle: b.IdleClose}, nil
+	}
+}
+
+// conn carries the sink's connection number, delays the greeting (the first
+// write) without holding up the accept loop, and arms the idle deadline
+// before every read (go-smtp then replies 421 and closes).
+type conn struct {
+	net.Conn
+	id      int
+	delay   time.Duration
+	idle    time.Duration
+	greeted bool
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if c.idle > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	if !c.greeted {
+		c.greeted = true
+		if c.delay > 0 {
+			time.Sleep(c.delay)
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+type backend struct {
+	s    *Sink
+	addr string
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	_, isTLS := c.TLSConnectionState()
+	b.s.count(b.addr, func(cn *Counts) {
+		if isTLS {
+			cn.TLS++
+		} else {
+			cn.Sessions++
+		}
+	})
+	id := 0
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if sc, ok := nc.(*conn); ok {
+		id = sc.id
+	}
+	return &session{b: b, tls: isTLS, connID: id}, nil
+}
+
+// session records one message at a time. go-smtp calls Reset after every
+// DATA as well as for RSET; afterData tells the two apart. (After BDAT the
+// count would be off; smtp(8) never sends BDAT.)
+type session struct {
+	b         *backend
+	tls       bool
+	connID    int
+	from      string
+	to        []string
+	afterData bool
+}
+
+func (s *session) Reset() {
+	if s.afterData {
+		s.afterData = false
+	} else {
+		s.b.s.count(s.b.addr, func(c *Counts) { c.Rsets++ })
+	}
+	s.from, s.to = "", nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	m := Message{Addr: s.b.addr, From: s.from, To: s.to, TLS: s.tls, ConnID: s.connID}
+	if msg, err := mail.ReadMessage(r); err == nil {
+		m.MessageID = strings.TrimSpace(msg.Header.Get("Message-Id"))
+		m.Subject = msg.Header.Get("Subject")
+		io.Copy(io.Discard, msg.Body)
+	}
+	s.afterData = true
+	s.b.s.mu.Lock()
+	s.b.s.counts[s.b.addr].Messages++
+	s.b.s.msgs = append(s.b.s.msgs, m)
+	s.b.s.mu.Unlock()
+	return nil
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, v ...any) { l.l.Warn(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Println(v ...any)               { l.l.Warn(fmt.Sprint(v...)) }
+
+// Duplicates returns the messages (Message-ID and recipients) accepted more
+// than once, sorted.
+func Duplicates(msgs []Message) []string {
+	seen := make(map[string]int)
+	for _, m := range msgs {
+		seen[m.MessageID+" "+strings.Join(m.To, ",")]++
+	}
+	var d []string
+	for id, n := range seen {
+		if n > 1 {
+			d = append(d, id)
+		}
+	}
+	sort.Strings(d)
+	return d
+}
