@@ -1,0 +1,492 @@
+package scache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// CacheOptions configures a [Cache]. The zero value means no session limit
+// and no logging.
+type CacheOptions struct {
+	// MaxSessions bounds the number of cached sessions. 0 means unlimited,
+	// as in Postfix. When a save exceeds it, the oldest session of the
+	// whole cache is evicted and its descriptor closed.
+	MaxSessions int
+	// Logger receives Postfix-text warnings such as
+	// "scache_multi_drop_endp: close(7): Bad file descriptor". nil discards.
+	Logger *slog.Logger
+}
+
+// Size is the cache population as Postfix's scache_multi_size reports it.
+type Size struct {
+	Dests    int // destination labels that have at least one binding
+	Endps    int // endpoint labels that have at least one session
+	Sessions int // cached sessions (descriptors)
+}
+
+// Evictions counts cached sessions (descriptors) that left the cache
+// without being handed out, by reason, plus expired destination bindings.
+type Evictions struct {
+	Expired         int64 // sessions whose ttl ran out
+	Limit           int64 // sessions evicted because MaxSessions was exceeded
+	Closed          int64 // sessions closed by Close, or saved after Close
+	ExpiredBindings int64 // destination bindings whose ttl ran out
+}
+
+// Snapshot is a deep copy of the cache contents for debugging. Destinations
+// and endpoints are sorted by label; bindings and sessions are in list
+// order, oldest first (the order in which finds try them).
+type Snapshot struct {
+	Dests []SnapshotDest
+	Endps []SnapshotEndp
+}
+
+// SnapshotDest is one destination label and its endpoint bindings.
+type SnapshotDest struct {
+	Label    string
+	Bindings []SnapshotBinding
+}
+
+// SnapshotBinding is one destination-to-endpoint binding.
+type SnapshotBinding struct {
+	EndpLabel string
+	DestProp  string
+	Created   time.Time // when the binding was first saved
+	Expires   time.Time // last save plus its ttl
+}
+
+// SnapshotEndp is one endpoint label and its cached sessions.
+type SnapshotEndp struct {
+	Label    string
+	Sessions []SnapshotSession
+}
+
+// SnapshotSession is one cached session. FD is the cache's descriptor
+// number; a snapshot never touches the descriptor itself.
+type SnapshotSession struct {
+	FD       int
+	EndpProp string
+	Created  time.Time
+	Expires  time.Time
+}
+
+// Cache is Postfix's multi-session connection cache with the semantics of
+// global/scache_multi.c: destination labels map to ordered endpoint bindings
+// (with destination properties), endpoint labels map to FIFO lists of
+// sessions (descriptor plus endpoint properties). Every entry has its own
+// ttl. Every operation costs O(log n) at most in the number of cached
+// entries: hash maps, intrusive lists and one min-heap of deadlines served
+// by a single timer.
+//
+// The cache owns every descriptor it holds and closes each exactly once: on
+// expiry, on MaxSessions eviction, or at Close. A descriptor returned by a
+// find belongs to the caller. Cached descriptors are otherwise never touched.
+//
+// Cache is safe for concurrent use. Create it with [NewCache].
+type Cache struct {
+	log     *slog.Logger
+	max     int
+	closeFD func(fd int) error // unix.Close; replaced by tests only
+	base    time.Time          // origin of the int64 clock below
+
+	// dropping counts descriptors taken out of the cache under mu and
+	// being closed outside it, so that Close can wait for them: when Close
+	// returns, every descriptor the cache ever owned is closed.
+	dropping sync.WaitGroup
+
+	mu       sync.Mutex
+	dests    map[string]*head
+	endps    map[string]*head
+	sessions int
+	oldest   *entry // global session age list, for MaxSessions
+	newest   *entry
+	heap     deadlineHeap
+	timer    *time.Timer
+	armed    bool  // timer is pending (or its callback has not yet run)
+	armedAt  int64 // the deadline the timer is armed for
+	closed   bool
+	evict    Evictions
+}
+
+// head is a list of bindings (destination) or sessions (endpoint), oldest
+// first. Postfix uses a circular ring with a head node; first/last pointers
+// give the same append-at-tail, iterate-from-oldest behaviour.
+type head struct {
+	label       string
+	first, last *entry
+	dest        bool
+}
+
+// entry is a destination binding or a session. One type for both keeps the
+// heap a plain slice of pointers; the unused fields cost 24 bytes.
+type entry struct {
+	prev, next   *entry // neighbours in head's list
+	h            *head
+	prop         string // binding: destination properties; session: endpoint properties
+	endp         string // binding only: endpoint label
+	older, newer *entry // session only: global age list
+	created      int64  // nanoseconds since Cache.base
+	expires      int64
+	idx          int32 // index in Cache.heap
+	fd           int32 // session only; -1 for a binding
+}
+
+// NewCache returns an empty cache.
+func NewCache(opts CacheOptions) *Cache {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &Cache{
+		log:     lg,
+		max:     opts.MaxSessions,
+		closeFD: unix.Close,
+		base:    time.Now(),
+		dests:   make(map[string]*head),
+		endps:   make(map[string]*head),
+	}
+}
+
+// now returns the cache clock: nanoseconds since c.base, monotonic.
+func (c *Cache) now() int64 { return int64(time.Since(c.base)) }
+
+func (c *Cache) deadline(now int64, ttl time.Duration) int64 {
+	if ttl < 0 {
+		ttl = 0
+	}
+	return now + int64(ttl)
+}
+
+// SaveEndp caches the session fd with its endpoint properties under
+// endpLabel for ttl, appending it after the sessions already cached there.
+// The cache owns fd from now on, whatever happens: after Close, or when
+// MaxSessions is exceeded, a descriptor is closed before SaveEndp returns.
+// ttl is used as given (the server clamps it); ttl <= 0 expires at once.
+func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) {
+	c.mu.Lock()
+	if c.closed {
+		c.evict.Closed++
+		c.mu.Unlock()
+		c.drop(fd)
+		return
+	}
+	now := c.now()
+	h := c.endps[endpLabel]
+	if h == nil {
+		h = &head{label: endpLabel}
+		c.endps[endpLabel] = h
+	}
+	e := &entry{h: h, prop: endpProp, fd: int32(fd), created: now, expires: c.deadline(now, ttl)}
+	h.append(e)
+	e.older = c.newest
+	if c.newest != nil {
+		c.newest.newer = e
+	} else {
+		c.oldest = e
+	}
+	c.newest = e
+	c.sessions++
+	c.heap.push(e)
+	var victims []int
+	for c.max > 0 && c.sessions > c.max {
+		v := c.oldest
+		victims = append(victims, int(v.fd))
+		c.removeSession(v)
+		c.evict.Limit++
+	}
+	c.arm()
+	if victims != nil {
+		c.dropping.Add(1)
+	}
+	c.mu.Unlock()
+	if victims != nil {
+		for _, v := range victims {
+			c.drop(v)
+		}
+		c.dropping.Done()
+	}
+}
+
+// FindEndp removes the oldest session cached under endpLabel and returns
+// its descriptor and endpoint properties with ok true; the caller owns fd
+// from then on. On a miss it returns -1, "", false.
+func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.endps[endpLabel]
+	if h == nil {
+		return -1, "", false
+	}
+	e := h.first
+	c.removeSession(e)
+	return int(e.fd), e.prop, true
+}
+
+// SaveDest binds destLabel to endpLabel with destination properties
+// destProp for ttl. If the identical binding (same endpoint label and
+// properties, byte for byte) exists, only its deadline is reset to ttl from
+// now, even if that is sooner, and it keeps its place; otherwise the binding
+// is appended after the existing ones. The endpoint need not exist. After
+// Close it does nothing.
+func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	now := c.now()
+	h := c.dests[destLabel]
+	if h == nil {
+		h = &head{label: destLabel, dest: true}
+		c.dests[destLabel] = h
+	}
+	for e := h.first; e != nil; e = e.next {
+		if e.endp == endpLabel && e.prop == destProp {
+			e.expires = c.deadline(now, ttl)
+			c.heap.fix(e)
+			c.arm()
+			return
+		}
+	}
+	e := &entry{h: h, prop: destProp, endp: endpLabel, fd: -1, created: now, expires: c.deadline(now, ttl)}
+	h.append(e)
+	c.heap.push(e)
+	c.arm()
+}
+
+// FindDest tries the bindings of destLabel oldest first and, for the first
+// whose endpoint has a cached session, removes that endpoint's oldest
+// session and returns its descriptor, the binding's destination properties
+// and the session's endpoint properties with ok true; the caller owns fd.
+// Bindings are never removed by a find. On a miss (no destination, or no
+// bound endpoint has a session) it returns -1, "", "", false.
+func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.dests[destLabel]
+	if h == nil {
+		return -1, "", "", false
+	}
+	for b := h.first; b != nil; b = b.next {
+		eh := c.endps[b.endp]
+		if eh == nil {
+			continue
+		}
+		s := eh.first
+		c.removeSession(s)
+		return int(s.fd), b.prop, s.prop, true
+	}
+	return -1, "", "", false
+}
+
+// Size returns the current population (scache_multi_size).
+func (c *Cache) Size() Size {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Size{Dests: len(c.dests), Endps: len(c.endps), Sessions: c.sessions}
+}
+
+// Evictions returns the eviction counters since NewCache.
+func (c *Cache) Evictions() Evictions {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evict
+}
+
+// Snapshot returns a deep copy of the cache contents. It costs O(n log n)
+// and holds the cache lock meanwhile: it is meant for debugging tools.
+func (c *Cache) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := func(t int64) time.Time { return c.base.Add(time.Duration(t)) }
+	var s Snapshot
+	for _, h := range c.dests {
+		d := SnapshotDest{Label: h.label}
+		for e := h.first; e != nil; e = e.next {
+			d.Bindings = append(d.Bindings, SnapshotBinding{
+				EndpLabel: e.endp, DestProp: e.prop, Created: at(e.created), Expires: at(e.expires),
+			})
+		}
+		s.Dests = append(s.Dests, d)
+	}
+	for _, h := range c.endps {
+		p := SnapshotEndp{Label: h.label}
+		for e := h.first; e != nil; e = e.next {
+			p.Sessions = append(p.Sessions, SnapshotSession{
+				FD: int(e.fd), EndpProp: e.prop, Created: at(e.created), Expires: at(e.expires),
+			})
+		}
+		s.Endps = append(s.Endps, p)
+	}
+	sort.Slice(s.Dests, func(i, j int) bool { return s.Dests[i].Label < s.Dests[j].Label })
+	sort.Slice(s.Endps, func(i, j int) bool { return s.Endps[i].Label < s.Endps[j].Label })
+	return s
+}
+
+// Close empties the cache and closes every cached descriptor exactly once.
+// When it returns, descriptors that were being closed concurrently by an
+// expiry or eviction are closed too. It returns the close errors joined. Afterwards finds miss, SaveDest does
+// nothing and SaveEndp closes its descriptor at once. A second Close
+// returns nil.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	var fds []int
+	for e := c.oldest; e != nil; e = e.newer {
+		fds = append(fds, int(e.fd))
+	}
+	c.evict.Closed += int64(len(fds))
+	c.dests, c.endps = map[string]*head{}, map[string]*head{}
+	c.oldest, c.newest, c.sessions = nil, nil, 0
+	c.heap = nil
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armed = false
+	c.mu.Unlock()
+	var errs []error
+	for _, fd := range fds {
+		if err := c.closeFD(fd); err != nil {
+			errs = append(errs, fmt.Errorf("scache: close(%d): %w", fd, err))
+		}
+	}
+	c.dropping.Wait()
+	return errors.Join(errs...)
+}
+
+// drop closes a descriptor the cache gave up, logging a failure the way
+// scache_multi_drop_endp does.
+func (c *Cache) drop(fd int) {
+	if err := c.closeFD(fd); err != nil {
+		c.log.Warn(fmt.Sprintf("scache_multi_drop_endp: close(%d): %s", fd, cacheErrText(err)),
+			"fd", fd, "err", err)
+	}
+}
+
+// cacheErrText renders an errno the way C's strerror (Postfix's %m) does:
+// Go's text is glibc's with a lower-case first letter.
+func cacheErrText(err error) string {
+	s := err.Error()
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
+}
+
+// removeSession unlinks a session from its endpoint list (dropping an empty
+// head), the global age list and the heap. c.mu must be held.
+func (c *Cache) removeSession(e *entry) {
+	if e.h.remove(e) {
+		delete(c.endps, e.h.label)
+	}
+	if e.older != nil {
+		e.older.newer = e.newer
+	} else {
+		c.oldest = e.newer
+	}
+	if e.newer != nil {
+		e.newer.older = e.older
+	} else {
+		c.newest = e.older
+	}
+	e.older, e.newer = nil, nil
+	c.sessions--
+	c.heap.remove(e)
+}
+
+// arm makes sure the timer fires no later than the earliest deadline.
+// A timer armed for an earlier deadline than needed (its entry was removed
+// since) is left alone: expire then finds nothing due and re-arms.
+// c.mu must be held.
+func (c *Cache) arm() {
+	if len(c.heap) == 0 || c.closed {
+		return
+	}
+	next := c.heap[0].expires
+	if c.armed && c.armedAt <= next {
+		return
+	}
+	d := time.Duration(next - c.now())
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.expire)
+	} else {
+		c.timer.Reset(d)
+	}
+	c.armed, c.armedAt = true, next
+}
+
+// expire runs on the timer: it removes every entry whose deadline has
+// passed, closes the descriptors of expired sessions, and re-arms.
+func (c *Cache) expire() {
+	c.mu.Lock()
+	c.armed = false
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	now := c.now()
+	var fds []int
+	for len(c.heap) > 0 && c.heap[0].expires <= now {
+		e := c.heap[0]
+		if e.h.dest {
+			if e.h.remove(e) {
+				delete(c.dests, e.h.label)
+			}
+			c.heap.remove(e)
+			c.evict.ExpiredBindings++
+		} else {
+			fds = append(fds, int(e.fd))
+			c.removeSession(e)
+			c.evict.Expired++
+		}
+	}
+	c.arm()
+	if fds != nil {
+		c.dropping.Add(1)
+	}
+	c.mu.Unlock()
+	if fds != nil {
+		for _, fd := range fds {
+			c.drop(fd)
+		}
+		c.dropping.Done()
+	}
+}
+
+// append adds e at the tail of h.
+func (h *head) append(e *entry) {
+	e.prev = h.last
+	e.next = nil
+	if h.last != nil {
+		h.last.next = e
+	} else {
+		h.first = e
+	}
+	h.last = e
+}
+
+// remove unlinks e from h and reports whether h became empty.
+func (h *head) remove(e *entry) bool {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		h.first = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		h.last = e.prev
+	}
+	e.prev, e.next = nil, nil
+	return h.first == nil
+}

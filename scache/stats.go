@@ -1,0 +1,137 @@
+package scache
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Stats holds the seven per-interval counters of Postfix's scache.c
+// (destination and endpoint hits and misses, peak destinations, endpoints
+// and sessions) and lifetime totals for debugging tools. The server counts
+// lookups and samples peaks after successful saves; [Stats.Dump] renders
+// and resets the interval. Safe for concurrent use. Create it with
+// [NewStats].
+type Stats struct {
+	mu    sync.Mutex
+	start time.Time // interval start (scache_start_time)
+	cur   counters
+	total Totals
+}
+
+// counters are one interval's values, as in scache.c.
+type counters struct {
+	destHits, destMiss int
+	endpHits, endpMiss int
+	destPeak, endpPeak int
+	sessPeak           int
+}
+
+// Totals are lifetime figures since NewStats. Peaks are sampled the same
+// way as the interval peaks: only after successful saves.
+type Totals struct {
+	Start        time.Time // when counting began
+	DestHits     int64
+	DestMisses   int64
+	EndpHits     int64
+	EndpMisses   int64
+	PeakDests    int
+	PeakEndps    int
+	PeakSessions int
+}
+
+// NewStats returns zeroed statistics whose first interval starts at now.
+func NewStats(now time.Time) *Stats {
+	return &Stats{start: now, total: Totals{Start: now}}
+}
+
+// DestLookup counts a find_dest outcome: hit (status 0, even if the
+// descriptor then fails to transfer) or miss (status 2). BAD requests are
+// not counted.
+func (s *Stats) DestLookup(hit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hit {
+		s.cur.destHits++
+		s.total.DestHits++
+	} else {
+		s.cur.destMiss++
+		s.total.DestMisses++
+	}
+}
+
+// EndpLookup counts a find_endp outcome, like DestLookup.
+func (s *Stats) EndpLookup(hit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hit {
+		s.cur.endpHits++
+		s.total.EndpHits++
+	} else {
+		s.cur.endpMiss++
+		s.total.EndpMisses++
+	}
+}
+
+// SavedDest samples the destination and endpoint peaks after a successful
+// save_dest; sz is the cache size just after the save.
+func (s *Stats) SavedDest(sz Size) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur.destPeak = max(s.cur.destPeak, sz.Dests)
+	s.cur.endpPeak = max(s.cur.endpPeak, sz.Endps)
+	s.total.PeakDests = max(s.total.PeakDests, sz.Dests)
+	s.total.PeakEndps = max(s.total.PeakEndps, sz.Endps)
+}
+
+// SavedEndp samples the endpoint and session peaks after a successful
+// save_endp; sz is the cache size just after the save.
+func (s *Stats) SavedEndp(sz Size) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur.endpPeak = max(s.cur.endpPeak, sz.Endps)
+	s.cur.sessPeak = max(s.cur.sessPeak, sz.Sessions)
+	s.total.PeakEndps = max(s.total.PeakEndps, sz.Endps)
+	s.total.PeakSessions = max(s.total.PeakSessions, sz.Sessions)
+}
+
+// statsStampLayout is characters 4-18 of C's ctime(): "Nov  3 16:04:31",
+// the day padded with a space.
+const statsStampLayout = "Jan _2 15:04:05"
+
+// Dump returns the "statistics: ..." lines scache_status_dump logs, in
+// order and each only when its counters are non-zero, with the interval
+// start in local time; it returns nil when every counter is zero. It then
+// resets the counters and starts a new interval at now (also when nothing
+// was returned), as Postfix does.
+func (s *Stats) Dump(now time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cur
+	var lines []string
+	if c != (counters{}) {
+		lines = append(lines, "statistics: start interval "+s.start.Local().Format(statsStampLayout))
+	}
+	if n := c.destHits + c.destMiss; n > 0 {
+		lines = append(lines, fmt.Sprintf("statistics: domain lookup hits=%d miss=%d success=%d%%",
+			c.destHits, c.destMiss, c.destHits*100/n))
+	}
+	if n := c.endpHits + c.endpMiss; n > 0 {
+		lines = append(lines, fmt.Sprintf("statistics: address lookup hits=%d miss=%d success=%d%%",
+			c.endpHits, c.endpMiss, c.endpHits*100/n))
+	}
+	if c.destPeak != 0 || c.endpPeak != 0 || c.sessPeak != 0 {
+		lines = append(lines, fmt.Sprintf("statistics: max simultaneous domains=%d addresses=%d connection=%d",
+			c.destPeak, c.endpPeak, c.sessPeak))
+	}
+	s.cur = counters{}
+	s.start = now
+	return lines
+}
+
+// Totals returns the lifetime figures since NewStats.
+func (s *Stats) Totals() Totals {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
