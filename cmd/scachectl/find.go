@@ -1,0 +1,255 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func findDestCommand() command {
+	return command{
+		name:     "find-dest",
+		synopsis: "[-json] [-take] [-ttl D] [-endp LABEL] LABEL",
+		summary:  "find_dest: show a connection cached for a destination, then give it back (or close it: -take)",
+		run:      func(e *env, args []string) error { return runFind(e, "find-dest", args) },
+	}
+}
+
+func findEndpCommand() command {
+	return command{
+		name:     "find-endp",
+		synopsis: "[-json] [-take] [-ttl D] LABEL",
+		summary:  "find_endp: show a connection cached for an endpoint, then give it back (or close it: -take)",
+		run:      func(e *env, args []string) error { return runFind(e, "find-endp", args) },
+	}
+}
+
+// findView is what find-dest and find-endp show.
+type findView struct {
+	Request      string  `json:"request"`
+	Label        string  `json:"label"`
+	Hit          bool    `json:"hit"`
+	Endpoint     string  `json:"endpoint,omitempty"` // the endpoint label the connection was given back under
+	DestProperty *string `json:"destination_property,omitempty"`
+	EndpProperty string  `json:"endpoint_property,omitempty"`
+	Peer         string  `json:"peer,omitempty"`
+	Action       string  `json:"action,omitempty"` // "given back" or "closed"
+	TTLSeconds   float64 `json:"ttl_seconds,omitempty"`
+}
+
+func runFind(e *env, name string, args []string) error {
+	dest := name == "find-dest"
+	synopsis := "[-json] [-take] [-ttl D] LABEL"
+	if dest {
+		synopsis = "[-json] [-take] [-ttl D] [-endp LABEL] LABEL"
+	}
+	fs := e.flags(name, synopsis)
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	take := fs.Bool("take", false, "close the connection found instead of giving it back to the cache")
+	ttl := fs.Duration("ttl", 2*time.Second, "ttl when giving the connection back (whole seconds; the server clamps it to connection_cache_ttl_limit)")
+	var endpArg string
+	if dest {
+		fs.StringVar(&endpArg, "endp", "", "endpoint `label` to give the connection back under (default: the binding find_dest used, from a dump; needed for servers without goscache extensions)")
+	}
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	label, err := unquote(pos[0])
+	if err != nil {
+		return &usageError{msg: name + ": label: " + err.Error()}
+	}
+	endpLabel := ""
+	if endpArg != "" {
+		if endpLabel, err = unquote(endpArg); err != nil {
+			return &usageError{msg: name + ": -endp: " + err.Error()}
+		}
+	}
+	secs, err := ttlSeconds(*ttl)
+	if err != nil && !*take {
+		return &usageError{msg: name + ": " + err.Error()}
+	}
+
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	v := findView{Request: name, Label: label}
+	var before *dumpView
+	if dest && !*take && endpLabel == "" {
+		// find_dest does not say which endpoint the connection came from:
+		// work it out from the bindings, looked at before the find.
+		before, err = c.Dump()
+		if errors.Is(err, errNoExtensions) {
+			return fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", name)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+
+	var fd, status int
+	if dest {
+		var dp, ep string
+		fd, dp, ep, status, err = c.FindDest(label)
+		v.DestProperty, v.EndpProperty = &dp, ep
+	} else {
+		fd, v.EndpProperty, status, err = c.FindEndp(label)
+		endpLabel = label
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	switch status {
+	case statusOK:
+	case statusFail:
+		v.DestProperty, v.EndpProperty = nil, ""
+		return e.showFind(&v, *asJSON)
+	case statusBad:
+		return fmt.Errorf("%s: the server rejected the request (status=1)", name)
+	default:
+		return fmt.Errorf("%s: unexpected status=%d", name, status)
+	}
+
+	v.Hit = true
+	v.Peer = peerName(fd)
+	if *take {
+		v.Action = "closed"
+		unix.Close(fd)
+		return e.showFind(&v, *asJSON)
+	}
+	if endpLabel == "" {
+		endpLabel = guessEndpoint(before, label, *v.DestProperty, v.EndpProperty)
+	}
+	if endpLabel == "" {
+		unix.Close(fd)
+		v.Action = "closed"
+		if err := e.showFind(&v, *asJSON); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: could not tell which endpoint the connection belongs to (the cache changed meanwhile?): it was closed; use -endp LABEL next time", name)
+	}
+	st, err := c.SaveEndp(secs, endpLabel, v.EndpProperty, fd)
+	unix.Close(fd) // the server has its own copy now, or none
+	if err != nil {
+		return fmt.Errorf("%s: giving the connection back: %w (the connection is closed)", name, err)
+	}
+	if st != statusOK {
+		return fmt.Errorf("%s: giving the connection back: the server answered status=%d (the connection is closed)", name, st)
+	}
+	v.Endpoint, v.Action, v.TTLSeconds = endpLabel, "given back", float64(secs)
+	return e.showFind(&v, *asJSON)
+}
+
+// guessEndpoint returns the endpoint label of the binding find_dest used:
+// the first binding of label, in order, whose endpoint had connections and
+// whose destination properties are destProp, preferring one whose oldest
+// connection had endpProp. It returns "" when there is none.
+func guessEndpoint(d *dumpView, label, destProp, endpProp string) string {
+	if d == nil {
+		return ""
+	}
+	oldest := map[string]string{}
+	for _, p := range d.Endpoints {
+		if len(p.Connections) > 0 {
+			oldest[p.Label] = p.Connections[0].Property
+		}
+	}
+	fallback := ""
+	for _, dv := range d.Destinations {
+		if dv.Label != label {
+			continue
+		}
+		for _, b := range dv.Bindings {
+			prop, ok := oldest[b.Endpoint]
+			if !ok || b.Property != destProp {
+				continue
+			}
+			if prop == endpProp {
+				return b.Endpoint
+			}
+			if fallback == "" {
+				fallback = b.Endpoint
+			}
+		}
+	}
+	return fallback
+}
+
+func (e *env) showFind(v *findView, asJSON bool) error {
+	if asJSON {
+		return writeJSON(e.stdout, v)
+	}
+	w := e.stdout
+	what := "destination"
+	if v.Request == "find-endp" {
+		what = "endpoint"
+	}
+	if !v.Hit {
+		fmt.Fprintf(w, "miss: no connection cached for %s %s\n", what, quote(v.Label))
+		return nil
+	}
+	fmt.Fprintf(w, "hit: %s %s\n", what, quote(v.Label))
+	peer := v.Peer
+	if peer == "" {
+		peer = "-"
+	}
+	fmt.Fprintf(w, "peer %s\n", peer)
+	if v.DestProperty != nil {
+		fmt.Fprintf(w, "destination properties:\n")
+		writeProps(w, "  | ", *v.DestProperty)
+	}
+	fmt.Fprintf(w, "endpoint properties:\n")
+	writeProps(w, "  | ", v.EndpProperty)
+	switch v.Action {
+	case "closed":
+		fmt.Fprintf(w, "connection closed\n")
+	case "given back":
+		fmt.Fprintf(w, "connection given back: saved again under endpoint %s with ttl %gs (it is now the newest there)\n", quote(v.Endpoint), v.TTLSeconds)
+	}
+	return nil
+}
+
+// ttlSeconds turns a -ttl flag into the whole seconds the protocol carries,
+// rounding up.
+func ttlSeconds(d time.Duration) (int, error) {
+	if d <= 0 {
+		return 0, fmt.Errorf("-ttl must be positive, not %s", d)
+	}
+	s := (d + time.Second - 1) / time.Second
+	if s > 1<<31-1 {
+		return 0, fmt.Errorf("-ttl %s is too large", d)
+	}
+	return int(s), nil
+}
+
+// peerName returns the remote address of socket fd ("127.0.0.1:25",
+// "[::1]:25", "unix:/path", "unix"), or "" when it is not a connected
+// socket. getpeername only reads: it changes nothing on the descriptor.
+func peerName(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	return sockaddrString(sa)
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrUnix:
+		if a.Name == "" {
+			return "unix"
+		}
+		return "unix:" + a.Name
+	}
+	return ""
+}

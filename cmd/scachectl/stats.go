@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+func statsCommand() command {
+	return command{
+		name:     "stats",
+		synopsis: "[-json]",
+		summary:  "lookup counters, cache size now and at peak, evictions, uptime, clients",
+		run:      runStats,
+	}
+}
+
+func runStats(e *env, args []string) error {
+	fs := e.flags("stats", "[-json]")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	c, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.Stats()
+	if errors.Is(err, errNoExtensions) {
+		return e.statsFallback(*asJSON)
+	}
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	s.Socket = e.socket
+	if *asJSON {
+		return writeJSON(e.stdout, s)
+	}
+	writeStats(e.stdout, s)
+	return nil
+}
+
+// fallbackView is the JSON shown for a peer without the extension requests.
+type fallbackView struct {
+	Server     string `json:"server"`
+	Socket     string `json:"socket"`
+	Extensions bool   `json:"extensions"`
+	Note       string `json:"note"`
+}
+
+const (
+	statsNote = `statistics are not available over Postfix's protocol: scache logs them as "statistics:" lines every connection_cache_status_update_time (600s) and when it exits`
+	dumpNote  = `the cache contents cannot be listed with Postfix's standard requests: look up one label with find-dest/find-endp (a hit takes the connection; it is given back unless -take)`
+)
+
+func (e *env) statsFallback(asJSON bool) error {
+	return e.fallback(asJSON, statsNote)
+}
+
+func (e *env) fallback(asJSON bool, note string) error {
+	if asJSON {
+		if err := writeJSON(e.stdout, fallbackView{Server: "postfix", Socket: e.socket, Note: note}); err != nil {
+			return err
+		}
+		return errFallback
+	}
+	fmt.Fprintf(e.stdout, "server       Postfix scache (no goscache extension requests)\n")
+	fmt.Fprintf(e.stdout, "socket       %s\n", e.socket)
+	fmt.Fprintf(e.stdout, "protocol     connection_cache_protocol (announcement received)\n")
+	fmt.Fprintf(e.stdout, "note         %s\n", note)
+	return errFallback
+}
+
+func writeStats(w io.Writer, s *statsView) {
+	fmt.Fprintf(w, "server       %s\n", s.Server)
+	fmt.Fprintf(w, "socket       %s\n", s.Socket)
+	fmt.Fprintf(w, "time         %s\n", clock(s.Time))
+	fmt.Fprintf(w, "uptime       %s (since %s)\n", s.Time.Sub(s.Start).Round(time.Second), clock(s.Start))
+	fmt.Fprintf(w, "clients      %d\n", s.Clients)
+	fmt.Fprintf(w, "lookups      %8s %8s %8s\n", "hits", "miss", "success")
+	for _, l := range []struct {
+		name string
+		v    lookupView
+	}{{"domain", s.Lookups.Domain}, {"address", s.Lookups.Address}} {
+		pct := "-"
+		if p := l.v.success(); p >= 0 {
+			pct = fmt.Sprintf("%d%%", p)
+		}
+		fmt.Fprintf(w, "  %-10s %8d %8d %8s\n", l.name, l.v.Hits, l.v.Misses, pct)
+	}
+	fmt.Fprintf(w, "cached now   domains=%d addresses=%d connections=%d\n", s.Cached.Domains, s.Cached.Addresses, s.Cached.Connections)
+	fmt.Fprintf(w, "peak         domains=%d addresses=%d connections=%d\n", s.Peak.Domains, s.Peak.Addresses, s.Peak.Connections)
+	fmt.Fprintf(w, "evictions    expired=%d limit=%d closed=%d expired_bindings=%d\n",
+		s.Evictions.Expired, s.Evictions.Limit, s.Evictions.Closed, s.Evictions.ExpiredBindings)
+}
+
+// clock shows a time in the local zone, to the second.
+func clock(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeJSONCompact(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
