@@ -1,9 +1,6 @@
 package attr
 
-import (
-	"encoding/base64"
-	"strconv"
-)
+import "strconv"
 
 // Format selects one of Postfix's three attribute encodings.
 type Format int
@@ -117,13 +114,15 @@ func Table(entries List) Attr {
 // DecodeData turns the value of a DATA attribute as read from the wire in
 // format f back into raw bytes. In Format0 and FormatPlain the value is
 // base64 text; in FormatBase64 the scanner already removed the one level of
-// base64 and the value is returned unchanged.
+// base64 and the value is returned unchanged. Decoding follows Postfix's
+// base64_decode: the length must be a multiple of four and a '=' in the
+// third or fourth place of a group ends the data (what follows is ignored).
 func DecodeData(f Format, v string) ([]byte, error) {
 	if f == FormatBase64 {
 		return []byte(v), nil
 	}
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
+	b, ok := appendUnB64(make([]byte, 0, len(v)/4*3), v)
+	if !ok {
 		return nil, ErrMalformedData
 	}
 	return b, nil

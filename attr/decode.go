@@ -2,7 +2,7 @@ package attr
 
 import (
 	"bufio"
-	"encoding/base64"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,18 +15,18 @@ const (
 	// (its manual pages mention 4 x line_length_limit); real labels and
 	// properties are well under 2 KiB.
 	DefaultMaxString = 1 << 20
-	// DefaultMaxAttrs bounds the attributes of one list.
+	// DefaultMaxAttrs bounds the names read for one list (or one Scan call).
 	DefaultMaxAttrs = 1024
-	// DefaultMaxTable bounds the entries of one table (ATTR_HASH_LIMIT).
+	// DefaultMaxTable bounds the entries of one table: ATTR_HASH_LIMIT.
 	DefaultMaxTable = 1024
 )
 
 // Limits bound what a Decoder reads. They are applied while reading, so a
-// hostile peer cannot make the decoder buffer more than MaxString bytes. A
-// zero field means the default.
+// hostile peer cannot make the decoder buffer more than MaxString bytes for
+// one name or value. A zero or negative field means the default.
 type Limits struct {
-	MaxString int // bytes in one name or value
-	MaxAttrs  int // attributes (names read) in one list
+	MaxString int // bytes in one name or value, before base64 decoding
+	MaxAttrs  int // names read for one list (Decode) or one Scan call
 	MaxTable  int // entries in one table
 }
 
@@ -44,19 +44,28 @@ func (l Limits) withDefaults() Limits {
 }
 
 // Decoder reads attribute lists from a caller-owned buffered reader. It
-// never reads past the end of the list it was asked for, other than what
-// the bufio.Reader itself buffers. It is not safe for concurrent use.
+// never consumes bytes past the end of the list it was asked for (the
+// bufio.Reader may of course have read them ahead; see [Decoder.Buffered]).
+// After an error other than a clean io.EOF the position in the stream is
+// unspecified and the connection should be dropped, as Postfix does.
+// A Decoder is not safe for concurrent use.
 type Decoder struct {
 	r   *bufio.Reader
 	f   Format
 	lim Limits
-	buf []byte
+
+	tok   []byte // a token that spans more than one buffer fill
+	name  []byte // the current name (Scan), decoded
+	val   []byte // a decoded base64 value
+	arena []byte // Decode: every name and value of the list
+	spans []span // Decode: where they are in arena
 
 	// Stream names the peer in scanner messages, as Postfix's VSTREAM_PATH
 	// does (scache(8) uses "scache socket"). Empty means "input".
 	Stream string
 	// Warn, if not nil, receives the non-fatal warnings Postfix's scanner
-	// logs (missing and unexpected attributes), worded as Postfix words them.
+	// logs (missing, unexpected and duplicate attributes, table overflow),
+	// worded as Postfix words them.
 	Warn func(msg string)
 }
 
@@ -77,92 +86,9 @@ func (d *Decoder) stream() string {
 	return d.Stream
 }
 
-func (d *Decoder) warn(msg string) {
+func (d *Decoder) warnf(format string, args ...any) {
 	if d.Warn != nil {
-		d.Warn(msg)
-	}
-}
-
-const (
-	ctxName  = "input attribute name"
-	ctxValue = "input attribute value"
-)
-
-// readRaw reads bytes up to and excluding the first byte in delims. It
-// returns the delimiter found. The returned slice aliases d.buf.
-func (d *Decoder) readRaw(delims string, ctx string) ([]byte, byte, error) {
-	d.buf = d.buf[:0]
-	for {
-		var chunk []byte
-		var err error
-		if len(delims) == 1 {
-			chunk, err = d.r.ReadSlice(delims[0])
-		} else {
-			chunk, err = d.readSliceAny(delims)
-		}
-		if err == nil {
-			tok := chunk[:len(chunk)-1]
-			if len(d.buf)+len(tok) > d.lim.MaxString {
-				return nil, 0, d.errorf(ErrTooLong, "string length exceeds limit %d in input from %s while reading %s", d.lim.MaxString, d.stream(), ctx)
-			}
-			if len(d.buf) == 0 {
-				return tok, chunk[len(chunk)-1], nil
-			}
-			d.buf = append(d.buf, tok...)
-			return d.buf, chunk[len(chunk)-1], nil
-		}
-		if len(d.buf)+len(chunk) > d.lim.MaxString {
-			return nil, 0, d.errorf(ErrTooLong, "string length exceeds limit %d in input from %s while reading %s", d.lim.MaxString, d.stream(), ctx)
-		}
-		d.buf = append(d.buf, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if len(d.buf) > 0 {
-			return nil, 0, &ScanError{Msg: "unexpected end-of-input from " + d.stream() + " while reading " + ctx, Err: unexpected(err)}
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, 0, &ScanError{Msg: "timeout on " + d.stream() + " while reading " + ctx, Err: err}
-		}
-		return nil, 0, &ScanError{Msg: "premature end-of-input on " + d.stream() + " while reading " + ctx, Err: unexpected(err)}
-	}
-}
-
-// unexpected turns a plain EOF inside a list into io.ErrUnexpectedEOF.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// readSliceAny is bufio.Reader.ReadSlice for a set of delimiters.
-func (d *Decoder) readSliceAny(delims string) ([]byte, error) {
-	n := 0
-	for {
-		b, err := d.r.Peek(n + 1)
-		if err != nil {
-			// Peek returns what it has; consume it like ReadSlice does.
-			if len(b) > n {
-				n = len(b)
-			}
-			out, _ := d.r.Peek(n)
-			out = append([]byte(nil), out...)
-			d.r.Discard(n)
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return out, bufio.ErrBufferFull
-			}
-			return out, err
-		}
-		c := b[n]
-		n++
-		for i := 0; i < len(delims); i++ {
-			if c == delims[i] {
-				out := append([]byte(nil), b[:n]...)
-				d.r.Discard(n)
-				return out, nil
-			}
-		}
+		d.Warn(fmt.Sprintf(format, args...))
 	}
 }
 
@@ -170,130 +96,295 @@ func (d *Decoder) errorf(cause error, format string, args ...any) *ScanError {
 	return &ScanError{Msg: fmt.Sprintf(format, args...), Err: cause}
 }
 
-// readName reads one attribute name. hasValue reports whether a value
-// follows (always true in Format0; in the other formats it depends on the
-// separator). An empty name is the list terminator.
-func (d *Decoder) readName() (name string, hasValue bool, err error) {
+const (
+	ctxName  = "input attribute name"
+	ctxValue = "input attribute value"
+)
+
+// start waits for the first byte of a list. Like Postfix's scanners it
+// reports any failure there without a message: the reader's error is
+// returned as is (io.EOF at a clean end of stream).
+func (d *Decoder) start() error {
+	_, err := d.r.Peek(1)
+	return err
+}
+
+// token reads bytes up to the first a or b (pass a == b for one delimiter)
+// and consumes the delimiter, which it returns. The token is valid until the
+// next read. It never holds more than MaxString bytes.
+func (d *Decoder) token(a, b byte, ctx string) ([]byte, byte, error) {
+	d.tok = d.tok[:0]
+	for {
+		n := d.r.Buffered()
+		if n == 0 {
+			n = 1
+		}
+		buf, err := d.r.Peek(n)
+		i := bytes.IndexByte(buf, a)
+		if a != b {
+			if j := bytes.IndexByte(buf, b); j >= 0 && (i < 0 || j < i) {
+				i = j
+			}
+		}
+		if i >= 0 {
+			if len(d.tok)+i > d.lim.MaxString {
+				return nil, 0, d.tooLong(ctx)
+			}
+			tok, delim := buf[:i], buf[i]
+			if len(d.tok) > 0 {
+				d.tok = append(d.tok, tok...)
+				tok = d.tok
+			}
+			d.r.Discard(i + 1) // cannot fail: the bytes are buffered
+			return tok, delim, nil
+		}
+		if len(d.tok)+len(buf) > d.lim.MaxString {
+			return nil, 0, d.tooLong(ctx)
+		}
+		d.tok = append(d.tok, buf...)
+		d.r.Discard(len(buf))
+		if err != nil {
+			return nil, 0, d.endError(err, ctx)
+		}
+	}
+}
+
+func (d *Decoder) tooLong(ctx string) error {
+	// Postfix's wording for this check, which it compiles out.
+	return d.errorf(ErrTooLong, "string length > %d characters from %s while reading %s", d.lim.MaxString, d.stream(), ctx)
+}
+
+// endError is the error for input that ends (or fails) inside a list, with
+// d.tok holding what was read of the current string.
+func (d *Decoder) endError(err error, ctx string) error {
+	cause := err
+	if err == io.EOF {
+		cause = io.ErrUnexpectedEOF
+	}
+	// vstring_get_null returns the last byte read when the string is cut
+	// short, as a (signed, on amd64) char: a last byte 0xff reads as EOF.
+	if d.f == Format0 && len(d.tok) > 0 && d.tok[len(d.tok)-1] != 0xff {
+		return &ScanError{Msg: "unexpected end-of-input from " + d.stream() + " while reading " + ctx, Err: cause}
+	}
+	return d.prematureError(cause, ctx)
+}
+
+func (d *Decoder) prematureError(cause error, ctx string) error {
+	what := "premature end-of-input"
+	if errors.Is(cause, os.ErrDeadlineExceeded) {
+		what = "timeout"
+	}
+	return &ScanError{Msg: what + " on " + d.stream() + " while reading " + ctx, Err: cause}
+}
+
+// readName reads one attribute name into d.name. hasValue reports that a
+// value follows: always in Format0, after ':' (base64) or '=' (plain)
+// otherwise.
+func (d *Decoder) readName() (name []byte, hasValue bool, err error) {
 	switch d.f {
 	case Format0:
-		b, _, err := d.readRaw("\x00", ctxName)
+		tok, _, err := d.token(0, 0, ctxName)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
-		return string(b), true, nil
+		d.name = append(d.name[:0], tok...)
+		return d.name, true, nil
 	case FormatBase64:
-		b, delim, err := d.readRaw(":\n", ctxName)
+		tok, delim, err := d.token(':', '\n', ctxName)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
-		s, err := d.b64(b, ctxName)
-		return s, delim == ':', err
+		var ok bool
+		if d.name, ok = appendUnB64(d.name[:0], tok); !ok {
+			return nil, false, d.malformed64(tok)
+		}
+		return d.name, delim == ':', nil
 	default:
-		b, delim, err := d.readRaw("=\n", ctxName)
+		tok, delim, err := d.token('=', '\n', ctxName)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
-		return string(b), delim == '=', nil
+		d.name = append(d.name[:0], tok...)
+		return d.name, delim == '=', nil
 	}
 }
 
-// readValue reads one attribute value. sep reports, for FormatBase64, that
-// the value ended with ':' instead of a newline (a second value follows).
-func (d *Decoder) readValue() (value string, sep bool, err error) {
+// readValue reads one attribute value. The result is valid until the next
+// read. multiple reports, in the base64 format, that the value ended with
+// ':' instead of a newline: another value follows.
+func (d *Decoder) readValue() (value []byte, multiple bool, err error) {
 	switch d.f {
 	case Format0:
-		b, _, err := d.readRaw("\x00", ctxValue)
-		if err != nil {
-			return "", false, err
-		}
-		return string(b), false, nil
+		tok, _, err := d.token(0, 0, ctxValue)
+		return tok, false, err
 	case FormatBase64:
-		b, delim, err := d.readRaw(":\n", ctxValue)
+		tok, delim, err := d.token(':', '\n', ctxValue)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
-		s, err := d.b64(b, ctxValue)
-		return s, delim == ':', err
+		var ok bool
+		if d.val, ok = appendUnB64(d.val[:0], tok); !ok {
+			return nil, false, d.malformed64(tok)
+		}
+		return d.val, delim == ':', nil
 	default:
-		b, _, err := d.readRaw("\n", ctxValue)
-		if err != nil {
-			return "", false, err
-		}
-		return string(b), false, nil
+		tok, _, err := d.token('\n', '\n', ctxValue)
+		return tok, false, err
 	}
 }
 
-func (d *Decoder) b64(b []byte, ctx string) (string, error) {
-	out, err := base64.StdEncoding.AppendDecode(nil, b)
-	if err != nil {
-		return "", d.errorf(ErrMalformedData, "malformed base64 data from %s while reading %s: %s", d.stream(), ctx, string(b))
-	}
-	return string(out), nil
+func (d *Decoder) malformed64(tok []byte) error {
+	return d.errorf(ErrMalformedData, "malformed base64 data from %s: %s", d.stream(), cTrunc(tok))
 }
 
-// isMarker reports whether name is the group marker m. The plain format
-// writes markers with their C string NUL, and Postfix compares with strcmp.
-func isMarker(name, m string) bool {
-	return name == m || (len(name) > len(m) && name[:len(m)] == m && name[len(m)] == 0)
+// isTerminator reports whether a name read with readName ends the list: an
+// empty name, which in the base64 and plain formats must not be followed by
+// a value.
+func (d *Decoder) isTerminator(name []byte, hasValue bool) bool {
+	return len(name) == 0 && (d.f == Format0 || !hasValue)
+}
+
+// isMarker reports whether name is the group marker m. In the base64 and
+// plain formats a marker has no value. Postfix compares with strcmp, so the
+// plain format's "{\0" (its encoder writes the C string's NUL) matches.
+func (d *Decoder) isMarker(name []byte, hasValue bool, m string) bool {
+	if d.f != Format0 && hasValue {
+		return false
+	}
+	return string(cstr(name)) == m
+}
+
+// cstr returns b up to its first NUL byte: what C code sees of it.
+func cstr(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// cTrunc formats b like C's "%.100s".
+func cTrunc(b []byte) string {
+	b = cstr(b)
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
+}
+
+type spanKind uint8
+
+const (
+	spanAttr spanKind = iota
+	spanOpen
+	spanClose
+)
+
+// span locates one name and value in Decoder.arena.
+type span struct {
+	kind             spanKind
+	name, value, end int
 }
 
 // Decode reads one complete list, terminator included, and nothing after
-// it. A name "{" opens a table that runs to the name "}"; tables do not
-// nest. At a clean end of stream (no byte of a new list read) it returns
-// io.EOF; a list cut short gives an error that matches
-// io.ErrUnexpectedEOF. Other errors are *ScanError values wrapping
-// ErrTooLong, ErrTooMany, ErrMalformed, ErrMalformedData or the reader's
-// error.
+// it. Names and values are returned as read, bytes untouched.
+//
+// A name "{" (with no value, in the base64 and plain formats) opens a table
+// that runs to the name "}"; inside a table "{" is an ordinary name, as in
+// Postfix. Input that a [List] cannot represent is an error even where
+// Postfix's scanner would skip it: a name without a value, a second value
+// (base64), or a list terminator inside a table.
+//
+// At a clean end of stream, before any byte of a new list, Decode returns
+// io.EOF (any other reader error there is returned as is). A list cut short
+// gives a *ScanError matching io.ErrUnexpectedEOF, or the reader's error. The
+// other errors are *ScanError values wrapping ErrTooLong, ErrTooMany,
+// ErrMalformed or ErrMalformedData.
 func (d *Decoder) Decode() (List, error) {
-	var l List
-	if _, err := d.r.Peek(1); err != nil {
-		if err == io.EOF {
-			return nil, io.EOF
-		}
-		return nil, &ScanError{Msg: "premature end-of-input on " + d.stream() + " while reading " + ctxName, Err: err}
+	if err := d.start(); err != nil {
+		return nil, err
 	}
-	var table *Attr
-	names := 0
-	for {
+	d.arena = d.arena[:0]
+	d.spans = d.spans[:0]
+	inTable, tableLen, top := false, 0, 0
+	for names := 0; ; names++ {
 		name, hasValue, err := d.readName()
 		if err != nil {
 			return nil, err
 		}
-		if names++; names > d.lim.MaxAttrs {
+		if d.isTerminator(name, hasValue) {
+			if inTable {
+				return nil, d.errorf(ErrMalformed, "missing attribute (any attribute name or '}') in input from %s", d.stream())
+			}
+			break
+		}
+		if names >= d.lim.MaxAttrs {
 			return nil, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxAttrs, d.stream())
 		}
 		switch {
-		case name == "" && table == nil:
-			return l, nil
-		case name == "":
-			return nil, d.errorf(ErrMalformed, "unterminated table in input from %s", d.stream())
-		case isMarker(name, NameOpen) && table == nil:
-			l = append(l, Table(nil))
-			table = &l[len(l)-1]
+		case !inTable && d.isMarker(name, hasValue, NameOpen):
+			d.spans = append(d.spans, span{kind: spanOpen})
+			inTable, tableLen = true, 0
+			top++
 			continue
-		case isMarker(name, NameOpen):
-			return nil, d.errorf(ErrMalformed, "nested table in input from %s", d.stream())
-		case isMarker(name, NameClose) && table != nil:
-			table = nil
+		case inTable && d.isMarker(name, hasValue, NameClose):
+			d.spans = append(d.spans, span{kind: spanClose})
+			inTable = false
 			continue
+		case !hasValue:
+			return nil, d.errorf(ErrMalformed, "missing value for string attribute %s from %s", cstr(name), d.stream())
 		}
-		if !hasValue {
-			return nil, d.errorf(ErrMalformed, "missing value for attribute %s from %s", name, d.stream())
-		}
-		value, sep, err := d.readValue()
+		s := span{name: len(d.arena)}
+		d.arena = append(d.arena, name...)
+		s.value = len(d.arena)
+		value, multiple, err := d.readValue()
 		if err != nil {
 			return nil, err
 		}
-		if sep {
-			return nil, d.errorf(ErrMalformed, "multiple values for attribute %s from %s", name, d.stream())
+		if multiple {
+			return nil, d.errorf(ErrMalformed, "multiple values for attribute %s from %s", cstr(d.arena[s.name:s.value]), d.stream())
 		}
-		if table != nil {
-			if len(table.Table) >= d.lim.MaxTable {
+		d.arena = append(d.arena, value...)
+		s.end = len(d.arena)
+		if inTable {
+			if tableLen++; tableLen > d.lim.MaxTable {
 				return nil, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxTable, d.stream())
 			}
-			table.Table = append(table.Table, Str(name, value))
-			continue
+		} else {
+			top++
 		}
-		l = append(l, Str(name, value))
+		d.spans = append(d.spans, s)
 	}
+	return d.build(top), nil
+}
+
+// build turns d.spans into a List. All names and values share one string,
+// so a list costs a few allocations however many attributes it has.
+func (d *Decoder) build(top int) List {
+	all := string(d.arena)
+	l := make(List, 0, top)
+	var table *Attr
+	for i, s := range d.spans {
+		switch s.kind {
+		case spanOpen:
+			n := 0
+			for _, t := range d.spans[i+1:] {
+				if t.kind != spanAttr {
+					break
+				}
+				n++
+			}
+			l = append(l, Attr{Kind: KindTable, Table: make(List, 0, n)})
+			table = &l[len(l)-1]
+		case spanClose:
+			table = nil
+		default:
+			a := Attr{Name: all[s.name:s.value], Value: all[s.value:s.end]}
+			if table != nil {
+				table.Table = append(table.Table, a)
+			} else {
+				l = append(l, a)
+			}
+		}
+	}
+	return l
 }

@@ -1,9 +1,6 @@
 package attr
 
-import (
-	"bufio"
-	"encoding/base64"
-)
+import "bufio"
 
 // Encoder writes attribute lists to a caller-owned buffered writer.
 // It is not safe for concurrent use.
@@ -70,7 +67,7 @@ func appendMarker(dst []byte, f Format, m string) []byte {
 		dst = append(dst, m...)
 		return append(dst, 0)
 	case FormatBase64:
-		dst = base64.StdEncoding.AppendEncode(dst, []byte(m))
+		dst = appendB64(dst, m)
 		return append(dst, '\n')
 	default:
 		// attr_print_plain writes the marker with its C string NUL.
@@ -81,35 +78,35 @@ func appendMarker(dst []byte, f Format, m string) []byte {
 
 func appendSimple(dst []byte, f Format, a Attr) []byte {
 	v := a.Value
-	switch a.Kind {
-	case KindData:
-		if f != FormatBase64 {
-			v = base64.StdEncoding.EncodeToString([]byte(v))
-		}
-	case KindBool:
-		if f == FormatPlain {
-			if v == "1" {
-				v = "true"
-			} else {
-				v = "false"
-			}
+	if a.Kind == KindBool && f == FormatPlain {
+		if v == "1" {
+			v = "true"
+		} else {
+			v = "false"
 		}
 	}
+	// DATA is base64 text inside the null and plain formats; the base64
+	// format encodes it once, like any other value.
+	data := a.Kind == KindData && f != FormatBase64
 	switch f {
 	case Format0:
 		dst = append(dst, a.Name...)
 		dst = append(dst, 0)
-		dst = append(dst, v...)
-		return append(dst, 0)
 	case FormatBase64:
-		dst = base64.StdEncoding.AppendEncode(dst, []byte(a.Name))
+		dst = appendB64(dst, a.Name)
 		dst = append(dst, ':')
-		dst = base64.StdEncoding.AppendEncode(dst, []byte(v))
-		return append(dst, '\n')
+		return append(appendB64(dst, v), '\n')
 	default:
 		dst = append(dst, a.Name...)
 		dst = append(dst, '=')
-		dst = append(dst, v...)
-		return append(dst, '\n')
 	}
+	if data {
+		dst = appendB64(dst, v)
+	} else {
+		dst = append(dst, v...)
+	}
+	if f == Format0 {
+		return append(dst, 0)
+	}
+	return append(dst, '\n')
 }

@@ -1,9 +1,6 @@
 package attr
 
-import (
-	"fmt"
-	"io"
-)
+import "errors"
 
 // Flags select the scanner rules of Postfix's attr_scan (ATTR_FLAG_*).
 type Flags uint8
@@ -73,20 +70,28 @@ func WantBool(name string, p *bool) Item { return Item{typ: itemBool, name: name
 // A match does not count toward Scan's result.
 func WantStrEq(name, want string) Item { return Item{typ: itemStrEq, name: name, str: &want} }
 
-// WantTable wants a name-value table (RECV_ATTR_HASH). If the input does not
-// open a table with "{", every remaining attribute up to the terminator goes
-// into it, so it must be the last item. Each entry counts as one conversion.
+// WantTable wants a name-value table (RECV_ATTR_HASH) appended to *p.
+// Entries are stored as Postfix's htable stores them: name and value cut at
+// their first NUL byte, a name already present is not stored again (with
+// FlagExtra it ends the scan with a warning), and at Limits.MaxTable
+// entries (ATTR_HASH_LIMIT) the scan ends with a warning. Each entry read,
+// stored or not, counts as one conversion. If the input opens the table
+// with "{", the entries run to "}" and the scan goes on with the next item;
+// otherwise every remaining attribute up to the list terminator goes into
+// the table, so it should be the last item.
 func WantTable(p *List) Item { return Item{typ: itemTable, table: p} }
 
-// Scan reads the attributes named by items from the current list with
-// Postfix's attr_scan rules and returns the number of conversions, counted
-// as Postfix counts them:
+// Scan reads the attributes named by items from the current list with the
+// rules of Postfix's attr_scan (util/attr_scan0.c and its base64 and plain
+// twins) and returns the number of conversions, counted as Postfix counts
+// them. Outcomes:
 //
-//   - At a clean end of stream before the first byte it returns (0, io.EOF).
-//     (Postfix returns 0 there.)
-//   - A terminator before all items were found returns the count so far and
-//     a nil error; with FlagMissing, Warn gets "missing attribute NAME in
-//     input from STREAM".
+//   - At the start, before the first byte of the list, a reader error is
+//     returned as is: (0, io.EOF) at a clean end of stream. Postfix returns
+//     0 there without a message.
+//   - A list terminator before all items were found returns the count so
+//     far and a nil error; with FlagMissing, Warn gets "missing attribute
+//     NAME in input from STREAM". The caller compares the count.
 //   - An attribute other than the one wanted is skipped, or, with
 //     FlagExtra, reported to Warn as "unexpected attribute NAME from STREAM
 //     (expecting: WANTED)" and the count so far is returned with its value
@@ -94,201 +99,236 @@ func WantTable(p *List) Item { return Item{typ: itemTable, table: p} }
 //   - After the last item the terminator is read (unless FlagMore); an
 //     attribute met instead is handled as above with the wanted name
 //     "(list terminator)".
-//   - Malformed values, a STREQ mismatch, limits, and end of input or a
-//     timeout inside the list return a *ScanError (Postfix's -1) whose Msg
-//     is Postfix's log text.
+//   - Anything Postfix treats as fatal (its -1) returns the count so far and
+//     a *ScanError whose Msg is Postfix's log text: malformed values, a
+//     missing or second value (base64 and plain formats), a STREQ mismatch,
+//     end of input or a timeout inside the list, and the Limits.
+//
+// Names and the values of INT, LONG, BOOL, STREQ and table items are read
+// as C strings, up to a NUL byte (only the base64 and plain formats can
+// carry one); a STR value is delivered whole.
 func (d *Decoder) Scan(flags Flags, items ...Item) (int, error) {
-	if _, err := d.r.Peek(1); err != nil {
-		if err == io.EOF {
-			return 0, io.EOF
-		}
-		return 0, &ScanError{Msg: "premature end-of-input on " + d.stream() + " while reading " + ctxName, Err: err}
+	if err := d.start(); err != nil {
+		return 0, err
 	}
-	n := 0
-	names := 0
-	for i := 0; ; i++ {
-		var it *Item
-		wanted := "(list terminator)"
-		if i < len(items) {
-			it = &items[i]
-			wanted = it.name
-			if it.typ == itemTable {
-				wanted = "(any attribute name or list terminator)"
+	// state follows Postfix's wanted_type: the next item, inside an
+	// unbraced table, or inside "{ ... }".
+	const (
+		stItem = iota
+		stTable
+		stBraced
+	)
+	var (
+		n, next, names int
+		state          = stItem
+		it             *Item
+		wanted         string
+		seen           map[string]struct{}
+	)
+	for ; ; n++ {
+		if state == stItem {
+			if next == len(items) {
+				if flags&FlagMore != 0 {
+					return n, nil
+				}
+				it, wanted = nil, "(list terminator)"
+			} else {
+				it = &items[next]
+				next++
+				wanted = it.name
+				if it.typ == itemTable {
+					state, wanted, seen = stTable, "(any attribute name or list terminator)", nil
+				}
 			}
-		} else if flags&FlagMore != 0 {
-			return n, nil
 		}
+
 		// Locate the next attribute of interest.
-		var name string
-		var hasValue bool
+		var name []byte
+		var hasValue, closed bool
 		for {
 			var err error
 			name, hasValue, err = d.readName()
 			if err != nil {
 				return n, err
 			}
-			if names++; names > d.lim.MaxAttrs {
-				return n, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxAttrs, d.stream())
-			}
-			if name == "" {
-				if it == nil || it.typ == itemTable {
+			if d.isTerminator(name, hasValue) {
+				if it == nil || state == stTable {
 					return n, nil
 				}
 				if flags&FlagMissing != 0 {
-					d.warn(fmt.Sprintf("missing attribute %s in input from %s", wanted, d.stream()))
+					d.warnf("missing attribute %s in input from %s", wanted, d.stream())
 				}
 				return n, nil
 			}
-			if it != nil && (it.typ == itemTable || it.name == name) {
+			if names++; names > d.lim.MaxAttrs {
+				return n, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxAttrs, d.stream())
+			}
+			if state == stTable && d.isMarker(name, hasValue, NameOpen) {
+				state, wanted = stBraced, "(any attribute name or '}')"
+				continue
+			}
+			if state == stBraced && d.isMarker(name, hasValue, NameClose) {
+				state, closed = stItem, true
+				break
+			}
+			if state != stItem || (it != nil && string(cstr(name)) == it.name) {
 				break
 			}
 			if flags&FlagExtra != 0 {
-				d.warn(fmt.Sprintf("unexpected attribute %s from %s (expecting: %s)", name, d.stream(), wanted))
+				d.warnf("unexpected attribute %s from %s (expecting: %s)", cstr(name), d.stream(), wanted)
 				return n, nil
 			}
-			if err := d.skipValue(name, hasValue); err != nil {
+			if err := d.skipValue(hasValue); err != nil {
 				return n, err
 			}
 		}
-		if it.typ == itemTable {
-			m, err := d.scanTable(flags, it.table, name, hasValue)
-			return n + m, err
+		if closed {
+			n-- // "}" is no conversion; go on with the next item
+			continue
 		}
+
 		if !hasValue {
-			return n, d.errorf(ErrMalformed, "missing value for attribute %s from %s", name, d.stream())
+			return n, d.errorf(ErrMalformed, "missing value for %s attribute %s from %s", d.typeWord(it.typ), cstr(name), d.stream())
 		}
-		value, sep, err := d.readValue()
+		value, multiple, err := d.readValue()
 		if err != nil {
 			return n, err
 		}
-		if sep {
-			return n, d.errorf(ErrMalformed, "multiple values for attribute %s from %s", name, d.stream())
+		if multiple && it.typ != itemInt && it.typ != itemLong && it.typ != itemBool {
+			return n, d.multiple(name)
 		}
 		switch it.typ {
 		case itemStr:
-			*it.str = value
+			*it.str = string(value)
 		case itemInt:
-			u, err := ParseUint32(value)
-			if err != nil {
-				return n, d.errorf(err, "malformed numerical data from %s while reading %s: %s", d.stream(), ctxValue, value)
+			u, ok := parseUlong(cstr(value))
+			if !ok {
+				return n, d.malformedInt(value)
 			}
-			*it.i32 = int(int32(u))
+			*it.i32 = int(int32(uint32(u)))
 		case itemLong:
-			u, err := ParseUint64(value)
-			if err != nil {
-				return n, d.errorf(err, "malformed numerical data from %s while reading %s: %s", d.stream(), ctxValue, value)
+			u, ok := parseUlong(cstr(value))
+			if !ok {
+				return n, d.malformedInt(value)
 			}
 			*it.i64 = int64(u)
 		case itemData:
-			b, err := DecodeData(d.f, value)
-			if err != nil {
-				return n, d.errorf(err, "malformed base64 data from %s attribute %s: %.100s", d.stream(), name, value)
+			if d.f == FormatBase64 {
+				*it.bytes = append([]byte(nil), value...)
+				break
+			}
+			b, ok := appendUnB64(nil, value)
+			if !ok {
+				return n, d.errorf(ErrMalformedData, "malformed base64 data from %s while reading %s: %s", d.stream(), ctxValue, cTrunc(value))
 			}
 			*it.bytes = b
 		case itemBool:
-			v, ok := parseBool(d.f, value)
-			if !ok {
-				return n, d.errorf(ErrMalformedBool, "malformed boolean value from %s for attribute %s: %.100s", d.stream(), name, value)
+			v, err := d.parseBool(value)
+			if err != nil {
+				return n, err
 			}
 			*it.b = v
 		case itemStrEq:
-			if value != *it.str {
-				return n, d.errorf(ErrUnexpectedValue, "unexpected %s %s from %s (expected: %s)", name, value, d.stream(), *it.str)
+			if string(cstr(value)) != *it.str {
+				return n, d.errorf(ErrUnexpectedValue, "unexpected %s %s from %s (expected: %s)", cstr(name), cstr(value), d.stream(), *it.str)
 			}
-			continue // a matching STREQ is not a conversion
+			n-- // a matching STREQ is not a conversion
+		case itemTable:
+			if seen == nil {
+				seen = make(map[string]struct{}, len(*it.table)+8)
+				for _, a := range *it.table {
+					seen[a.Name] = struct{}{}
+				}
+			}
+			key := cstr(name)
+			if _, dup := seen[string(key)]; dup {
+				if flags&FlagExtra != 0 {
+					d.warnf("duplicate attribute %s in input from %s", key, d.stream())
+					return n, nil
+				}
+			} else if len(*it.table) >= d.lim.MaxTable {
+				d.warnf("attribute count exceeds limit %d in input from %s", d.lim.MaxTable, d.stream())
+				return n, nil
+			} else {
+				k := string(key)
+				seen[k] = struct{}{}
+				*it.table = append(*it.table, Str(k, string(cstr(value))))
+			}
 		}
-		n++
+		// The base64 scanner converts a number before it checks for a
+		// second value.
+		if multiple {
+			return n, d.multiple(name)
+		}
 	}
 }
 
-func parseBool(f Format, v string) (bool, bool) {
-	if f == FormatPlain {
-		switch v {
+// typeWord is the type in Postfix's "missing value for TYPE attribute".
+func (d *Decoder) typeWord(t itemType) string {
+	switch t {
+	case itemInt, itemLong:
+		return "number"
+	case itemBool:
+		if d.f == FormatPlain {
+			return "number" // sic: attr_scan_plain.c
+		}
+		return "boolean"
+	case itemData:
+		return "data"
+	}
+	return "string"
+}
+
+func (d *Decoder) multiple(name []byte) error {
+	return d.errorf(ErrMalformed, "multiple values for attribute %s from %s", cstr(name), d.stream())
+}
+
+func (d *Decoder) malformedInt(value []byte) error {
+	return d.errorf(ErrMalformedInt, "malformed numerical data from %s while reading %s: %s", d.stream(), ctxValue, cTrunc(value))
+}
+
+func (d *Decoder) parseBool(value []byte) (bool, error) {
+	c := cstr(value)
+	if d.f == FormatPlain {
+		switch string(c) {
 		case "true":
-			return true, true
+			return true, nil
 		case "false":
-			return false, true
+			return false, nil
 		}
-		return false, false
+	} else {
+		u, ok := parseUlong(c)
+		if !ok {
+			return false, d.malformedInt(value)
+		}
+		switch uint32(u) {
+		case 0:
+			return false, nil
+		case 1:
+			return true, nil
+		}
 	}
-	u, err := ParseUint32(v)
-	if err != nil || u > 1 {
-		return false, false
-	}
-	return u == 1, true
+	return false, d.errorf(ErrMalformedBool, "malformed boolean value from %s while reading %s: %s", d.stream(), ctxValue, cTrunc(value))
 }
 
-func (d *Decoder) skipValue(name string, hasValue bool) error {
-	if !hasValue {
-		if d.f == Format0 {
-			return nil
+// skipValue skips the value of an attribute nobody asked for. Postfix
+// ignores a failure here: the null scanner logs it and reads on, and the
+// others stop silently; either way the next name read then fails. That
+// second failure is the error returned.
+func (d *Decoder) skipValue(hasValue bool) error {
+	var err error
+	switch {
+	case d.f == Format0:
+		_, _, err = d.token(0, 0, ctxValue)
+		var se *ScanError
+		if errors.As(err, &se) && !errors.Is(err, ErrTooLong) {
+			d.warnf("%s", se.Msg)
 		}
-		return nil // base64/plain: a name with no value is skipped whole
+	case hasValue:
+		_, _, err = d.token('\n', '\n', ctxValue)
 	}
-	_, _, err := d.readValue()
-	return err
-}
-
-// scanTable reads a table item whose first name has been read already.
-func (d *Decoder) scanTable(flags Flags, t *List, name string, hasValue bool) (int, error) {
-	n := 0
-	braced := isMarker(name, NameOpen)
-	if *t == nil {
-		*t = List{}
+	if err == nil || errors.Is(err, ErrTooLong) {
+		return err
 	}
-	for {
-		if braced {
-			var err error
-			name, hasValue, err = d.readName()
-			if err != nil {
-				return n, err
-			}
-			if name == "" {
-				return n, d.errorf(ErrMalformed, "unterminated table in input from %s", d.stream())
-			}
-			if isMarker(name, NameClose) {
-				break
-			}
-		}
-		if !hasValue {
-			return n, d.errorf(ErrMalformed, "missing value for attribute %s from %s", name, d.stream())
-		}
-		value, sep, err := d.readValue()
-		if err != nil {
-			return n, err
-		}
-		if sep {
-			return n, d.errorf(ErrMalformed, "multiple values for attribute %s from %s", name, d.stream())
-		}
-		if len(*t) >= d.lim.MaxTable {
-			d.warn(fmt.Sprintf("attribute count exceeds limit %d in input from %s", d.lim.MaxTable, d.stream()))
-			return n, nil
-		}
-		if _, dup := t.Get(name); dup {
-			if flags&FlagExtra != 0 {
-				d.warn(fmt.Sprintf("duplicate attribute %s in input from %s", name, d.stream()))
-				return n, nil
-			}
-		} else {
-			*t = append(*t, Str(name, value))
-		}
-		n++
-		if !braced {
-			name, hasValue, err = d.readName()
-			if err != nil {
-				return n, err
-			}
-			if name == "" {
-				return n, nil
-			}
-		}
-	}
-	// After "}" the scan continues with the next item: the caller's loop
-	// ends here because a table is the last item Postfix allows to follow
-	// without braces; with braces, read the terminator unless FlagMore.
-	if flags&FlagMore != 0 {
-		return n, nil
-	}
-	m, err := d.Scan(flags &^ FlagMore)
-	return n + m, err
+	return d.prematureError(errors.Unwrap(err), ctxName)
 }
