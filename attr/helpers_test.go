@@ -1,0 +1,8 @@
+package attr_test
+
+import "os"
+
+var (
+	osErrDeadline       = os.ErrDeadlineExceeded
+	errDeadline   error = timeoutError{}
+)
