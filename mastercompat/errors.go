@@ -1,0 +1,46 @@
+package mastercompat
+
+import "fmt"
+
+// FatalError is a startup failure that Postfix daemons report with
+// msg_fatal(). Text holds Postfix's wording (without the "fatal: " prefix),
+// which the caller logs at [LevelFatal] before exiting with status 1.
+type FatalError struct {
+	Text string // Postfix's message text, e.g. "bad generation: 9x"
+	Err  error  // underlying error, if any
+}
+
+// Error returns the text prefixed with the package name.
+func (e *FatalError) Error() string { return "mastercompat: " + e.Text }
+
+// Unwrap returns the underlying error, if any.
+func (e *FatalError) Unwrap() error { return e.Err }
+
+func fatalf(format string, args ...any) *FatalError {
+	return &FatalError{Text: fmt.Sprintf(format, args...)}
+}
+
+// errnoText returns the strerror-like text of err as Postfix's %m would
+// print it ("No such file or directory").
+func errnoText(err error) string {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		next := u.Unwrap()
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	// Go's errno strings are lowercase; glibc's start with a capital.
+	if s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
+}
