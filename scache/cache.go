@@ -80,9 +80,9 @@ type SnapshotSession struct {
 // global/scache_multi.c: destination labels map to ordered endpoint bindings
 // (with destination properties), endpoint labels map to FIFO lists of
 // sessions (descriptor plus endpoint properties). Every entry has its own
-// ttl. Every operation costs O(log n) at most in the number of cached
-// entries: hash maps, intrusive lists and one min-heap of deadlines served
-// by a single timer.
+// ttl. Every operation costs O(1) in the number of cached entries: hash
+// maps, intrusive lists, and deadline-ordered lists per ttl value under a
+// small heap, served by a single timer (see cache_expiry.go).
 //
 // The cache owns every descriptor it holds and closes each exactly once: on
 // expiry, on MaxSessions eviction, or at Close. A descriptor returned by a
@@ -104,9 +104,8 @@ type Cache struct {
 	dests    map[string]*head
 	endps    map[string]*head
 	sessions int
-	oldest   *entry // global session age list, for MaxSessions
-	newest   *entry
-	heap     deadlineHeap
+	byTTL    map[classKey]*ttlClass // see cache_expiry.go
+	classes  classHeap
 	timer    *time.Timer
 	armed    bool  // timer is pending (or its callback has not yet run)
 	armedAt  int64 // the deadline the timer is armed for
@@ -123,17 +122,17 @@ type head struct {
 	dest        bool
 }
 
-// entry is a destination binding or a session. One type for both keeps the
-// heap a plain slice of pointers; the unused fields cost 24 bytes.
+// entry is a destination binding or a session. One type for both keeps
+// the expiry lists simple; a session leaves endp empty.
 type entry struct {
-	prev, next   *entry // neighbours in head's list
+	prev, next   *entry // neighbours in h's list
 	h            *head
 	prop         string // binding: destination properties; session: endpoint properties
 	endp         string // binding only: endpoint label
-	older, newer *entry // session only: global age list
 	created      int64  // nanoseconds since Cache.base
 	expires      int64
-	idx          int32 // index in Cache.heap
+	cls          *ttlClass // expiry list (cache_expiry.go)
+	tprev, tnext *entry
 	fd           int32 // session only; -1 for a binding
 }
 
@@ -150,18 +149,12 @@ func NewCache(opts CacheOptions) *Cache {
 		base:    time.Now(),
 		dests:   make(map[string]*head),
 		endps:   make(map[string]*head),
+		byTTL:   make(map[classKey]*ttlClass),
 	}
 }
 
 // now returns the cache clock: nanoseconds since c.base, monotonic.
 func (c *Cache) now() int64 { return int64(time.Since(c.base)) }
-
-func (c *Cache) deadline(now int64, ttl time.Duration) int64 {
-	if ttl < 0 {
-		ttl = 0
-	}
-	return now + int64(ttl)
-}
 
 // SaveEndp caches the session fd with its endpoint properties under
 // endpLabel for ttl, appending it after the sessions already cached there.
@@ -182,20 +175,13 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 		h = &head{label: endpLabel}
 		c.endps[endpLabel] = h
 	}
-	e := &entry{h: h, prop: endpProp, fd: int32(fd), created: now, expires: c.deadline(now, ttl)}
+	e := &entry{h: h, prop: endpProp, fd: int32(fd), created: now}
 	h.append(e)
-	e.older = c.newest
-	if c.newest != nil {
-		c.newest.newer = e
-	} else {
-		c.oldest = e
-	}
-	c.newest = e
 	c.sessions++
-	c.heap.push(e)
+	c.schedule(e, ttl, now)
 	var victims []int
 	for c.max > 0 && c.sessions > c.max {
-		v := c.oldest
+		v := c.oldestSession()
 		victims = append(victims, int(v.fd))
 		c.removeSession(v)
 		c.evict.Limit++
@@ -248,15 +234,18 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	}
 	for e := h.first; e != nil; e = e.next {
 		if e.endp == endpLabel && e.prop == destProp {
-			e.expires = c.deadline(now, ttl)
-			c.heap.fix(e)
+			c.unschedule(e)
+			c.schedule(e, ttl, now)
 			c.arm()
 			return
 		}
 	}
-	e := &entry{h: h, prop: destProp, endp: endpLabel, fd: -1, created: now, expires: c.deadline(now, ttl)}
+	if eh := c.endps[endpLabel]; eh != nil {
+		endpLabel = eh.label // share the copy the endpoint already holds
+	}
+	e := &entry{h: h, prop: destProp, endp: endpLabel, fd: -1, created: now}
 	h.append(e)
-	c.heap.push(e)
+	c.schedule(e, ttl, now)
 	c.arm()
 }
 
@@ -341,14 +330,16 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	var fds []int
-	for e := c.oldest; e != nil; e = e.newer {
-		fds = append(fds, int(e.fd))
+	fds := make([]int, 0, c.sessions)
+	for _, h := range c.endps {
+		for e := h.first; e != nil; e = e.next {
+			fds = append(fds, int(e.fd))
+		}
 	}
 	c.evict.Closed += int64(len(fds))
 	c.dests, c.endps = map[string]*head{}, map[string]*head{}
-	c.oldest, c.newest, c.sessions = nil, nil, 0
-	c.heap = nil
+	c.byTTL, c.classes = map[classKey]*ttlClass{}, nil
+	c.sessions = 0
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -384,24 +375,35 @@ func cacheErrText(err error) string {
 }
 
 // removeSession unlinks a session from its endpoint list (dropping an empty
-// head), the global age list and the heap. c.mu must be held.
+// head) and from its expiry list. c.mu must be held.
 func (c *Cache) removeSession(e *entry) {
 	if e.h.remove(e) {
 		delete(c.endps, e.h.label)
 	}
-	if e.older != nil {
-		e.older.newer = e.newer
-	} else {
-		c.oldest = e.newer
-	}
-	if e.newer != nil {
-		e.newer.older = e.older
-	} else {
-		c.newest = e.older
-	}
-	e.older, e.newer = nil, nil
 	c.sessions--
-	c.heap.remove(e)
+	c.unschedule(e)
+}
+
+// removeBinding unlinks a binding from its destination list (dropping an
+// empty head) and from its expiry list. c.mu must be held.
+func (c *Cache) removeBinding(e *entry) {
+	if e.h.remove(e) {
+		delete(c.dests, e.h.label)
+	}
+	c.unschedule(e)
+}
+
+// oldestSession returns the session saved first, or nil. Each session ttl
+// class is in save order, so this looks at one entry per class in use.
+// c.mu must be held.
+func (c *Cache) oldestSession() *entry {
+	var old *entry
+	for _, cl := range c.classes {
+		if cl.key.sess && (old == nil || cl.first.created < old.created) {
+			old = cl.first
+		}
+	}
+	return old
 }
 
 // arm makes sure the timer fires no later than the earliest deadline.
@@ -409,10 +411,11 @@ func (c *Cache) removeSession(e *entry) {
 // since) is left alone: expire then finds nothing due and re-arms.
 // c.mu must be held.
 func (c *Cache) arm() {
-	if len(c.heap) == 0 || c.closed {
+	first := c.next()
+	if first == nil || c.closed {
 		return
 	}
-	next := c.heap[0].expires
+	next := first.expires
 	if c.armed && c.armedAt <= next {
 		return
 	}
@@ -436,13 +439,9 @@ func (c *Cache) expire() {
 	}
 	now := c.now()
 	var fds []int
-	for len(c.heap) > 0 && c.heap[0].expires <= now {
-		e := c.heap[0]
+	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
 		if e.h.dest {
-			if e.h.remove(e) {
-				delete(c.dests, e.h.label)
-			}
-			c.heap.remove(e)
+			c.removeBinding(e)
 			c.evict.ExpiredBindings++
 		} else {
 			fds = append(fds, int(e.fd))

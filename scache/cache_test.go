@@ -564,7 +564,9 @@ func TestCache_concurrent(t *testing.T) {
 				if sz := c.Size(); sz.Sessions > 50 {
 					t.Errorf("Size().Sessions = %d > MaxSessions", sz.Sessions)
 				}
-				_ = c.Snapshot
+				if r.IntN(100) == 0 {
+					c.Snapshot()
+				}
 			}
 		})
 	}
@@ -582,14 +584,15 @@ func TestCache_concurrent(t *testing.T) {
 	}
 }
 
-// TestCache_heapInvariant checks the heap indices and order after random
-// operations, including refreshes that move a binding's deadline both ways.
-func TestCache_heapInvariant(t *testing.T) {
-	c := NewCache(CacheOptions{})
+// TestCache_expiryInvariant checks the expiry lists and the class heap
+// after random operations with several ttls, including refreshes that move
+// a binding's deadline both ways.
+func TestCache_expiryInvariant(t *testing.T) {
+	c := NewCache(CacheOptions{MaxSessions: 300})
 	c.closeFD = func(int) error { return nil }
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 5000 {
-		ttl := time.Duration(r.IntN(1000)+1000) * time.Hour
+		ttl := time.Duration(r.IntN(4)+1000) * time.Hour
 		switch r.IntN(4) {
 		case 0:
 			c.SaveEndp(fmt.Sprint("e", r.IntN(20)), "p", i, ttl)
@@ -601,24 +604,73 @@ func TestCache_heapInvariant(t *testing.T) {
 			c.FindDest(fmt.Sprint("d", r.IntN(20)))
 		}
 		c.mu.Lock()
-		for j, e := range c.heap {
-			if int(e.idx) != j {
-				t.Fatalf("cacheOp %d: heap[%d].idx = %d", i, j, e.idx)
+		if len(c.byTTL) != len(c.classes) {
+			t.Fatalf("op %d: %d classes in map, %d in heap", i, len(c.byTTL), len(c.classes))
+		}
+		var sess, binds int
+		for j, cl := range c.classes {
+			if cl.idx != j {
+				t.Fatalf("op %d: classes[%d].idx = %d", i, j, cl.idx)
 			}
-			if j > 0 && c.heap[(j-1)/2].expires > e.expires {
-				t.Fatalf("cacheOp %d: heap order broken at %d", i, j)
+			if j > 0 && c.classes[(j-1)/2].first.expires > cl.first.expires {
+				t.Fatalf("op %d: class heap order broken at %d", i, j)
+			}
+			if cl.first == nil {
+				t.Fatalf("op %d: empty class in heap", i)
+			}
+			for e := cl.first; e != nil; e = e.tnext {
+				if e.cls != cl || (e.tnext != nil && e.tnext.expires < e.expires) {
+					t.Fatalf("op %d: class list broken", i)
+				}
+				if cl.key.sess {
+					sess++
+				} else {
+					binds++
+				}
 			}
 		}
-		n := 0
+		n, nb := 0, 0
 		for _, h := range c.endps {
 			for e := h.first; e != nil; e = e.next {
 				n++
 			}
 		}
-		if n != c.sessions {
-			t.Fatalf("cacheOp %d: %d sessions in lists, counter %d", i, n, c.sessions)
+		for _, h := range c.dests {
+			for e := h.first; e != nil; e = e.next {
+				nb++
+			}
+		}
+		if n != c.sessions || sess != n || binds != nb {
+			t.Fatalf("op %d: sessions %d in lists, %d in classes, counter %d; bindings %d vs %d",
+				i, n, sess, c.sessions, nb, binds)
 		}
 		c.mu.Unlock()
 	}
 	c.Close()
+}
+
+// TestCache_maxSessionsOldestAcrossTTLs checks that the limit evicts the
+// session saved first, not the one that would expire first.
+func TestCache_maxSessionsOldestAcrossTTLs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewCache(CacheOptions{MaxSessions: 2, Logger: cacheTestLogger(t)})
+		a, b, d := cacheTestFD(t), cacheTestFD(t), cacheTestFD(t)
+		c.SaveEndp("e1", "p", a, 3*time.Hour)
+		time.Sleep(time.Second)
+		c.SaveEndp("e2", "p", b, time.Hour)
+		time.Sleep(time.Second)
+		c.SaveEndp("e1", "p", d, 2*time.Hour)
+		got := []bool{cacheFDOpen(a), cacheFDOpen(b), cacheFDOpen(d)}
+		if diff := cmp.Diff([]bool{false, true, true}, got); diff != "" {
+			t.Errorf("open mismatch (-want +got):\n%s", diff)
+		}
+		if fd, _, ok := c.FindEndp("e1"); !ok || fd != d {
+			t.Errorf("FindEndp(e1) = %d, %v; want %d", fd, ok, d)
+		} else {
+			unix.Close(fd)
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 }

@@ -1,0 +1,160 @@
+package scache
+
+import "time"
+
+// Expiry bookkeeping.
+//
+// Entries saved with the same ttl expire in the order they were saved,
+// because the clock only moves forward. So instead of one heap of every
+// entry, the cache keeps one deadline-ordered list per ttl value (a "ttl
+// class"), separately for sessions and for bindings, and a small heap of
+// classes ordered by their first deadline. Scheduling appends at a class's
+// tail, unscheduling unlinks in place, and only a change of a class's first
+// entry touches the class heap: every step is O(1) in the number of cached
+// entries and O(log k) in the number k of distinct ttls in use (one or two:
+// smtp(8) always sends its connection cache time limit, and the server
+// clamps ttls to whole seconds up to connection_cache_ttl_limit). The
+// common operations touch only the class tail and the entry's neighbours,
+// which keeps them cheap when the cache is far larger than the CPU caches.
+
+// classKey identifies a ttl class.
+type classKey struct {
+	ttl  time.Duration
+	sess bool
+}
+
+// ttlClass lists the entries of one kind saved with one ttl, earliest
+// deadline first.
+type ttlClass struct {
+	key         classKey
+	first, last *entry
+	idx         int // index in Cache.classes
+}
+
+// schedule gives e the deadline now+ttl at the tail of its class.
+// c.mu must be held; now must not be before any earlier now.
+func (c *Cache) schedule(e *entry, ttl time.Duration, now int64) {
+	if ttl < 0 {
+		ttl = 0
+	}
+	e.expires = now + int64(ttl)
+	k := classKey{ttl, e.h == nil || !e.h.dest}
+	cl := c.byTTL[k]
+	if cl == nil {
+		cl = &ttlClass{key: k}
+		c.byTTL[k] = cl
+		c.classes.push(cl)
+	}
+	e.cls = cl
+	e.tprev, e.tnext = cl.last, nil
+	if cl.last != nil {
+		cl.last.tnext = e
+	} else {
+		cl.first = e
+		c.classes.fix(cl.idx)
+	}
+	cl.last = e
+}
+
+// unschedule removes e from its class. c.mu must be held.
+func (c *Cache) unschedule(e *entry) {
+	cl := e.cls
+	if e.tprev != nil {
+		e.tprev.tnext = e.tnext
+	} else {
+		cl.first = e.tnext
+	}
+	if e.tnext != nil {
+		e.tnext.tprev = e.tprev
+	} else {
+		cl.last = e.tprev
+	}
+	wasFirst := e.tprev == nil
+	e.tprev, e.tnext, e.cls = nil, nil, nil
+	switch {
+	case cl.first == nil:
+		delete(c.byTTL, cl.key)
+		c.classes.remove(cl.idx)
+	case wasFirst:
+		c.classes.fix(cl.idx)
+	}
+}
+
+// next returns the entry with the earliest deadline, or nil.
+func (c *Cache) next() *entry {
+	if len(c.classes) == 0 {
+		return nil
+	}
+	return c.classes[0].first
+}
+
+// classHeap is a binary min-heap of non-empty ttl classes ordered by the
+// deadline of their first entry.
+type classHeap []*ttlClass
+
+func (h classHeap) less(i, j int) bool { return h[i].first.expires < h[j].first.expires }
+
+func (h classHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx = i
+	h[j].idx = j
+}
+
+func (h *classHeap) push(cl *ttlClass) {
+	cl.idx = len(*h)
+	*h = append(*h, cl)
+	// cl.first is still nil here: schedule fixes the position once the
+	// class has its first entry.
+}
+
+func (h *classHeap) remove(i int) {
+	s := *h
+	n := len(s) - 1
+	if i != n {
+		s.swap(i, n)
+	}
+	s[n] = nil
+	*h = s[:n]
+	if i != n {
+		h.fix(i)
+	}
+}
+
+// fix restores the heap order around element i.
+func (h classHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h classHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !h.less(j, i) {
+			break
+		}
+		h.swap(i, j)
+		j = i
+	}
+}
+
+func (h classHeap) down(i0 int) bool {
+	n := len(h)
+	i := i0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		j := l
+		if r := l + 1; r < n && h.less(r, l) {
+			j = r
+		}
+		if !h.less(j, i) {
+			break
+		}
+		h.swap(i, j)
+		i = j
+	}
+	return i > i0
+}
