@@ -3,7 +3,12 @@ package attr
 import "bufio"
 
 // Encoder writes attribute lists to a caller-owned buffered writer.
-// It is not safe for concurrent use.
+// It is not safe for concurrent use. Like Postfix's printers it writes bytes
+// as given: the caller keeps out what a format cannot carry (a NUL in the
+// null format, an empty name there, which reads as the terminator; '=' or a
+// newline in plain names, a newline in plain values; a table entry named
+// "}"). Whatever Decode returned, Encode writes back so that Decode reads it
+// equal.
 type Encoder struct {
 	w   *bufio.Writer
 	f   Format
