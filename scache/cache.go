@@ -111,6 +111,12 @@ type Cache struct {
 	armedAt  int64 // the deadline the timer is armed for
 	closed   bool
 	evict    Evictions
+
+	// Recycled structs (see newEntry): the steady state of find and save
+	// then allocates nothing, so a large cache costs no GC work per request.
+	freeEntries    *entry // linked through next
+	freeHeads      *head  // linked through nextFree
+	nFreeE, nFreeH int
 }
 
 // head is a list of bindings (destination) or sessions (endpoint), oldest
@@ -119,6 +125,7 @@ type Cache struct {
 type head struct {
 	label       string
 	first, last *entry
+	nextFree    *head // in Cache.freeHeads only
 	dest        bool
 }
 
@@ -172,10 +179,11 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 	now := c.now()
 	h := c.endps[endpLabel]
 	if h == nil {
-		h = &head{label: endpLabel}
+		h = c.newHead(endpLabel, false)
 		c.endps[endpLabel] = h
 	}
-	e := &entry{h: h, prop: endpProp, fd: int32(fd), created: now}
+	e := c.newEntry()
+	e.h, e.prop, e.fd, e.created = h, endpProp, int32(fd), now
 	h.append(e)
 	c.sessions++
 	c.schedule(e, ttl, now)
@@ -184,6 +192,7 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 		v := c.oldestSession()
 		victims = append(victims, int(v.fd))
 		c.removeSession(v)
+		c.freeEntry(v)
 		c.evict.Limit++
 	}
 	c.arm()
@@ -211,7 +220,9 @@ func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
 	}
 	e := h.first
 	c.removeSession(e)
-	return int(e.fd), e.prop, true
+	fd, endpProp = int(e.fd), e.prop
+	c.freeEntry(e)
+	return fd, endpProp, true
 }
 
 // SaveDest binds destLabel to endpLabel with destination properties
@@ -229,7 +240,7 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	now := c.now()
 	h := c.dests[destLabel]
 	if h == nil {
-		h = &head{label: destLabel, dest: true}
+		h = c.newHead(destLabel, true)
 		c.dests[destLabel] = h
 	}
 	for e := h.first; e != nil; e = e.next {
@@ -243,7 +254,8 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	if eh := c.endps[endpLabel]; eh != nil {
 		endpLabel = eh.label // share the copy the endpoint already holds
 	}
-	e := &entry{h: h, prop: destProp, endp: endpLabel, fd: -1, created: now}
+	e := c.newEntry()
+	e.h, e.prop, e.endp, e.fd, e.created = h, destProp, endpLabel, -1, now
 	h.append(e)
 	c.schedule(e, ttl, now)
 	c.arm()
@@ -269,7 +281,9 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 		}
 		s := eh.first
 		c.removeSession(s)
-		return int(s.fd), b.prop, s.prop, true
+		fd, endpProp = int(s.fd), s.prop
+		c.freeEntry(s)
+		return fd, b.prop, endpProp, true
 	}
 	return -1, "", "", false
 }
@@ -379,6 +393,7 @@ func cacheErrText(err error) string {
 func (c *Cache) removeSession(e *entry) {
 	if e.h.remove(e) {
 		delete(c.endps, e.h.label)
+		c.freeHead(e.h)
 	}
 	c.sessions--
 	c.unschedule(e)
@@ -389,6 +404,7 @@ func (c *Cache) removeSession(e *entry) {
 func (c *Cache) removeBinding(e *entry) {
 	if e.h.remove(e) {
 		delete(c.dests, e.h.label)
+		c.freeHead(e.h)
 	}
 	c.unschedule(e)
 }
@@ -448,6 +464,7 @@ func (c *Cache) expire() {
 			c.removeSession(e)
 			c.evict.Expired++
 		}
+		c.freeEntry(e)
 	}
 	c.arm()
 	if fds != nil {
@@ -459,6 +476,57 @@ func (c *Cache) expire() {
 			c.drop(fd)
 		}
 		c.dropping.Done()
+	}
+}
+
+// maxFree bounds each recycling list: enough for bursts, small enough
+// (about 180 KB in all) not to matter after the cache shrinks.
+const maxFree = 1024
+
+// newEntry returns a zeroed entry, recycled if possible. c.mu must be held.
+func (c *Cache) newEntry() *entry {
+	e := c.freeEntries
+	if e == nil {
+		return &entry{}
+	}
+	c.freeEntries, e.next = e.next, nil
+	c.nFreeE--
+	return e
+}
+
+// freeEntry recycles an entry that is no longer linked anywhere. Clearing
+// it drops its strings. c.mu must be held.
+func (c *Cache) freeEntry(e *entry) {
+	*e = entry{}
+	if c.nFreeE < maxFree {
+		e.next = c.freeEntries
+		c.freeEntries = e
+		c.nFreeE++
+	}
+}
+
+// newHead returns an empty list head, recycled if possible. c.mu must be
+// held.
+func (c *Cache) newHead(label string, dest bool) *head {
+	h := c.freeHeads
+	if h == nil {
+		h = &head{}
+	} else {
+		c.freeHeads, h.nextFree = h.nextFree, nil
+		c.nFreeH--
+	}
+	h.label, h.dest = label, dest
+	return h
+}
+
+// freeHead recycles an empty head that was removed from its map. c.mu must
+// be held.
+func (c *Cache) freeHead(h *head) {
+	*h = head{}
+	if c.nFreeH < maxFree {
+		h.nextFree = c.freeHeads
+		c.freeHeads = h
+		c.nFreeH++
 	}
 }
 
