@@ -1,0 +1,122 @@
+//go:build compat
+
+package compattest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/goscache/goscache/compat-tests/pfx"
+)
+
+var (
+	flagDaemonDir  = flag.String("compat.daemon-dir", envOr("COMPAT_DAEMON_DIR", pfx.DefaultDaemonDir), "Postfix daemon directory (scache, master, smtp, ...)")
+	flagCommandDir = flag.String("compat.command-dir", envOr("COMPAT_COMMAND_DIR", pfx.DefaultCommandDir), "Postfix command directory (postfix, postconf, sendmail)")
+	flagGoscache   = flag.String("compat.goscache", os.Getenv("COMPAT_GOSCACHE"), "goscache binary to test; empty: build ./cmd/goscache")
+	flagKeep       = flag.Bool("compat.keep", false, "keep the instances' directories (logs) after the run")
+)
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// inCI reports whether a missing prerequisite must fail rather than skip.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// requirePostfix skips (or, under CI=true, fails) t when real Postfix
+// cannot be run here.
+func requirePostfix(t *testing.T) {
+	t.Helper()
+	if why := postfixMissing(); why != "" {
+		if inCI() {
+			t.Fatalf("compat suite cannot run (CI=true): %s", why)
+		}
+		t.Skipf("compat suite skipped: %s (run compat-tests/setup.sh as root)", why)
+	}
+}
+
+func postfixMissing() string {
+	if os.Geteuid() != 0 {
+		return "not running as root (Postfix's master needs root)"
+	}
+	for _, f := range []string{
+		filepath.Join(*flagDaemonDir, "scache"),
+		filepath.Join(*flagDaemonDir, "master"),
+		filepath.Join(*flagDaemonDir, "smtp"),
+		filepath.Join(*flagCommandDir, "postfix"),
+		filepath.Join(*flagCommandDir, "sendmail"),
+	} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Sprintf("Postfix is not installed (%s missing)", f)
+		}
+	}
+	return ""
+}
+
+// goscacheBinary returns the goscache binary under test, building it from
+// ./cmd/goscache once per run when -compat.goscache is empty. ok is false
+// (with the reason) when the repository has no goscache daemon yet.
+var goscacheBinary = sync.OnceValues(func() (string, error) {
+	if *flagGoscache != "" {
+		return *flagGoscache, nil
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "compat-goscache-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "goscache")
+	cmd := exec.CommandContext(context.Background(), goTool(), "build", "-o", bin, "./cmd/goscache")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "no Go files") {
+			return "", errNoGoscache
+		}
+		return "", fmt.Errorf("%w: go build ./cmd/goscache: %v: %s", errNoGoscache, err, out)
+	}
+	return bin, nil
+})
+
+// errNoGoscache: the repository has no buildable goscache daemon. Outside
+// CI the goscache side is then skipped with this message.
+var errNoGoscache = errors.New("no goscache daemon to test (./cmd/goscache)")
+
+func goTool() string {
+	if p := filepath.Join(os.Getenv("GOROOT"), "bin", "go"); os.Getenv("GOROOT") != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// requireGoscache returns the goscache binary, or skips t (fails under
+// CI=true) when there is none yet.
+func requireGoscache(t *testing.T) string {
+	t.Helper()
+	bin, err := goscacheBinary()
+	if errors.Is(err, errNoGoscache) && !inCI() {
+		t.Skipf("goscache side skipped: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("goscache: %v", err)
+	}
+	return bin
+}
