@@ -49,6 +49,12 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./attr/... ./scache/...
 
+# bench-compare (root; a few minutes) runs goscache, Postfix's own scache and
+# the floor side by side under a private master(8) and regenerates
+# docs/BENCHMARKS.md. Knobs: see compat-tests/bench/bench-compare.sh.
+bench-compare:
+	./compat-tests/bench/bench-compare.sh
+
 install: build
 	install -m 0755 $(BIN)/goscache $(DAEMON_DIR)/goscache
 	install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl

@@ -1,0 +1,92 @@
+// Command benchplot turns the JSON written by "scachectl bench -json" during
+// "make bench-compare" into docs/BENCHMARKS.md and an SVG plot of
+// throughput against concurrent clients.
+//
+// Usage:
+//
+//	benchplot -dir RESULTS [-out docs/BENCHMARKS.md] [-svg docs/bench/throughput.svg]
+//	          [-postfix VERSION] [-commit REV] [-command TEXT]
+//
+// RESULTS holds sweep.json, scale.json and heap.json (any may be missing).
+// The machine description is read from RESULTS/machine.json; when that file
+// is missing it is collected from this host and written there, so a report
+// can be regenerated later from the same results.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "benchplot: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run is benchplot without the process around it.
+func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("benchplot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "`directory` with sweep.json, scale.json, heap.json (required)")
+	out := fs.String("out", "docs/BENCHMARKS.md", "markdown `file` to write (- for stdout)")
+	svg := fs.String("svg", "docs/bench/throughput.svg", "SVG `file` to write (empty: none); the markdown links it relative to -out")
+	postfix := fs.String("postfix", "", "Postfix version, recorded in machine.json when it is created")
+	commit := fs.String("commit", "", "goscache revision, recorded in machine.json when it is created")
+	command := fs.String("command", "make bench-compare", "command line shown as the way to reproduce")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("-dir is required and there are no arguments")
+	}
+	res, err := loadResults(*dir)
+	if err != nil {
+		return err
+	}
+	m, err := loadMachine(filepath.Join(*dir, "machine.json"), *postfix, *commit)
+	if err != nil {
+		return err
+	}
+	res.machine = m
+	res.command = *command
+	if *svg != "" {
+		if err := writeFile(*svg, plotSVG(res)); err != nil {
+			return err
+		}
+		res.svgName = filepath.ToSlash(*svg)
+		if *out != "-" {
+			if rel, err := filepath.Rel(filepath.Dir(*out), *svg); err == nil {
+				res.svgName = filepath.ToSlash(rel)
+			}
+		}
+	}
+	md := markdown(res)
+	if *out == "-" {
+		_, err := io.WriteString(stdout, md)
+		return err
+	}
+	return writeFile(*out, md)
+}
+
+// writeFile writes s to path through a temporary file, so a failed run
+// leaves the old file in place.
+func writeFile(path, s string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# bench-compare: goscache against Postfix's own scache(8) and the floor, in
+# one run, and docs/BENCHMARKS.md from the results.
+#
+# It starts a private Postfix instance (config, queue and data directories
+# under a temporary directory; the default instance in /etc/postfix is not
+# touched) whose master(8) runs two services side by side: the stock scache
+# and goscache, sockets private/scache and private/goscache. The floor runs
+# beside them. Then:
+#   1. the sweep: 1,4,16,64 clients x the three servers, ROUNDS rounds,
+#      interleaved (scachectl bench -target ... -rounds);
+#   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
+#      goscache, one client measured at each level, VmRSS sampled;
+#   3. the Go heap per cached connection of goscache's Server in-process;
+#   4. cmd/benchplot writes docs/BENCHMARKS.md and docs/bench-throughput.svg.
+#
+# Needs root (master(8) refuses to run otherwise) and Postfix (Debian's
+# postfix package is installed when missing). Environment knobs:
+#   ROUNDS (5), DURATION (3s), WARMUP (1s), CLIENTS (1,4,16,64),
+#   SCALE (10,1000,10000,100000), SCALE_ROUNDS (3), SCALE_DURATION (2s),
+#   RESULTS (docs/bench), OUT (docs/BENCHMARKS.md), KEEP=1 keeps the temp dir.
+set -euo pipefail
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+export LANG=C LC_ALL=C
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-3s}
+WARMUP=${WARMUP:-1s}
+CLIENTS=${CLIENTS:-1,4,16,64}
+SCALE=${SCALE:-10,1000,10000,100000}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3}
+SCALE_DURATION=${SCALE_DURATION:-2s}
+RESULTS=${RESULTS:-docs/bench}
+OUT=${OUT:-docs/BENCHMARKS.md}
+GO=${GO:-go}
+
+log() { printf 'bench-compare: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root: master(8) refuses to start otherwise"
+if ! command -v postconf >/dev/null 2>&1; then
+	log "Postfix is missing: installing Debian's postfix package"
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null
+fi
+DAEMON_DIR=$(postconf -d -h daemon_directory)
+[ -x "$DAEMON_DIR/master" ] && [ -x "$DAEMON_DIR/scache" ] || die "no master or scache in $DAEMON_DIR"
+id postfix >/dev/null 2>&1 || die "no postfix user"
+
+# Descriptors: the scale run caches up to max(SCALE) connections in each
+# server, which inherits master's limit. Raise the hard limit if we may;
+# otherwise shrink the top level to what fits.
+top=0
+for n in ${SCALE//,/ }; do [ "$n" -gt "$top" ] && top=$n; done
+want=$((top + 20000))
+ulimit -Hn "$want" 2>/dev/null || true
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=$want
+ulimit -n "$hard"
+if [ "$hard" -lt "$want" ]; then
+	fit=$(( (hard - 4096) / 1000 * 1000 ))
+	log "RLIMIT_NOFILE hard limit is $hard (raising it needs CAP_SYS_RESOURCE): scale levels capped at $fit"
+	levels=""
+	for n in ${SCALE//,/ }; do
+		[ "$n" -lt "$fit" ] && levels="$levels,$n"
+	done
+	SCALE="${levels#,},$fit"
+fi
+export BENCH_FD_LIMIT="$hard (scale levels: $SCALE)"
+
+TMP=$(mktemp -d /tmp/goscache-bench.XXXXXX)
+chmod 755 "$TMP"
+MASTER_PID="" FLOOR_PID=""
+cleanup() {
+	set +e
+	[ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null && wait "$FLOOR_PID" 2>/dev/null
+	if [ -n "$MASTER_PID" ]; then
+		kill "$MASTER_PID" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.1; done
+	fi
+	if [ -z "${KEEP:-}" ]; then rm -rf "$TMP"; else log "kept $TMP"; fi
+}
+trap cleanup EXIT
+
+log "building into $TMP/bin"
+$GO build -o "$TMP/bin/" ./cmd/goscache ./cmd/scachectl ./cmd/benchplot
+BIN=$TMP/bin
+
+# The private instance. daemon_directory is our own directory of links, so
+# that goscache need not be installed into Postfix's.
+mkdir -p "$TMP/etc" "$TMP/queue/pid" "$TMP/queue/private" "$TMP/queue/public" "$TMP/data" "$TMP/libexec"
+chown postfix "$TMP/queue/private" "$TMP/data"
+chmod 700 "$TMP/queue/private"
+chown postfix:postdrop "$TMP/queue/public"
+chmod 710 "$TMP/queue/public"
+ln -s "$DAEMON_DIR/scache" "$TMP/libexec/scache"
+ln -s "$DAEMON_DIR/postlogd" "$TMP/libexec/postlogd"
+install -m 0755 "$BIN/goscache" "$TMP/libexec/goscache"
+cat >"$TMP/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $TMP/queue
+data_directory = $TMP/data
+daemon_directory = $TMP/libexec
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.example
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+max_idle = 3600s
+connection_cache_ttl_limit = 3600s
+maillog_file = $TMP/maillog
+maillog_file_prefixes = $TMP
+EOF
+cat >"$TMP/etc/master.cf" <<EOF
+# service type  private unpriv chroot wakeup maxproc command
+scache    unix  -       -       n       -       1       scache
+goscache  unix  -       -       n       -       1       goscache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+POSTFIX_VERSION=$(postconf -c "$TMP/etc" -h mail_version)
+
+log "starting master(8) -c $TMP/etc (Postfix $POSTFIX_VERSION, RLIMIT_NOFILE $hard)"
+"$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
+MASTER_PID=$!
+log "starting the floor"
+"$BIN/scachectl" bench -floor-serve "$TMP/floor" 2>"$TMP/floor.out" &
+FLOOR_PID=$!
+SCACHE=$TMP/queue/private/scache GOSCACHE=$TMP/queue/private/goscache FLOOR=$TMP/floor
+for _ in $(seq 100); do
+	[ -S "$SCACHE" ] && [ -S "$GOSCACHE" ] && [ -S "$FLOOR" ] && break
+	kill -0 "$MASTER_PID" 2>/dev/null || { cat "$TMP/master.out" >&2; die "master exited"; }
+	sleep 0.1
+done
+[ -S "$SCACHE" ] && [ -S "$GOSCACHE" ] && [ -S "$FLOOR" ] || die "sockets did not appear"
+
+# A first request makes master spawn each service; then find their pids.
+"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -clients 1 -cycles 5 -warmup 0 >/dev/null ||
+	{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
+child() { ps -o pid=,comm= --ppid "$MASTER_PID" | awk -v c="$1" '$2 == c { print $1 }'; }
+SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache)
+[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] || die "cannot find the scache and goscache processes under master $MASTER_PID"
+log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID, floor pid $FLOOR_PID"
+
+mkdir -p "$RESULTS"
+rm -f "$RESULTS/machine.json"
+log "sweep: clients $CLIENTS, $ROUNDS rounds of $DURATION"
+"$BIN/scachectl" -timeout 30s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+	-clients "$CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/sweep.json"
+log "scale: $SCALE cached"
+"$BIN/scachectl" -timeout 60s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" \
+	-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -clients "" -scale "$SCALE" \
+	-rounds "$SCALE_ROUNDS" -duration "$SCALE_DURATION" -warmup "$WARMUP" >"$RESULTS/scale.json"
+for p in "$SCACHE_PID" "$GOSCACHE_PID"; do
+	kill -0 "$p" 2>/dev/null || die "server $p died during the run"
+done
+log "Go heap per cached connection (in-process)"
+"$BIN/scachectl" bench -json -clients "" -heap "1000,${SCALE##*,}" >"$RESULTS/heap.json"
+
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with local changes)"
+"$BIN/benchplot" -dir "$RESULTS" -out "$OUT" -svg "$(dirname "$OUT")/bench-throughput.svg" \
+	-postfix "$POSTFIX_VERSION (Debian package)" -commit "$commit"
+log "wrote $OUT"
