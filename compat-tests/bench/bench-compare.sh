@@ -123,7 +123,7 @@ EOF
 POSTFIX_VERSION=$(postconf -c "$TMP/etc" -h mail_version)
 
 log "starting master(8) -c $TMP/etc (Postfix $POSTFIX_VERSION, RLIMIT_NOFILE $hard)"
-"$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
+setsid "$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
 MASTER_PID=$!
 log "starting the floor"
 "$BIN/scachectl" bench -floor-serve "$TMP/floor" 2>"$TMP/floor.out" &
