@@ -1,0 +1,255 @@
+package scache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/goscache/goscache/attr"
+)
+
+// DefaultClientTimeout bounds every read and write of a Client
+// (connection_cache_protocol_timeout).
+const DefaultClientTimeout = 5 * time.Second
+
+// Client talks to an scache(8) server the way Postfix's scache_clnt does:
+// every request and reply is checked strictly, and descriptors travel with
+// the Linux handshakes (dummy records around every descriptor). Unlike
+// scache_clnt it never reconnects or retries: errors are returned. A
+// Client is not safe for concurrent use.
+//
+// Every method returns an error only for a communication or protocol
+// failure; a reply with status StatusBad or StatusFail is a normal outcome
+// with a nil error.
+type Client struct {
+	// Timeout bounds every read and write, and the wait for a
+	// descriptor. Zero means DefaultClientTimeout.
+	Timeout time.Duration
+
+	uc  *net.UnixConn
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	dec *attr.Decoder
+	enc *attr.Encoder
+}
+
+// Dial connects to the server socket at path and checks its protocol
+// announcement.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewClient(nc.(*net.UnixConn))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient returns a client on a connection that has just been
+// established: it reads and checks the server's announcement. The Client
+// owns uc and closes it in Close.
+func NewClient(uc *net.UnixConn) (*Client, error) {
+	c := &Client{uc: uc}
+	c.br = bufio.NewReader(uc)
+	c.bw = bufio.NewWriter(uc)
+	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
+	c.dec.Stream = "private/scache"
+	c.enc = attr.NewEncoder(c.bw, attr.Format0)
+	c.deadline()
+	n, err := c.dec.Scan(attr.FlagStrict, attr.WantStrEq(AttrProtocol, ProtocolName))
+	if err == io.EOF {
+		return nil, fmt.Errorf("scache: read announcement: %w", io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scache: read announcement: %w", err)
+	}
+	_ = n // a matching STREQ does not count
+	return c, nil
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultClientTimeout
+}
+
+func (c *Client) deadline() {
+	c.uc.SetDeadline(time.Now().Add(c.timeout()))
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.uc.Close() }
+
+func (c *Client) send(l attr.List) error {
+	c.deadline()
+	if err := c.enc.Encode(l); err != nil {
+		return fmt.Errorf("scache: write request: %w", err)
+	}
+	return nil
+}
+
+// recv scans one reply record strictly and checks that all items arrived.
+func (c *Client) recv(items ...attr.Item) error {
+	c.deadline()
+	n, err := c.dec.Scan(attr.FlagStrict, items...)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("scache: read reply: %w", err)
+	}
+	if n != len(items) {
+		return fmt.Errorf("%w: reply has %d of %d attributes", ErrProtocol, n, len(items))
+	}
+	return nil
+}
+
+// SaveEndp caches fd under the endpoint label with properties prop for at
+// most ttl seconds (save_endp). The server gets its own copy of fd; the
+// caller keeps fd and closes it. A bad request gets StatusBad (the server
+// then sends no dummy record and no descriptor is passed); StatusFail means
+// the server did not receive the descriptor.
+func (c *Client) SaveEndp(ttl int, label, prop string, fd int) (status int, err error) {
+	if err := c.send(attr.List{
+		attr.Str(AttrReq, ReqSaveEndp),
+		attr.Int(AttrTTL, ttl),
+		attr.Str(AttrLabel, label),
+		attr.Str(AttrProp, prop),
+	}); err != nil {
+		return 0, err
+	}
+	c.deadline()
+	l, err := c.dec.Decode()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return 0, fmt.Errorf("scache: read reply: %w", err)
+	}
+	if len(l) == 1 && l[0].Name == AttrStatus {
+		// The server rejected the request before the handshake.
+		return parseStatus(l[0].Value)
+	}
+	if len(l) != 1 || l[0].Name != AttrDummy {
+		return 0, fmt.Errorf("%w: expected a dummy record, got %d attributes", ErrProtocol, len(l))
+	}
+	c.deadline()
+	if err := sendFD(c.uc, fd); err != nil {
+		return 0, fmt.Errorf("scache: send descriptor: %w", err)
+	}
+	if err := c.recv(attr.WantInt(AttrStatus, &status)); err != nil {
+		return 0, err
+	}
+	return status, nil
+}
+
+func parseStatus(v string) (int, error) {
+	u, err := attr.ParseUint32(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: status %q", ErrProtocol, v)
+	}
+	return int(int32(u)), nil
+}
+
+// FindEndp asks for a session cached under the endpoint label
+// (find_endp). On StatusOK it returns the descriptor, which the caller owns
+// and must close, and the endpoint properties; otherwise fd is -1.
+func (c *Client) FindEndp(label string) (fd int, prop string, status int, err error) {
+	if err := c.send(attr.List{attr.Str(AttrReq, ReqFindEndp), attr.Str(AttrLabel, label)}); err != nil {
+		return -1, "", 0, err
+	}
+	if err := c.recv(attr.WantInt(AttrStatus, &status), attr.WantStr(AttrProp, &prop)); err != nil {
+		return -1, "", 0, err
+	}
+	if status != StatusOK {
+		return -1, "", status, nil
+	}
+	fd, err = c.receive()
+	if err != nil {
+		return -1, "", 0, err
+	}
+	return fd, prop, status, nil
+}
+
+// SaveDest binds the destination label, with properties destProp, to the
+// endpoint label for at most ttl seconds (save_dest).
+func (c *Client) SaveDest(ttl int, destLabel, destProp, endpLabel string) (status int, err error) {
+	if err := c.send(attr.List{
+		attr.Str(AttrReq, ReqSaveDest),
+		attr.Int(AttrTTL, ttl),
+		attr.Str(AttrLabel, destLabel),
+		attr.Str(AttrProp, destProp),
+		attr.Str(AttrLabel, endpLabel),
+	}); err != nil {
+		return 0, err
+	}
+	if err := c.recv(attr.WantInt(AttrStatus, &status)); err != nil {
+		return 0, err
+	}
+	return status, nil
+}
+
+// FindDest asks for a session of any endpoint bound to the destination
+// label (find_dest). On StatusOK it returns the descriptor, which the
+// caller owns and must close, the destination properties and the endpoint
+// properties; otherwise fd is -1.
+func (c *Client) FindDest(label string) (fd int, destProp, endpProp string, status int, err error) {
+	if err := c.send(attr.List{attr.Str(AttrReq, ReqFindDest), attr.Str(AttrLabel, label)}); err != nil {
+		return -1, "", "", 0, err
+	}
+	if err := c.recv(attr.WantInt(AttrStatus, &status), attr.WantStr(AttrProp, &destProp), attr.WantStr(AttrProp, &endpProp)); err != nil {
+		return -1, "", "", 0, err
+	}
+	if status != StatusOK {
+		return -1, "", "", status, nil
+	}
+	fd, err = c.receive()
+	if err != nil {
+		return -1, "", "", 0, err
+	}
+	return fd, destProp, endpProp, status, nil
+}
+
+// receive runs the client half of a find hit: dummy, descriptor, dummy.
+// As in scache_clnt, a failure to send the trailing dummy is ignored.
+func (c *Client) receive() (int, error) {
+	if err := c.send(replyDummy); err != nil {
+		return -1, err
+	}
+	if n := c.br.Buffered(); n != 0 {
+		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
+	}
+	c.deadline()
+	fd, err := recvFD(c.uc)
+	if err != nil {
+		return -1, fmt.Errorf("scache: receive descriptor: %w", err)
+	}
+	_ = c.send(replyDummy)
+	return fd, nil
+}
+
+// Request sends one raw request record and returns the reply record,
+// for requests that pass no descriptor (such as the debug extensions).
+func (c *Client) Request(req attr.List) (attr.List, error) {
+	if err := c.send(req); err != nil {
+		return nil, err
+	}
+	c.deadline()
+	l, err := c.dec.Decode()
+	if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scache: read reply: %w", err)
+	}
+	return l, nil
+}

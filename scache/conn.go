@@ -1,0 +1,256 @@
+package scache
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/goscache/goscache/attr"
+)
+
+// recState tells where the decoder stands in the current record after a
+// scan, so that a reply can drop the unread rest of the record the way
+// Postfix's single-buffered stream drops unread input when it starts
+// writing.
+type recState uint8
+
+const (
+	recDone    recState = iota // the record's terminator has been read
+	recAtName                  // the next byte starts an attribute name
+	recAtValue                 // an unexpected name was read, its value is next
+)
+
+// conn is one client connection. Only its own goroutine touches its fields,
+// except idle, which is guarded by srv.mu.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	uc  *net.UnixConn // nil if nc is not a Unix socket: no descriptor passing
+	dr  deadlineReader
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	dec *attr.Decoder
+	enc *attr.Encoder
+	log *slog.Logger // per-connection, for Debug traces
+
+	state    recState
+	sawExtra bool // the last scan warned about an unexpected attribute
+	broken   bool // a read or write failed: end the connection
+
+	idle bool // waiting for the first byte of a request; guarded by srv.mu
+}
+
+// deadlineReader and deadlineWriter arm a fresh deadline before every
+// read or write inside a request, as Postfix's timed stream does.
+type deadlineReader struct {
+	nc      net.Conn
+	timeout time.Duration // 0: no deadline (idle between requests)
+}
+
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.timeout > 0 {
+		r.nc.SetReadDeadline(time.Now().Add(r.timeout))
+	} else {
+		r.nc.SetReadDeadline(time.Time{})
+	}
+	return r.nc.Read(p)
+}
+
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.nc.Write(p)
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	id := s.connID.Add(1)
+	c := &conn{srv: s, nc: nc, idle: true}
+	c.uc, _ = nc.(*net.UnixConn)
+	c.dr = deadlineReader{nc: nc}
+	c.br = bufio.NewReader(&c.dr)
+	c.bw = bufio.NewWriter(deadlineWriter{nc: nc, timeout: s.IPCTimeout})
+	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
+	c.dec.Stream = StreamName
+	c.dec.Warn = c.scanWarn
+	c.enc = attr.NewEncoder(c.bw, attr.Format0)
+	c.log = s.logger.With("conn", id)
+	return c
+}
+
+// scanWarn logs a scanner warning with Postfix's text and notes whether the
+// scanner stopped in front of an unread value.
+func (c *conn) scanWarn(msg string) {
+	if strings.HasPrefix(msg, "unexpected attribute ") {
+		c.sawExtra = true
+	}
+	c.srv.logger.Warn(msg)
+}
+
+// serve runs the connection until the client leaves, a hard read error, or
+// the server shuts down.
+func (c *conn) serve() {
+	busy := false
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.logger.Error(fmt.Sprintf("panic serving client: %v", r), "stack", string(debug.Stack()))
+		}
+		if busy {
+			c.srv.setBusy(false)
+		}
+		c.nc.Close()
+		c.srv.trackConn(c, false)
+		c.log.Debug("connection closed")
+	}()
+	c.log.Debug("connection established")
+	c.dr.timeout = c.srv.IPCTimeout
+	if err := c.enc.Encode(announcement); err != nil {
+		c.log.Debug("write announcement", "err", err)
+		return
+	}
+	for {
+		if c.br.Buffered() == 0 {
+			if busy {
+				c.srv.setBusy(false)
+				busy = false
+			}
+			if !c.setIdle(true) {
+				return
+			}
+			c.dr.timeout = 0
+			_, err := c.br.Peek(1)
+			c.dr.timeout = c.srv.IPCTimeout
+			if !c.setIdle(false) || err != nil {
+				if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) {
+					c.log.Debug("read", "err", err)
+				}
+				return
+			}
+		}
+		if !busy {
+			c.srv.setBusy(true)
+			busy = true
+		}
+		if !c.serveRequest() {
+			return
+		}
+	}
+}
+
+// setIdle records whether the connection waits between requests. Going idle
+// fails once the server is closing: the connection must then end.
+func (c *conn) setIdle(idle bool) bool {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.idle = idle
+	return !c.srv.closed
+}
+
+// scan runs one Scan of the current record and tracks where it stopped.
+func (c *conn) scan(flags attr.Flags, items ...attr.Item) (int, error) {
+	c.sawExtra = false
+	n, err := c.dec.Scan(flags, items...)
+	switch {
+	case err == io.EOF:
+		// Postfix's scanner returns 0 without a word at end of input.
+		c.state = recDone
+		return n, nil
+	case err != nil:
+		var se *attr.ScanError
+		if errors.As(err, &se) {
+			c.srv.logger.Warn(se.Msg)
+		} else {
+			c.srv.logger.Warn(err.Error())
+		}
+		c.state = recAtName
+	case c.sawExtra:
+		c.state = recAtValue
+	case flags&attr.FlagMore != 0:
+		c.state = recAtName
+	default:
+		c.state = recDone
+	}
+	return n, err
+}
+
+// fatal reports whether a scan error leaves the stream unusable: the peer
+// is gone or silent, or a limit cut a string short.
+func fatal(err error) bool {
+	return err != nil && !errors.Is(err, attr.ErrMalformedInt)
+}
+
+// serveRequest reads the request attribute and dispatches. It reports
+// whether the connection may go on.
+func (c *conn) serveRequest() bool {
+	var req string
+	n, err := c.scan(attr.FlagMore|attr.FlagStrict, attr.WantStr(AttrReq, &req))
+	if err != nil {
+		// Postfix answers nothing when the request attribute cannot be read.
+		return false
+	}
+	if n != 1 {
+		// No reply. An unexpected first attribute leaves its value unread;
+		// like Postfix, the value is parsed next as the start of a record.
+		return true
+	}
+	h, ok := c.srv.handlers[req]
+	if !ok {
+		c.srv.logger.Warn(fmt.Sprintf("unrecognized request: %q, ignored", req))
+		return c.reply(replyStatusBad) == nil
+	}
+	c.log.Debug("request", "request", req)
+	h(c)
+	return !c.broken
+}
+
+// reply drops the unread rest of the current record, writes l and flushes.
+// A write error marks the connection broken.
+func (c *conn) reply(l attr.List) error {
+	c.dropRest()
+	err := c.enc.Encode(l)
+	if err != nil {
+		c.log.Debug("write reply", "err", err)
+		c.broken = true
+	}
+	return err
+}
+
+// dropRest discards the unread rest of the current record, as far as it is
+// buffered. Postfix discards all buffered input when it starts writing a
+// reply; goscache keeps complete requests that follow (they are answered)
+// but drops the remains of the record being answered, so that scanner
+// warnings stay the same. A part of the record that is not buffered yet is
+// parsed later as a new record, as in Postfix.
+func (c *conn) dropRest() {
+	if c.state == recDone {
+		return
+	}
+	buf, _ := c.br.Peek(c.br.Buffered())
+	off := 0
+	atValue := c.state == recAtValue
+	c.state = recDone
+	for {
+		i := bytes.IndexByte(buf[off:], 0)
+		if i < 0 {
+			c.br.Discard(len(buf))
+			return
+		}
+		empty := i == 0
+		off += i + 1
+		if !atValue && empty {
+			c.br.Discard(off)
+			return
+		}
+		atValue = !atValue
+	}
+}

@@ -1,0 +1,45 @@
+// Package scache is a drop-in reimplementation of Postfix's connection
+// cache server, scache(8): the multi-session cache of
+// global/scache_multi.c, the request protocol of scache/scache.c, and a
+// client that behaves like global/scache_clnt.c.
+//
+// Main types:
+//   - [Cache]: destination label -> endpoint bindings, endpoint label ->
+//     cached sessions (descriptors), with per-entry expiry.
+//   - [Stats]: the counters behind scache(8)'s "statistics:" log lines.
+//   - [Server]: serves the protocol on the listeners handed to
+//     [Server.Serve], one goroutine per client, with Postfix's replies and
+//     warnings for good and bad input alike.
+//   - [Client]: the protocol's client side, handshakes included.
+//
+// # Wire protocol
+//
+// Requests and replies are attribute lists in Postfix's null-terminated
+// format (package attr). On accept the server announces
+// protocol=connection_cache_protocol. The requests are save_endp, find_endp,
+// save_dest and find_dest ([ReqSaveEndp] ...); every reply starts with a
+// status ([StatusOK], [StatusBad], [StatusFail]).
+//
+// Descriptors travel as one 0x00 data byte plus one SCM_RIGHTS control
+// message holding one descriptor (util/unix_send_fd.c). On Linux Postfix
+// wraps every transfer in "dummy" records: for save_endp the server sends
+// a dummy record before it receives the descriptor; for a find hit it
+// sends the reply, reads the client's dummy, sends the descriptor and
+// reads a second dummy. A descriptor is received only while nothing is
+// buffered in user space, because a plain read of the byte that carries it
+// would make the kernel drop the descriptor.
+//
+// Cached descriptors are held as plain ints and never modified: no
+// O_NONBLOCK change, no shutdown(2), only close(2) of the server's copy.
+//
+// # Differences from Postfix
+//
+// Clients are served concurrently, every complete request already
+// buffered is answered (Postfix drops pipelined requests when it writes a
+// reply), and descriptors received in excess are closed instead of leaked.
+// Replies and warnings are otherwise Postfix's, including the odd ones:
+// the value of an unexpected first attribute is parsed as the start of a
+// new record, as in Postfix. testdata/bad_input.json holds conversations
+// recorded from the real scache(8) of Postfix 3.7.11 that the tests
+// replay.
+package scache

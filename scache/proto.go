@@ -1,0 +1,262 @@
+package scache
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goscache/goscache/attr"
+	"golang.org/x/sys/unix"
+)
+
+// Status values of a reply's status attribute (global/scache.h).
+const (
+	StatusOK   = 0 // SCACHE_STAT_OK: the request succeeded
+	StatusBad  = 1 // SCACHE_STAT_BAD: the request could not be parsed or was invalid
+	StatusFail = 2 // SCACHE_STAT_FAIL: nothing cached under the label, or no descriptor arrived
+)
+
+// Request names (global/scache.h).
+const (
+	ReqSaveEndp = "save_endp" // SCACHE_REQ_SAVE_ENDP
+	ReqFindEndp = "find_endp" // SCACHE_REQ_FIND_ENDP
+	ReqSaveDest = "save_dest" // SCACHE_REQ_SAVE_DEST
+	ReqFindDest = "find_dest" // SCACHE_REQ_FIND_DEST
+)
+
+// Attribute names (global/mail_proto.h).
+const (
+	AttrReq      = "request"  // MAIL_ATTR_REQ
+	AttrTTL      = "ttl"      // MAIL_ATTR_TTL
+	AttrLabel    = "label"    // MAIL_ATTR_LABEL
+	AttrProp     = "property" // MAIL_ATTR_PROP
+	AttrStatus   = "status"   // MAIL_ATTR_STATUS
+	AttrDummy    = "dummy"    // MAIL_ATTR_DUMMY
+	AttrProtocol = "protocol" // MAIL_ATTR_PROTO
+)
+
+// ProtocolName is the value of the announcement's protocol attribute
+// (MAIL_ATTR_PROTO_SCACHE).
+const ProtocolName = "connection_cache_protocol"
+
+// StreamName is how scache(8) names a client stream in scanner warnings:
+// "<service> socket", after multi_server.c.
+const StreamName = "scache socket"
+
+// Errors returned by the Server and the Client.
+var (
+	// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+	// second Shutdown.
+	ErrServerClosed = errors.New("scache: server closed")
+	// ErrNoDescriptor means a descriptor message carried no descriptor, or
+	// the peer closed the connection where a descriptor was due.
+	ErrNoDescriptor = errors.New("scache: no descriptor received")
+	// ErrTooManyDescriptors means a descriptor message carried more than
+	// one descriptor, or the kernel truncated its control data
+	// (MSG_CTRUNC). Every descriptor received was closed.
+	ErrTooManyDescriptors = errors.New("scache: more than one descriptor received")
+	// ErrBuffered means input was already buffered where a descriptor was
+	// due, so the byte carrying it may have been read as data.
+	ErrBuffered = errors.New("scache: data buffered before a descriptor")
+	// ErrProtocol means a peer's reply did not have the attributes the
+	// protocol requires.
+	ErrProtocol = errors.New("scache: protocol error")
+)
+
+// announcement is the record the server writes as soon as it accepts a
+// connection (scache_post_accept).
+var announcement = attr.List{attr.Str(AttrProtocol, ProtocolName)}
+
+// Replies, as scache.c prints them.
+var (
+	replyDummy       = attr.List{attr.Str(AttrDummy, "")}
+	replyStatusOK    = attr.List{attr.Int(AttrStatus, StatusOK)}
+	replyStatusBad   = attr.List{attr.Int(AttrStatus, StatusBad)}
+	replyStatusFail  = attr.List{attr.Int(AttrStatus, StatusFail)}
+	replyFindEndpBad = attr.List{attr.Int(AttrStatus, StatusBad), attr.Str(AttrProp, "")}
+	replyFindEndpMis = attr.List{attr.Int(AttrStatus, StatusFail), attr.Str(AttrProp, "")}
+	replyFindDestBad = attr.List{attr.Int(AttrStatus, StatusBad), attr.Str(AttrProp, ""), attr.Str(AttrProp, "")}
+	replyFindDestMis = attr.List{attr.Int(AttrStatus, StatusFail), attr.Str(AttrProp, ""), attr.Str(AttrProp, "")}
+)
+
+// handler serves one request whose request attribute has been read; the
+// rest of the record is still unread in c's decoder.
+type handler func(c *conn)
+
+// coreHandlers returns the dispatch table of the four scache(8) requests.
+// Extension requests (debug CLI) are added to the table a Server builds in
+// its init step.
+func coreHandlers() map[string]handler {
+	return map[string]handler{
+		ReqSaveEndp: (*conn).saveEndp,
+		ReqFindEndp: (*conn).findEndp,
+		ReqSaveDest: (*conn).saveDest,
+		ReqFindDest: (*conn).findDest,
+	}
+}
+
+// ttlDuration turns a ttl from the wire into a duration clamped to the
+// server's limit. The caller has rejected ttl <= 0.
+func (s *Server) ttlDuration(ttl int) time.Duration {
+	d := time.Duration(ttl) * time.Second
+	if d > s.TTLLimit {
+		d = s.TTLLimit
+	}
+	return d
+}
+
+// badRequest logs Postfix's warning for a request that failed to parse and
+// sends the BAD reply of that request.
+func (c *conn) badRequest(service string, reply attr.List, err error) {
+	c.srv.logger.Warn(service + ": bad or missing request parameter")
+	if fatal(err) {
+		c.broken = true
+	}
+	c.reply(reply)
+}
+
+// saveEndp serves save_endp (scache_save_endp_service): the ttl is
+// validated before the dummy record is sent; the descriptor then arrives
+// as a separate message and goes to the cache.
+func (c *conn) saveEndp() {
+	const service = "scache_save_endp_service"
+	var ttl int
+	var label, prop string
+	n, err := c.scan(attr.FlagStrict,
+		attr.WantInt(AttrTTL, &ttl),
+		attr.WantStr(AttrLabel, &label),
+		attr.WantStr(AttrProp, &prop))
+	if err != nil || n != 3 || ttl <= 0 {
+		c.badRequest(service, replyStatusBad, err)
+		return
+	}
+	if c.reply(replyDummy) != nil {
+		return
+	}
+	fd, err := c.recvFD()
+	if err != nil {
+		c.srv.logger.Warn(service + ": unable to receive file descriptor: " + errText(err))
+		c.reply(replyStatusFail)
+		return
+	}
+	c.srv.Cache.SaveEndp(label, prop, fd, c.srv.ttlDuration(ttl))
+	c.log.Debug("saved endpoint", "label", label, "ttl", ttl, "fd", fd)
+	c.reply(replyStatusOK)
+	c.srv.stats.SavedEndp(c.srv.Cache.Size())
+}
+
+// recvFD receives the descriptor of a save_endp request. Nothing may be
+// buffered: the byte that carries the descriptor must reach recvmsg.
+func (c *conn) recvFD() (int, error) {
+	if c.uc == nil {
+		return -1, fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
+	}
+	if n := c.br.Buffered(); n != 0 {
+		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.IPCTimeout))
+	return recvFD(c.uc)
+}
+
+// saveDest serves save_dest (scache_save_dest_service).
+func (c *conn) saveDest() {
+	const service = "scache_save_dest_service"
+	var ttl int
+	var destLabel, destProp, endpLabel string
+	n, err := c.scan(attr.FlagStrict,
+		attr.WantInt(AttrTTL, &ttl),
+		attr.WantStr(AttrLabel, &destLabel),
+		attr.WantStr(AttrProp, &destProp),
+		attr.WantStr(AttrLabel, &endpLabel))
+	if err != nil || n != 4 || ttl <= 0 {
+		c.badRequest(service, replyStatusBad, err)
+		return
+	}
+	c.srv.Cache.SaveDest(destLabel, destProp, endpLabel, c.srv.ttlDuration(ttl))
+	c.log.Debug("saved destination", "label", destLabel, "endpoint", endpLabel, "ttl", ttl)
+	c.reply(replyStatusOK)
+	c.srv.stats.SavedDest(c.srv.Cache.Size())
+}
+
+// findEndp serves find_endp (scache_find_endp_service).
+func (c *conn) findEndp() {
+	const service = "scache_find_endp_service"
+	var label string
+	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrLabel, &label))
+	if err != nil || n != 1 {
+		c.badRequest(service, replyFindEndpBad, err)
+		return
+	}
+	fd, prop, ok := c.srv.Cache.FindEndp(label)
+	if !ok {
+		c.log.Debug("endpoint miss", "label", label)
+		c.reply(replyFindEndpMis)
+		c.srv.stats.EndpLookup(false)
+		return
+	}
+	c.log.Debug("endpoint hit", "label", label, "fd", fd)
+	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)})
+	c.srv.stats.EndpLookup(true)
+}
+
+// findDest serves find_dest (scache_find_dest_service).
+func (c *conn) findDest() {
+	const service = "scache_find_dest_service"
+	var label string
+	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrLabel, &label))
+	if err != nil || n != 1 {
+		c.badRequest(service, replyFindDestBad, err)
+		return
+	}
+	fd, destProp, endpProp, ok := c.srv.Cache.FindDest(label)
+	if !ok {
+		c.log.Debug("destination miss", "label", label)
+		c.reply(replyFindDestMis)
+		c.srv.stats.DestLookup(false)
+		return
+	}
+	c.log.Debug("destination hit", "label", label, "fd", fd)
+	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)})
+	c.srv.stats.DestLookup(true)
+}
+
+// handOut sends a find hit: the reply, the client's dummy, the descriptor,
+// the client's second dummy. fd is closed in every case.
+func (c *conn) handOut(service string, fd int, reply attr.List) {
+	err := c.reply(reply)
+	if err == nil {
+		err = c.readDummy()
+	}
+	if err == nil {
+		if c.uc == nil {
+			err = fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
+		} else if err = sendFD(c.uc, fd); err != nil {
+			c.broken = true
+		}
+	}
+	if err == nil {
+		err = c.readDummy()
+	}
+	if err != nil {
+		c.srv.logger.Warn(service + ": cannot send file descriptor: " + errText(err))
+	}
+	if cerr := unix.Close(fd); cerr != nil {
+		c.srv.logger.Warn(fmt.Sprintf("close(%d): %s", fd, errText(cerr)))
+	}
+}
+
+// readDummy reads a record that must be exactly [dummy=...].
+func (c *conn) readDummy() error {
+	var dummy string
+	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrDummy, &dummy))
+	if fatal(err) {
+		c.broken = true
+	}
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: no dummy record", ErrProtocol)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+// Package scachetest starts scache servers for tests, in the manner of
+// net/http/httptest: a Server on a Unix socket in t.TempDir(), stopped by
+// t.Cleanup, with helpers that connect protocol clients and raw
+// connections to it.
+package scachetest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/goscache/goscache/scache"
+)
+
+// Announcement is the 36-byte record a server writes on every new
+// connection.
+const Announcement = "protocol\x00connection_cache_protocol\x00\x00"
+
+// Server is a running scache.Server on a Unix socket.
+type Server struct {
+	// Path is the socket's file name.
+	Path string
+	// Srv is the server. Its fields were set before it started serving.
+	Srv *scache.Server
+
+	done chan error
+}
+
+// NewServer starts srv on a fresh socket under t.TempDir(). A nil srv
+// means a zero Server; a nil srv.Logger logs to t.Output(). The server is
+// closed, and Serve's result checked, when the test ends.
+func NewServer(t testing.TB, srv *scache.Server) *Server {
+	t.Helper()
+	if srv == nil {
+		srv = &scache.Server{}
+	}
+	if srv.Logger == nil {
+		srv.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	path := filepath.Join(t.TempDir(), "scache")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatalf("scachetest: listen: %v", err)
+	}
+	s := &Server{Path: path, Srv: srv, done: make(chan error, 1)}
+	go func() { s.done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, scache.ErrServerClosed) {
+			t.Errorf("scachetest: shutdown: %v", err)
+		}
+		if err := <-s.done; !errors.Is(err, scache.ErrServerClosed) {
+			t.Errorf("scachetest: Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s
+}
+
+// Client connects a protocol client, closed when the test ends.
+func (s *Server) Client(t testing.TB) *scache.Client {
+	t.Helper()
+	c, err := scache.Dial(t.Context(), s.Path)
+	if err != nil {
+		t.Fatalf("scachetest: dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Raw connects a plain socket, reads and checks the announcement, and
+// returns the connection, closed when the test ends.
+func (s *Server) Raw(t testing.TB) *net.UnixConn {
+	t.Helper()
+	nc, err := net.Dial("unix", s.Path)
+	if err != nil {
+		t.Fatalf("scachetest: dial: %v", err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, len(Announcement))
+	if _, err := io.ReadFull(nc, buf); err != nil {
+		t.Fatalf("scachetest: read announcement: %v", err)
+	}
+	if string(buf) != Announcement {
+		t.Fatalf("scachetest: announcement %q, want %q", buf, Announcement)
+	}
+	nc.SetReadDeadline(time.Time{})
+	return nc.(*net.UnixConn)
+}

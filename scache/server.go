@@ -1,0 +1,401 @@
+package scache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults of the Server's configuration fields.
+const (
+	// DefaultTTLLimit is connection_cache_ttl_limit.
+	DefaultTTLLimit = 2 * time.Second
+	// DefaultStatusUpdateTime is connection_cache_status_update_time.
+	DefaultStatusUpdateTime = 600 * time.Second
+	// DefaultIPCTimeout is ipc_timeout.
+	DefaultIPCTimeout = 3600 * time.Second
+)
+
+// Accept retry delays: the first retry waits acceptDelayMin, each further
+// one twice as long, up to acceptDelayMax.
+const (
+	acceptDelayMin = 5 * time.Millisecond
+	acceptDelayMax = time.Second
+)
+
+// Server serves the scache(8) protocol of Postfix's scache/scache.c on the
+// listeners handed to Serve, one goroutine per client connection. Set the
+// fields before the first call to Serve and do not change them afterwards;
+// the zero value of every field means its default. A Server must not be
+// copied after first use.
+//
+// Descriptor ownership: a descriptor received with save_endp belongs to
+// the Cache from then on; one handed out by a find request is closed by
+// the server right after it was sent (or failed to be). Shutdown and Close
+// close the Cache, and so every cached descriptor, only when the Server
+// created the Cache itself (Cache was nil).
+type Server struct {
+	// Cache holds the sessions. Nil means NewCache(CacheOptions{MaxSessions:
+	// MaxSessions, Logger: Logger}), owned and closed by the Server.
+	Cache *Cache
+	// Logger receives Postfix's messages as the message text (warnings at
+	// Warn, "statistics: ..." at Info) and per-request traces at Debug.
+	// Nil discards everything.
+	Logger *slog.Logger
+	// TTLLimit caps the ttl of every saved entry
+	// (connection_cache_ttl_limit); 0 means DefaultTTLLimit.
+	TTLLimit time.Duration
+	// StatusUpdateTime is how often the statistics are logged and reset
+	// (connection_cache_status_update_time); 0 means
+	// DefaultStatusUpdateTime, a negative value turns the periodic log off.
+	StatusUpdateTime time.Duration
+	// IPCTimeout bounds every read and write inside a request and the wait
+	// for a descriptor (ipc_timeout); 0 means DefaultIPCTimeout. There is
+	// no deadline while a client sits idle between requests.
+	IPCTimeout time.Duration
+	// MaxSessions is passed to the Cache the Server creates (0: unlimited).
+	MaxSessions int
+	// Busy, if not nil, is called with true when the number of requests in
+	// progress goes from 0 to 1 and with false when it drops back to 0
+	// (master(8)'s TAKEN and AVAIL). Calls never overlap and come in order.
+	Busy func(busy bool)
+	// ConnCount, if not nil, is called with the number of connected
+	// clients whenever it changes. Calls never overlap and come in order.
+	ConnCount func(n int)
+
+	initOnce  sync.Once
+	logger    *slog.Logger
+	stats     *Stats
+	ownCache  bool
+	handlers  map[string]handler
+	connID    atomic.Uint64
+	tickStop  chan struct{}
+	tickDone  chan struct{}
+	tickStart sync.Once
+
+	mu        sync.Mutex
+	closed    bool // Shutdown or Close called
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	busyCount int
+	hookMu    sync.Mutex // serializes Busy and ConnCount calls
+	serving   sync.WaitGroup
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.logger = s.Logger
+		if s.logger == nil {
+			s.logger = slog.New(slog.DiscardHandler)
+		}
+		if s.TTLLimit <= 0 {
+			s.TTLLimit = DefaultTTLLimit
+		}
+		if s.StatusUpdateTime == 0 {
+			s.StatusUpdateTime = DefaultStatusUpdateTime
+		}
+		if s.IPCTimeout <= 0 {
+			s.IPCTimeout = DefaultIPCTimeout
+		}
+		if s.Cache == nil {
+			s.Cache = NewCache(CacheOptions{MaxSessions: s.MaxSessions, Logger: s.Logger})
+			s.ownCache = true
+		}
+		s.stats = NewStats(time.Now())
+		s.handlers = coreHandlers()
+		s.listeners = make(map[*net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+		s.tickStop = make(chan struct{})
+		s.tickDone = make(chan struct{})
+	})
+}
+
+// Stats returns the server's statistics counters.
+func (s *Server) Stats() *Stats {
+	s.init()
+	return s.stats
+}
+
+// LogStatistics logs the "statistics: ..." lines of the current interval
+// at Info and starts a new interval, as scache(8) does every
+// StatusUpdateTime and on exit. Nothing is logged when all counters are
+// zero.
+func (s *Server) LogStatistics() {
+	s.init()
+	for _, line := range s.stats.Dump(time.Now()) {
+		s.logger.Info(line)
+	}
+}
+
+// Serve accepts connections on l and serves each on its own goroutine. It
+// writes the protocol announcement at once on every new connection.
+// Accept errors caused by a lack of resources (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM) or by an aborted connection are logged and retried after a delay
+// of 5ms, doubling up to 1s. Serve always returns a non-nil error and
+// closes l: ErrServerClosed after Shutdown or Close, otherwise the accept
+// error.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	if !s.trackListener(&l, true) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(&l, false)
+	s.startTicker()
+
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			s.logger.Error("accept connection: " + errText(err))
+			if !retryAccept(err) {
+				l.Close()
+				return err
+			}
+			if delay == 0 {
+				delay = acceptDelayMin
+			} else if delay *= 2; delay > acceptDelayMax {
+				delay = acceptDelayMax
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := s.newConn(nc)
+		if !s.trackConn(c, true) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// retryAccept reports whether an accept error is worth retrying.
+func retryAccept(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO:
+		return true
+	}
+	return false
+}
+
+// errText returns the errno text of err when it has one, as Postfix's %m
+// would show it, and err's text otherwise.
+func errText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) trackListener(l *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed {
+			return false
+		}
+		s.listeners[l] = struct{}{}
+		s.serving.Add(1)
+		return true
+	}
+	delete(s.listeners, l)
+	s.serving.Done()
+	return true
+}
+
+// trackConn adds or removes a connection and reports the new count.
+func (s *Server) trackConn(c *conn, add bool) bool {
+	s.mu.Lock()
+	if add {
+		if s.closed {
+			s.mu.Unlock()
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	n := len(s.conns)
+	// Take hookMu before releasing mu so that hook calls keep the order of
+	// the changes they report.
+	s.hookMu.Lock()
+	s.mu.Unlock()
+	defer s.hookMu.Unlock()
+	if s.ConnCount != nil {
+		s.ConnCount(n)
+	}
+	return true
+}
+
+// setBusy counts a batch of requests in or out of progress.
+func (s *Server) setBusy(busy bool) {
+	s.mu.Lock()
+	call := false
+	if busy {
+		s.busyCount++
+		call = s.busyCount == 1
+	} else {
+		s.busyCount--
+		call = s.busyCount == 0
+	}
+	if !call || s.Busy == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.hookMu.Lock()
+	s.mu.Unlock()
+	defer s.hookMu.Unlock()
+	s.Busy(busy)
+}
+
+func (s *Server) startTicker() {
+	s.tickStart.Do(func() {
+		if s.StatusUpdateTime < 0 {
+			close(s.tickDone)
+			return
+		}
+		go func() {
+			defer close(s.tickDone)
+			t := time.NewTicker(s.StatusUpdateTime)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					s.LogStatistics()
+				case <-s.tickStop:
+					return
+				}
+			}
+		}()
+	})
+}
+
+// beginClose marks the server closed, closes its listeners and stops the
+// statistics ticker. It reports false if the server was closed already.
+func (s *Server) beginClose() (bool, error) {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.closed = true
+	var errs []error
+	for l := range s.listeners {
+		if err := (*l).Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.mu.Unlock()
+	// The ticker goroutine may never have started.
+	s.tickStart.Do(func() { close(s.tickDone) })
+	close(s.tickStop)
+	<-s.tickDone
+	return true, errors.Join(errs...)
+}
+
+// Close closes every listener and every client connection at once, then
+// the Cache if the Server created it. Requests in progress fail. A second
+// call returns ErrServerClosed.
+func (s *Server) Close() error {
+	first, err := s.beginClose()
+	if !first {
+		return ErrServerClosed
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.serving.Wait()
+	s.waitConns(context.Background())
+	return errors.Join(err, s.closeCache())
+}
+
+// Shutdown stops the server gracefully, like net/http's: it closes the
+// listeners, closes every connection that sits idle between requests, and
+// waits until the requests in progress are done and their connections
+// closed, or until ctx is done, in which case it closes the remaining
+// connections and returns ctx's error. The Cache is closed last if the
+// Server created it. A second call returns ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	first, err := s.beginClose()
+	if !first {
+		return ErrServerClosed
+	}
+	s.closeIdle()
+	s.serving.Wait()
+	if werr := s.waitConns(ctx); werr != nil {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.waitConns(context.Background())
+		err = errors.Join(err, werr)
+	}
+	return errors.Join(err, s.closeCache())
+}
+
+// closeIdle closes the connections that wait for their next request.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle {
+			c.nc.Close()
+		}
+	}
+}
+
+// waitConns polls until no connection is left, like net/http's Shutdown.
+func (s *Server) waitConns(ctx context.Context) error {
+	delay := time.Millisecond
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if delay *= 2; delay > 100*time.Millisecond {
+				delay = 100 * time.Millisecond
+			}
+			t.Reset(delay)
+		}
+	}
+}
+
+func (s *Server) closeCache() error {
+	if !s.ownCache {
+		return nil
+	}
+	return s.Cache.Close()
+}
