@@ -63,8 +63,19 @@ install: build
 demo: build
 	@echo "demo: not yet wired"
 
+# compat runs the compatibility suite against real Postfix natively (root;
+# installs Debian's postfix when missing) and prints the side-by-side table.
+COMPAT_TABLE ?= $(BIN)/compat-table.txt
 compat:
-	@echo "compat: not yet wired"
+	@sh compat-tests/setup.sh
+	@mkdir -p $(BIN); rm -f $(COMPAT_TABLE)
+	@COMPAT_TABLE=$(abspath $(COMPAT_TABLE)) $(GO) test -tags compat -count=1 -timeout 10m ./compat-tests/...; rc=$$?; \
+	  if [ -s $(COMPAT_TABLE) ]; then echo "== compat: real scache vs goscache"; cat $(COMPAT_TABLE); fi; exit $$rc
+
+# compat-docker runs the same suite inside a Debian 12 container
+# (compat-tests/Dockerfile; see docs/compat.md).
+compat-docker:
+	@sh compat-tests/docker.sh
 
 clean:
 	rm -rf $(BIN)

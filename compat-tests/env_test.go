@@ -20,7 +20,7 @@ import (
 var (
 	flagDaemonDir  = flag.String("compat.daemon-dir", envOr("COMPAT_DAEMON_DIR", pfx.DefaultDaemonDir), "Postfix daemon directory (scache, master, smtp, ...)")
 	flagCommandDir = flag.String("compat.command-dir", envOr("COMPAT_COMMAND_DIR", pfx.DefaultCommandDir), "Postfix command directory (postfix, postconf, sendmail)")
-	flagGoscache   = flag.String("compat.goscache", os.Getenv("COMPAT_GOSCACHE"), "goscache binary to test; empty: build ./cmd/goscache")
+	flagGoscache   = flag.String("compat.goscache", os.Getenv("COMPAT_GOSCACHE"), "goscache binary to test; empty: build ./cmd/goscache; none: real scache only")
 	flagKeep       = flag.Bool("compat.keep", false, "keep the instances' directories (logs) after the run")
 )
 
@@ -68,7 +68,11 @@ func postfixMissing() string {
 // ./cmd/goscache once per run when -compat.goscache is empty. ok is false
 // (with the reason) when the repository has no goscache daemon yet.
 var goscacheBinary = sync.OnceValues(func() (string, error) {
-	if *flagGoscache != "" {
+	switch *flagGoscache {
+	case "none":
+		return "", fmt.Errorf("%w: -compat.goscache=none", errNoGoscache)
+	case "":
+	default:
 		return *flagGoscache, nil
 	}
 	root, err := filepath.Abs("..")
