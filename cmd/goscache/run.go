@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goscache/goscache/scache"
+)
+
+// shutdownTimeout bounds how long a standalone daemon waits for requests in
+// progress when it is told to stop.
+const shutdownTimeout = 10 * time.Second
+
+// run is the whole program: args is the full command line, argv[0]
+// included. It picks master(8) mode or standalone mode.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		args = []string{"goscache"}
+	}
+	if masterArgv(args[1:], os.LookupEnv) {
+		// master(8)'s SIGTERM must kill the process at once (no
+		// statistics), so no signal handler is installed here.
+		return runMaster(ctx, args, stderr)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runStandalone(ctx, args, stdout, stderr)
+}
+
+// masterArgv reports whether the process was started by master(8): master
+// always sets GENERATION and passes -t (transport) and, for scache, -l;
+// getopt lets options cluster ("-lt unix"). The standalone flags are long
+// words, so no standalone command line matches.
+func masterArgv(args []string, lookupEnv func(string) (string, bool)) bool {
+	if _, ok := lookupEnv("GENERATION"); ok {
+		return true
+	}
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") || len(a) < 2 {
+			continue
+		}
+		opts := a[1:]
+		if opts == "l" || opts == "t" || (opts[0] == 't' && !strings.HasPrefix(opts, "ttl")) {
+			return true
+		}
+		// A cluster of master option letters containing l or t.
+		if strings.ContainsAny(opts, "lt") && strings.Trim(opts, "cdDlnosStuvVz") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// standaloneConfig is the parsed standalone command line.
+type standaloneConfig struct {
+	listen           string
+	ttlLimit         time.Duration
+	statusUpdateTime time.Duration
+	ipcTimeout       time.Duration
+	maxSessions      int
+	log              string
+	verbose          bool
+}
+
+func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error) {
+	var cfg standaloneConfig
+	fs := flag.NewFlagSet(filepath.Base(args[0]), flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.listen, "listen", "", "socket to serve, `unix:/path` (required)")
+	fs.DurationVar(&cfg.ttlLimit, "ttl-limit", scache.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached")
+	fs.DurationVar(&cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged")
+	fs.DurationVar(&cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request")
+	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: no limit)")
+	fs.StringVar(&cfg.log, "log", "stderr", "where to log: `stderr or a file name`")
+	fs.BoolVar(&cfg.verbose, "v", false, "log every request (debug level)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s -listen unix:/path/to/socket [flags]\n", fs.Name())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument: %s", fs.Arg(0))
+	}
+	if cfg.listen == "" {
+		fs.Usage()
+		return nil, errors.New("-listen is required")
+	}
+	if cfg.ttlLimit < time.Second {
+		return nil, fmt.Errorf("-ttl-limit %v: must be at least 1s", cfg.ttlLimit)
+	}
+	if cfg.statusUpdateTime < time.Second {
+		return nil, fmt.Errorf("-status-update-time %v: must be at least 1s", cfg.statusUpdateTime)
+	}
+	if cfg.ipcTimeout <= 0 {
+		return nil, fmt.Errorf("-ipc-timeout %v: must be positive", cfg.ipcTimeout)
+	}
+	if cfg.maxSessions < 0 {
+		return nil, fmt.Errorf("-max-sessions %d: must not be negative", cfg.maxSessions)
+	}
+	return &cfg, nil
+}
+
+// runStandalone serves one socket until ctx is done, then shuts down
+// gracefully and logs the statistics.
+func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseStandalone(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logw := stderr
+	if cfg.log != "stderr" {
+		f, err := os.OpenFile(cfg.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logw = f
+	}
+	logger := newLogger(logw, cfg.verbose)
+
+	l, err := listen(cfg.listen)
+	if err != nil {
+		return err
+	}
+	srv := &scache.Server{
+		Logger:           logger,
+		TTLLimit:         cfg.ttlLimit,
+		StatusUpdateTime: cfg.statusUpdateTime,
+		IPCTimeout:       cfg.ipcTimeout,
+		MaxSessions:      cfg.maxSessions,
+	}
+	logger.Info("listening on " + cfg.listen)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+
+	select {
+	case err := <-done:
+		srv.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-done
+	srv.LogStatistics()
+	logger.Info("stopped")
+	return err
+}
+
+// newLogger is the one place that picks the log format. The Postfix
+// line-format handler replaces slog.TextHandler here once it exists.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := new(slog.LevelVar)
+	if verbose {
+		level.Set(slog.LevelDebug)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// listen opens the socket named by addr ("unix:/path"). A stale socket
+// file, one nobody accepts on, is removed first; a live one is an error.
+// The socket is made world-writable (0666), as master(8) makes it.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok || path == "" {
+		return nil, fmt.Errorf("-listen %q: want unix:/path/to/socket", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another server is listening there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}

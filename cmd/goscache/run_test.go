@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goscache/goscache/scache"
+)
+
+func TestMasterArgv(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	tests := []struct {
+		name string
+		args []string
+		env  func(string) (string, bool)
+		want bool
+	}{
+		{"debian entry", []string{"-l", "-t", "unix", "-u", "-c"}, noEnv, true},
+		{"renamed binary", []string{"-l", "-n", "scache", "-t", "unix", "-u", "-c"}, noEnv, true},
+		{"clustered", []string{"-lt", "unix"}, noEnv, true},
+		{"attached transport", []string{"-tunix"}, noEnv, true},
+		{"generation only", nil, func(k string) (string, bool) { return "1", k == "GENERATION" }, true},
+		{"standalone", []string{"-listen", "unix:/tmp/s", "-ttl-limit", "2s", "-v"}, noEnv, false},
+		{"standalone ttl=", []string{"-listen=unix:/tmp/s", "-ttl-limit=2s", "-log", "/tmp/l"}, noEnv, false},
+		{"no args", nil, noEnv, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := masterArgv(tt.args, tt.env); got != tt.want {
+				t.Errorf("masterArgv(%q) = %v, want %v", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseStandalone_errors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no listen", nil, "-listen is required"},
+		{"short ttl limit", []string{"-listen", "unix:/x", "-ttl-limit", "500ms"}, "at least 1s"},
+		{"bad status time", []string{"-listen", "unix:/x", "-status-update-time", "0s"}, "at least 1s"},
+		{"bad ipc timeout", []string{"-listen", "unix:/x", "-ipc-timeout", "-1s"}, "must be positive"},
+		{"negative max", []string{"-listen", "unix:/x", "-max-sessions", "-1"}, "must not be negative"},
+		{"extra arg", []string{"-listen", "unix:/x", "junk"}, "unexpected argument: junk"},
+		{"unknown flag", []string{"-frob"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			_, err := parseStandalone(append([]string{"goscache"}, tt.args...), &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestListen_badAddress(t *testing.T) {
+	for _, addr := range []string{"/tmp/x", "tcp:127.0.0.1:1", "unix:"} {
+		if l, err := listen(addr); err == nil {
+			l.Close()
+			t.Errorf("listen(%q) succeeded", addr)
+		}
+	}
+}
+
+func TestListen_notASocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := listen("unix:" + path); err == nil {
+		l.Close()
+		t.Fatal("listen over a regular file succeeded")
+	}
+}
+
+func TestListen_liveSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sock")
+	l, err := listen("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l2, err := listen("unix:" + path); err == nil {
+		l2.Close()
+		t.Fatal("second listen on a live socket succeeded")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRun_standalone starts the daemon over a stale socket file, runs a
+// miss through it, stops it through ctx and checks its log.
+func TestRun_standalone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scache")
+	// A stale socket: bound, then its listener gone without unlinking.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"goscache", "-listen", "unix:" + path, "-v"}, &stdout, &stderr)
+	}()
+
+	var c *scache.Client
+	for i := 0; ; i++ {
+		c, err = scache.Dial(t.Context(), path)
+		if err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("daemon did not come up: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o666 {
+		t.Errorf("socket mode %v, want 0666", perm)
+	}
+	fd, _, _, status, err := c.FindDest("smtp\nexample.com\n")
+	if err != nil || status != scache.StatusFail || fd != -1 {
+		t.Fatalf("FindDest = fd %d, status %d, err %v; want a miss", fd, status, err)
+	}
+	c.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{"listening on unix:" + path, "statistics: domain lookup hits=0 miss=1 success=0%", "stopped"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("socket file left behind: %v", err)
+	}
+}
