@@ -1,6 +1,7 @@
 package scache
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,7 +42,7 @@ func recvFD(uc *net.UnixConn) (int, error) {
 	n, oobn, flags, _, err := uc.ReadMsgUnix(buf[:], oob)
 	fds, perr := parseRights(oob[:oobn])
 	switch {
-	case err != nil && err != io.EOF:
+	case err != nil && !errors.Is(err, io.EOF):
 		closeAll(fds)
 		return -1, err
 	case perr != nil:

@@ -1,0 +1,525 @@
+package scache_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/scachetest"
+)
+
+func pipeFD(t testing.TB) int {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	return p[0]
+}
+
+func sameFile(t testing.TB, a, b int) bool {
+	t.Helper()
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(a, &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(b, &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestServer_endpoint(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	c := ts.Client(t)
+	fd := pipeFD(t)
+	if st, err := c.SaveEndp(2, "smtp\n127.0.0.1\n25\n0\n", "tls_level=0\n", fd); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveEndp = %d, %v", st, err)
+	}
+	got, prop, st, err := c.FindEndp("smtp\n127.0.0.1\n25\n0\n")
+	if err != nil || st != scache.StatusOK {
+		t.Fatalf("FindEndp = %d, %v", st, err)
+	}
+	defer unix.Close(got)
+	if !sameFile(t, fd, got) || prop != "tls_level=0\n" {
+		t.Errorf("FindEndp returned another file or prop %q", prop)
+	}
+	// The session was handed out: a second find misses.
+	if fd2, _, st, err := c.FindEndp("smtp\n127.0.0.1\n25\n0\n"); err != nil || st != scache.StatusFail || fd2 != -1 {
+		t.Errorf("second FindEndp = %d, %d, %v; want a miss", fd2, st, err)
+	}
+}
+
+func TestServer_destination(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	c := ts.Client(t)
+	fd1, fd2 := pipeFD(t), pipeFD(t)
+	if st, err := c.SaveDest(2, "smtp\nexample.com\n", "destination=example.com\n", "E"); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveDest = %d, %v", st, err)
+	}
+	for _, fd := range []int{fd1, fd2} {
+		if st, err := c.SaveEndp(2, "E", map[int]string{fd1: "ep1", fd2: "ep2"}[fd], fd); err != nil || st != scache.StatusOK {
+			t.Fatalf("SaveEndp = %d, %v", st, err)
+		}
+	}
+	// Oldest session first.
+	for i, want := range []struct {
+		fd   int
+		prop string
+	}{{fd1, "ep1"}, {fd2, "ep2"}} {
+		got, dp, ep, st, err := c.FindDest("smtp\nexample.com\n")
+		if err != nil || st != scache.StatusOK {
+			t.Fatalf("find %d = %d, %v", i, st, err)
+		}
+		if !sameFile(t, want.fd, got) || dp != "destination=example.com\n" || ep != want.prop {
+			t.Errorf("find %d: wrong session (props %q %q)", i, dp, ep)
+		}
+		unix.Close(got)
+	}
+	if got, dp, ep, st, err := c.FindDest("smtp\nexample.com\n"); err != nil || st != scache.StatusFail || got != -1 || dp != "" || ep != "" {
+		t.Errorf("third find = %d %q %q %d %v; want a miss", got, dp, ep, st, err)
+	}
+}
+
+func TestServer_ttlClamped(t *testing.T) {
+	ts := scachetest.NewServer(t, &scache.Server{TTLLimit: 3 * time.Second})
+	c := ts.Client(t)
+	if st, err := c.SaveEndp(1000, "E", "p", pipeFD(t)); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveEndp = %d, %v", st, err)
+	}
+	snap := ts.Srv.Cache.Snapshot()
+	if len(snap.Endps) != 1 || len(snap.Endps[0].Sessions) != 1 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	s := snap.Endps[0].Sessions[0]
+	if d := s.Expires.Sub(s.Created); d != 3*time.Second {
+		t.Errorf("ttl %v, want the 3s limit", d)
+	}
+}
+
+// TestServer_gluedDummy sends the trailing dummy of a find hit and the next
+// request in one write: both are processed.
+func TestServer_gluedDummy(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	c := ts.Client(t)
+	if st, err := c.SaveEndp(2, "E", "p", pipeFD(t)); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveEndp = %d, %v", st, err)
+	}
+	raw := ts.Raw(t)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustWrite(t, raw, "request\x00find_endp\x00label\x00E\x00\x00")
+	mustRead(t, raw, "status\x000\x00property\x00p\x00\x00")
+	mustWrite(t, raw, "dummy\x00\x00\x00")
+	buf, oob := make([]byte, 1), make([]byte, 64)
+	_, oobn, _, _, err := raw.ReadMsgUnix(buf, oob)
+	if err != nil || oobn == 0 {
+		t.Fatalf("recvmsg: %v (oob %d)", err, oobn)
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	fds, _ := unix.ParseUnixRights(&msgs[0])
+	unix.Close(fds[0])
+	mustWrite(t, raw, "dummy\x00\x00\x00request\x00find_endp\x00label\x00E\x00\x00")
+	mustRead(t, raw, "status\x002\x00property\x00\x00\x00")
+}
+
+// TestServer_pipelined: every complete buffered request is answered, in
+// order (a deliberate difference from Postfix, which drops all but the
+// first).
+func TestServer_pipelined(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	raw := ts.Raw(t)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustWrite(t, raw, "request\x00save_dest\x00ttl\x002\x00label\x00D\x00property\x00P\x00label\x00E\x00\x00"+
+		"request\x00find_dest\x00label\x00D\x00\x00"+
+		"request\x00frob\x00\x00")
+	mustRead(t, raw, "status\x000\x00\x00"+"status\x002\x00property\x00\x00property\x00\x00\x00"+"status\x001\x00\x00")
+}
+
+// TestServer_stalledClient: a client stuck in the middle of a request does
+// not delay another one.
+func TestServer_stalledClient(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	stuck := ts.Raw(t)
+	mustWrite(t, stuck, "request\x00find_endp\x00lab")
+	c := ts.Client(t)
+	if st, err := c.SaveDest(2, "D", "P", "E"); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveDest = %d, %v", st, err)
+	}
+	// The stuck client finishes later and is served.
+	stuck.SetDeadline(time.Now().Add(10 * time.Second))
+	mustWrite(t, stuck, "el\x00E\x00\x00")
+	mustRead(t, stuck, "status\x002\x00property\x00\x00\x00")
+}
+
+// TestServer_ipcTimeout: a client silent in the middle of a request gets
+// Postfix's timeout warning, a BAD reply and a closed connection.
+func TestServer_ipcTimeout(t *testing.T) {
+	ts := scachetest.NewServer(t, &scache.Server{IPCTimeout: 50 * time.Millisecond})
+	raw := ts.Raw(t)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustWrite(t, raw, "request\x00find_endp\x00label\x00")
+	got, err := io.ReadAll(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "status\x001\x00property\x00\x00\x00"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestServer_vanishingClients: clients that disappear in the middle of a
+// descriptor handshake leak nothing, and the server closes every
+// descriptor it holds when it is closed.
+func TestServer_vanishingClients(t *testing.T) {
+	before := openFDs(t)
+	goroutines := runtime.NumGoroutine()
+	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	path := l.Addr().String()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() *net.UnixConn {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		mustRead(t, nc, scachetest.Announcement)
+		return nc.(*net.UnixConn)
+	}
+	// Saved sessions stay cached until the server closes.
+	c, err := scache.Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if st, err := c.SaveEndp(2, "E", "p", p[0]); err != nil || st != 0 {
+			t.Fatalf("SaveEndp = %d, %v", st, err)
+		}
+	}
+	c.Close()
+	// Gone after the save_endp dummy.
+	nc := dial()
+	mustWrite(t, nc, "request\x00save_endp\x00ttl\x002\x00label\x00E\x00property\x00p\x00\x00")
+	mustRead(t, nc, "dummy\x00\x00\x00")
+	nc.Close()
+	// Gone after a find hit reply.
+	nc = dial()
+	mustWrite(t, nc, "request\x00find_endp\x00label\x00E\x00\x00")
+	mustRead(t, nc, "status\x000\x00property\x00p\x00\x00")
+	nc.Close()
+	// Gone after the first dummy of a find hit, without taking the fd.
+	nc = dial()
+	mustWrite(t, nc, "request\x00find_endp\x00label\x00E\x00\x00")
+	mustRead(t, nc, "status\x000\x00property\x00p\x00\x00")
+	mustWrite(t, nc, "dummy\x00\x00\x00")
+	nc.Close()
+
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, scache.ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	unix.Close(p[0])
+	unix.Close(p[1])
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after, %d before", after, before)
+	}
+	// Goroutines may take a moment to return after Close.
+	for i := 0; runtime.NumGoroutine() > goroutines; i++ {
+		if i == 500 {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestServer_shutdownTwice(t *testing.T) {
+	srv := &scache.Server{}
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	c, err := scache.Dial(t.Context(), l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if err := <-done; !errors.Is(err, scache.ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	// The idle client was disconnected.
+	if _, err := c.SaveDest(2, "D", "P", "E"); err == nil {
+		t.Error("request on a connection closed by Shutdown succeeded")
+	}
+	if err := srv.Shutdown(t.Context()); !errors.Is(err, scache.ErrServerClosed) {
+		t.Errorf("second Shutdown = %v", err)
+	}
+	if err := srv.Close(); !errors.Is(err, scache.ErrServerClosed) {
+		t.Errorf("Close after Shutdown = %v", err)
+	}
+	l2, err := net.Listen("unix", t.TempDir()+"/s2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(l2); !errors.Is(err, scache.ErrServerClosed) {
+		t.Errorf("Serve after Shutdown = %v", err)
+	}
+}
+
+func TestServer_closeTwice(t *testing.T) {
+	srv := &scache.Server{}
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	raw, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustRead(t, raw, scachetest.Announcement)
+	mustWrite(t, raw, "request\x00find_endp\x00lab") // in flight
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if err := <-done; !errors.Is(err, scache.ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	if got, _ := io.ReadAll(raw); len(got) != 0 {
+		t.Errorf("got %q after Close", got)
+	}
+	if err := srv.Close(); !errors.Is(err, scache.ErrServerClosed) {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+// TestServer_shutdownWaits: Shutdown lets a request in progress finish.
+func TestServer_shutdownWaits(t *testing.T) {
+	busy := make(chan bool, 4)
+	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := l.Addr().String()
+	go srv.Serve(l)
+	raw, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustRead(t, raw, scachetest.Announcement)
+	mustWrite(t, raw, "request\x00find_endp\x00lab")
+	<-busy // the request is in progress
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	// Wait until the listener is gone, i.e. Shutdown has begun.
+	for {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			break
+		}
+		c.Close()
+		runtime.Gosched()
+	}
+	mustWrite(t, raw, "el\x00E\x00\x00")
+	mustRead(t, raw, "status\x002\x00property\x00\x00\x00")
+	if got, err := io.ReadAll(raw); err != nil || len(got) != 0 {
+		t.Errorf("after the reply: %q, %v; want EOF", got, err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+}
+
+// TestServer_shutdownContext: Shutdown gives up when ctx is done and
+// closes the connections left.
+func TestServer_shutdownContext(t *testing.T) {
+	busy := make(chan bool, 4)
+	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	raw, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	mustRead(t, raw, scachetest.Announcement)
+	mustWrite(t, raw, "request\x00find_endp\x00lab")
+	<-busy
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	}
+	if got, _ := io.ReadAll(raw); len(got) != 0 {
+		t.Errorf("got %q", got)
+	}
+}
+
+// failingListener fails its first Accepts with errs, then with io.EOF.
+type failingListener struct {
+	mu    sync.Mutex
+	errs  []error
+	calls int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, err
+	}
+	return nil, &net.OpError{Op: "accept", Net: "unix", Err: errors.New("listener broken")}
+}
+func (l *failingListener) Close() error   { return nil }
+func (l *failingListener) Addr() net.Addr { return &net.UnixAddr{Name: "fake", Net: "unix"} }
+
+func TestServe_failingListener(t *testing.T) {
+	tmp := func(e syscall.Errno) error {
+		return &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept", e)}
+	}
+	l := &failingListener{errs: []error{tmp(syscall.EMFILE), tmp(syscall.ECONNABORTED), tmp(syscall.ENFILE)}}
+	var logs strings.Builder
+	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	err := srv.Serve(l)
+	if err == nil || !strings.Contains(err.Error(), "listener broken") {
+		t.Fatalf("Serve = %v, want the permanent accept error", err)
+	}
+	if l.calls != 4 {
+		t.Errorf("%d Accept calls, want 4 (3 retried errors, then the permanent one)", l.calls)
+	}
+	if n := strings.Count(logs.String(), "accept connection: "); n != 4 {
+		t.Errorf("%d accept errors logged, want 4:\n%s", n, logs.String())
+	}
+	srv.Close()
+}
+
+func TestServer_hooks(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	conns := make(chan int, 10)
+	srv := &scache.Server{
+		Busy: func(b bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if b {
+				events = append(events, "busy")
+			} else {
+				events = append(events, "idle")
+			}
+		},
+		ConnCount: func(n int) { conns <- n },
+	}
+	ts := scachetest.NewServer(t, srv)
+	c := ts.Client(t)
+	if n := <-conns; n != 1 {
+		t.Fatalf("ConnCount(%d), want 1", n)
+	}
+	if _, err := c.SaveDest(2, "D", "P", "E"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := c.FindDest("D"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-conns; n != 0 {
+		t.Fatalf("ConnCount(%d), want 0", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{"busy", "idle", "busy", "idle"}, events); diff != "" {
+		t.Errorf("Busy calls mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestServer_stats(t *testing.T) {
+	ts := scachetest.NewServer(t, nil)
+	c := ts.Client(t)
+	c.SaveDest(2, "D", "P", "E")
+	c.SaveEndp(2, "E", "p", pipeFD(t))
+	c.FindDest("nowhere")
+	fd, _, _, st, err := c.FindDest("D")
+	if err != nil || st != scache.StatusOK {
+		t.Fatalf("FindDest = %d, %v", st, err)
+	}
+	unix.Close(fd)
+	// The hit is counted once the trailing dummy is read; the next
+	// round trip on the same connection comes after that.
+	c.FindEndp("nowhere")
+	tot := ts.Srv.Stats().Totals()
+	got := []int64{tot.DestHits, tot.DestMisses, tot.EndpHits, tot.EndpMisses}
+	if diff := cmp.Diff([]int64{1, 1, 0, 1}, got); diff != "" {
+		t.Errorf("hits/misses mismatch (-want +got):\n%s", diff)
+	}
+	if tot.PeakDests != 1 || tot.PeakEndps != 1 || tot.PeakSessions != 1 {
+		t.Errorf("peaks %+v", tot)
+	}
+}
+
+func mustWrite(t testing.TB, c net.Conn, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func mustRead(t testing.TB, c net.Conn, want string) {
+	t.Helper()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read: %v (got %q, want %q)", err, got, want)
+	}
+	if string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
