@@ -60,8 +60,15 @@ install: build
 	install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl
 	@echo "installed $(DAEMON_DIR)/goscache and /usr/local/bin/scachectl"
 
+# demo starts goscache standalone on a temporary socket, caches a real TCP
+# connection in it (cmd/goscache-demo), finds it back, then stops it.
 demo: build
-	@echo "demo: not yet wired"
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	echo "== starting $(BIN)/goscache -listen unix:$$dir/scache -v"; \
+	$(BIN)/goscache -listen unix:$$dir/scache -v -log $$dir/goscache.log & pid=$$!; \
+	status=0; $(BIN)/goscache-demo -socket $$dir/scache || status=$$?; \
+	kill -TERM $$pid; wait $$pid || true; \
+	echo "== goscache log"; cat $$dir/goscache.log; exit $$status
 
 # compat runs the compatibility suite against real Postfix natively (root;
 # installs Debian's postfix when missing) and prints the side-by-side table.
