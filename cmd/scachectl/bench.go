@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// benchCommand is "scachectl bench": a load generator that runs smtp(8)'s
+// request cycle against one or more cache sockets, or serves the floor.
+func benchCommand() command {
+	return command{
+		name:     "bench",
+		synopsis: "[-clients 1,4,16,64] [-duration D] [-target NAME=PATH ...] [-scale 10,1000,...] [-json]",
+		summary:  "measure a cache: smtp(8)'s request cycle from N concurrent clients",
+		run:      runBench,
+	}
+}
+
+// benchTarget is one server under test.
+type benchTarget struct {
+	Name   string `json:"name"`
+	Socket string `json:"socket"`
+	PID    int    `json:"pid,omitempty"` // for VmRSS; 0 = unknown
+}
+
+// targetList is a repeatable -target NAME=PATH flag.
+type targetList []benchTarget
+
+func (t *targetList) String() string {
+	var s []string
+	for _, x := range *t {
+		s = append(s, x.Name+"="+x.Socket)
+	}
+	return strings.Join(s, ",")
+}
+
+func (t *targetList) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return errors.New("want NAME=PATH")
+	}
+	*t = append(*t, benchTarget{Name: name, Socket: path})
+	return nil
+}
+
+// pidList is a repeatable -pid NAME=PID flag naming the server process of
+// a target, whose VmRSS the scale run samples.
+type pidList map[string]int
+
+func (p pidList) String() string { return fmt.Sprint(map[string]int(p)) }
+
+func (p pidList) Set(v string) error {
+	name, s, ok := strings.Cut(v, "=")
+	pid, err := strconv.Atoi(s)
+	if !ok || name == "" || err != nil || pid <= 0 {
+		return errors.New("want NAME=PID")
+	}
+	p[name] = pid
+	return nil
+}
+
+// intList parses "1,4,16,64".
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+// benchConfig is what one bench invocation does.
+type benchConfig struct {
+	targets   []benchTarget
+	clients   []int
+	rounds    int
+	warmup    time.Duration
+	duration  time.Duration
+	cycles    int // per client; 0 = run for duration
+	ttl       int
+	timeout   time.Duration
+	scale     []int
+	scaleTTL  int
+	scaleFill int // concurrent fill connections
+	heap      []int
+	pids      pidList
+	checkFDs  bool // fail if this process has more descriptors open at the end
+}
+
+// benchReport is the -json output.
+type benchReport struct {
+	Started    time.Time     `json:"started"`
+	GoVersion  string        `json:"go_version"`
+	GOMAXPROCS int           `json:"gomaxprocs"`
+	NumCPU     int           `json:"num_cpu"`
+	Targets    []benchTarget `json:"targets"`
+	Runs       []runResult   `json:"runs,omitempty"`
+	Scale      []runResult   `json:"scale,omitempty"`
+	Memory     []memSample   `json:"memory,omitempty"`
+	Heap       []heapSample  `json:"heap,omitempty"`
+	FDsLeaked  int           `json:"fds_leaked"`
+}
+
+func runBench(e *env, args []string) error {
+	fs := e.flags("bench", benchCommand().synopsis)
+	var (
+		targets   targetList
+		pids      = pidList{}
+		clients   = fs.String("clients", "1,4,16,64", "comma-separated `list` of concurrent client counts (the sweep)")
+		rounds    = fs.Int("rounds", 1, "repeat the sweep this many `times`, targets interleaved")
+		warmup    = fs.Duration("warmup", time.Second, "warm-up before each measurement (not counted)")
+		duration  = fs.Duration("duration", 5*time.Second, "measurement time per run")
+		cycles    = fs.Int("cycles", 0, "measure this many cycles per client instead of -duration")
+		ttl       = fs.Int("ttl", 2, "ttl sent with save requests (seconds; smtp(8) sends 2)")
+		asJSON    = fs.Bool("json", false, "write the results as JSON")
+		scale     = fs.String("scale", "", "scale run: comma-separated `list` of cached-connection counts to fill each target to, measuring 1 client at each")
+		scaleTTL  = fs.Int("scale-ttl", 3600, "ttl of the connections cached by -scale (raise the server's connection_cache_ttl_limit to match)")
+		scaleFill = fs.Int("scale-fill", 4, "concurrent connections used to fill the cache in -scale")
+		heap      = fs.String("heap", "", "measure Go heap per cached connection of an in-process goscache at these comma-separated counts")
+		floor     = fs.String("floor-serve", "", "serve the floor (no cache logic) on this socket `path` until interrupted")
+		floorStat = fs.Bool("floor-status", true, "the floor writes a 12-byte status record to a pipe around each request, as a master(8) child does")
+		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
+		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
+	)
+	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
+	fs.Var(pids, "pid", "`NAME=PID` of a target's server process, for VmRSS in -scale (repeatable)")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *floor != "" {
+		return serveFloorPath(e.ctx, *floor, *floorStat, e.stderr)
+	}
+	cfg := benchConfig{
+		targets: targets, rounds: *rounds, warmup: *warmup, duration: *duration, cycles: *cycles,
+		ttl: *ttl, timeout: e.timeout, scaleTTL: *scaleTTL, scaleFill: *scaleFill, pids: pids,
+		checkFDs: *checkFDs,
+	}
+	var err error
+	if *clients != "" { // -clients "" skips the sweep
+		if cfg.clients, err = intList(*clients); err != nil {
+			return &usageError{msg: "bench: -clients: " + err.Error()}
+		}
+	}
+	if *scale != "" {
+		if cfg.scale, err = intList(*scale); err != nil {
+			return &usageError{msg: "bench: -scale: " + err.Error()}
+		}
+	}
+	if *heap != "" {
+		if cfg.heap, err = intList(*heap); err != nil {
+			return &usageError{msg: "bench: -heap: " + err.Error()}
+		}
+	}
+	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 {
+		return &usageError{msg: "bench: -rounds, -ttl and -scale-fill must be positive"}
+	}
+	if len(cfg.targets) == 0 && len(cfg.heap) == 0 {
+		cfg.targets = []benchTarget{{Name: "server", Socket: e.socket}}
+	}
+	var progress io.Writer = e.stderr
+	if !*asJSON {
+		progress = io.Discard
+	}
+	rep, err := bench(e.ctx, cfg, progress)
+	if rep != nil {
+		if *asJSON {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(rep); jerr != nil && err == nil {
+				err = jerr
+			}
+		} else {
+			printReport(e.stdout, rep)
+		}
+	}
+	return err
+}
+
+// bench runs everything cfg asks for and returns the report; on error the
+// report holds what was measured before it.
+func bench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchReport, error) {
+	raiseNoFile(cfg)
+	before := countFDs()
+	rep := &benchReport{
+		Started: time.Now().UTC(), GoVersion: runtime.Version(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+	}
+	var err error
+	func() {
+		var stop func()
+		var targets []benchTarget
+		targets, stop, err = startInproc(ctx, cfg.targets, cfg.ttl, cfg.scaleTTL)
+		if err != nil {
+			return
+		}
+		defer stop()
+		for i := range targets {
+			targets[i].PID = cfg.pids[targets[i].Name]
+		}
+		rep.Targets = targets
+		if err = runSweep(ctx, cfg, targets, rep, progress); err != nil {
+			return
+		}
+		if len(cfg.scale) > 0 {
+			err = runScale(ctx, cfg, targets, rep, progress)
+		}
+	}()
+	if err == nil && len(cfg.heap) > 0 {
+		rep.Heap, err = measureHeap(ctx, cfg, progress)
+	}
+	if before >= 0 && cfg.checkFDs {
+		if after := settledFDs(before); after > before {
+			rep.FDsLeaked = after - before
+			if err == nil {
+				err = fmt.Errorf("bench: %d descriptors leaked", rep.FDsLeaked)
+			}
+		}
+	}
+	return rep, err
+}
+
+// runSweep runs every client count against every target, cfg.rounds
+// times, rotating the order of the targets from one run to the next so
+// that no server always goes first.
+func runSweep(ctx context.Context, cfg benchConfig, targets []benchTarget, rep *benchReport, progress io.Writer) error {
+	k := 0
+	for round := 1; round <= cfg.rounds; round++ {
+		for _, n := range cfg.clients {
+			for j := range targets {
+				t := targets[(j+k)%len(targets)]
+				res, err := runLoad(ctx, loadSpec{
+					target: t, clients: n, warmup: cfg.warmup, duration: cfg.duration,
+					cycles: cfg.cycles, ttl: cfg.ttl, timeout: cfg.timeout,
+				})
+				res.Round = round
+				rep.Runs = append(rep.Runs, res)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(progress, "round %d %-10s clients=%-3d %9.0f cycles/s  errors=%d\n", round, t.Name, n, res.CyclesPerSec, res.Errors)
+			}
+			k++
+		}
+	}
+	return nil
+}
+
+// printReport writes rep as tables.
+func printReport(w io.Writer, rep *benchReport) {
+	if len(rep.Runs) > 0 {
+		fmt.Fprintf(w, "%-10s %5s %7s %10s %10s %7s", "target", "round", "clients", "cycles/s", "requests/s", "errors")
+		for _, k := range reqKinds {
+			fmt.Fprintf(w, "  %-24s", k.String()+" p50/p99/max")
+		}
+		fmt.Fprintln(w)
+		for _, r := range rep.Runs {
+			printRun(w, r, r.Clients)
+		}
+	}
+	if len(rep.Scale) > 0 {
+		fmt.Fprintf(w, "\nscale (1 client):\n%-10s %5s %7s %10s %10s %7s\n", "target", "round", "cached", "cycles/s", "requests/s", "errors")
+		for _, r := range rep.Scale {
+			printRun(w, r, r.Cached)
+		}
+	}
+	if len(rep.Memory) > 0 {
+		fmt.Fprintf(w, "\nresident memory:\n%-10s %8s %10s\n", "target", "cached", "VmRSS kB")
+		for _, m := range rep.Memory {
+			fmt.Fprintf(w, "%-10s %8d %10d\n", m.Target, m.Cached, m.RSSKB)
+		}
+	}
+	if len(rep.Heap) > 0 {
+		fmt.Fprintf(w, "\nGo heap of an in-process goscache:\n%8s %12s %10s\n", "cached", "heap bytes", "bytes/conn")
+		for _, h := range rep.Heap {
+			fmt.Fprintf(w, "%8d %12d %10.1f\n", h.Cached, h.HeapBytes, h.BytesPerConn)
+		}
+	}
+	if rep.FDsLeaked > 0 {
+		fmt.Fprintf(w, "\nWARNING: %d descriptors leaked\n", rep.FDsLeaked)
+	}
+}
+
+func printRun(w io.Writer, r runResult, n int) {
+	fmt.Fprintf(w, "%-10s %5d %7d %10.0f %10.0f %7d", r.Target, r.Round, n, r.CyclesPerSec, r.RequestsPerSec, r.Errors)
+	for _, k := range reqKinds {
+		l := r.Latency[k.String()]
+		fmt.Fprintf(w, "  %-24s", fmt.Sprintf("%s/%s/%s", fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max)))
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintf(w, "    error: %s\n", s)
+	}
+}
+
+// fmtDur formats nanoseconds compactly: 12.3µs, 1.20ms.
+func fmtDur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case d < time.Microsecond:
+		return strconv.FormatInt(ns, 10) + "ns"
+	case d < time.Millisecond:
+		return strconv.FormatFloat(float64(ns)/1e3, 'f', 1, 64) + "µs"
+	case d < time.Second:
+		return strconv.FormatFloat(float64(ns)/1e6, 'f', 2, 64) + "ms"
+	}
+	return d.Round(time.Millisecond).String()
+}

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/scache"
+)
+
+// reqKind is one step of the smtp(8) cycle, timed on its own.
+type reqKind int
+
+const (
+	kindFindDestMiss reqKind = iota // find_dest, nothing cached
+	kindFindEndpMiss                // find_endp, nothing cached
+	kindSaveDest                    // save_dest
+	kindSaveEndp                    // save_endp with its descriptor
+	kindFindDestHit                 // find_dest hit, descriptor back
+	numKinds
+)
+
+var reqKinds = []reqKind{kindFindDestMiss, kindFindEndpMiss, kindSaveDest, kindSaveEndp, kindFindDestHit}
+
+func (k reqKind) String() string {
+	switch k {
+	case kindFindDestMiss:
+		return "find_dest_miss"
+	case kindFindEndpMiss:
+		return "find_endp_miss"
+	case kindSaveDest:
+		return "save_dest"
+	case kindSaveEndp:
+		return "save_endp"
+	case kindFindDestHit:
+		return "find_dest_hit"
+	}
+	return "kind" + strconv.Itoa(int(k))
+}
+
+// Properties shaped like the ones smtp(8) sends (PROTOCOL.md §5.3).
+const (
+	benchEndpProp = "tls_level=0\nreuse_count=0\nendpoint_features=15\nexpire_time=1700000300\n\n"
+	benchDestHost = "\nhost_name=mx.bench.test\nhost_addr=127.0.0.1\ndestination_features=4096\n\n"
+)
+
+// loadSpec is one measurement: clients concurrent connections running the
+// cycle against target.
+type loadSpec struct {
+	target   benchTarget
+	clients  int
+	warmup   time.Duration
+	duration time.Duration
+	cycles   int // per client, instead of duration
+	ttl      int
+	timeout  time.Duration
+	cached   int // connections cached beforehand (scale runs), for the report
+}
+
+// latStats summarises the latencies of one request kind, in nanoseconds.
+type latStats struct {
+	Count int   `json:"count"`
+	Mean  int64 `json:"mean_ns"`
+	P50   int64 `json:"p50_ns"`
+	P99   int64 `json:"p99_ns"`
+	Max   int64 `json:"max_ns"`
+}
+
+// runResult is the outcome of one loadSpec.
+type runResult struct {
+	Target         string              `json:"target"`
+	Round          int                 `json:"round"`
+	Clients        int                 `json:"clients"`
+	Cached         int                 `json:"cached,omitempty"`
+	Seconds        float64             `json:"seconds"`
+	Cycles         int                 `json:"cycles"`
+	Requests       int                 `json:"requests"`
+	Errors         int                 `json:"errors"`
+	CyclesPerSec   float64             `json:"cycles_per_sec"`
+	RequestsPerSec float64             `json:"requests_per_sec"`
+	Latency        map[string]latStats `json:"latency"`
+	ErrorSamples   []string            `json:"error_samples,omitempty"`
+}
+
+// maxErrorSamples bounds the error messages kept per run.
+const maxErrorSamples = 5
+
+// worker is one client connection running the cycle. It owns a
+// socketpair whose first end it caches again and again: the server gets
+// a new descriptor for the same socket each time and hands one back.
+type worker struct {
+	spec    *loadSpec
+	id      int
+	prefix  string // unique per run
+	cl      *scache.Client
+	pair    [2]int
+	dev     uint64
+	ino     uint64
+	iter    int
+	lat     [numKinds + 1][]int64 // + whole cycles
+	cycles  int
+	errors  int
+	samples []string
+	label   []byte
+}
+
+// kindCycle indexes the whole-cycle latencies in worker.lat.
+const kindCycle = numKinds
+
+func newWorker(spec *loadSpec, id int, prefix string) (*worker, error) {
+	w := &worker{spec: spec, id: id, prefix: prefix, pair: [2]int{-1, -1}}
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bench: socketpair: %w", err)
+	}
+	w.pair = [2]int{p[0], p[1]}
+	var st unix.Stat_t
+	if err := unix.Fstat(p[0], &st); err != nil {
+		w.close()
+		return nil, fmt.Errorf("bench: fstat: %w", err)
+	}
+	w.dev, w.ino = st.Dev, st.Ino
+	return w, nil
+}
+
+// dial (re)connects to the target.
+func (w *worker) dial(ctx context.Context) error {
+	w.hangUp()
+	ctx, cancel := context.WithTimeout(ctx, w.spec.timeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", w.spec.target.Socket)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", w.spec.target.Name, err)
+	}
+	uc := c.(*net.UnixConn)
+	cl, err := scache.NewClient(uc)
+	if err != nil {
+		uc.Close()
+		return fmt.Errorf("bench: %s: %w", w.spec.target.Name, err)
+	}
+	cl.Timeout = w.spec.timeout
+	w.cl = cl
+	return nil
+}
+
+func (w *worker) hangUp() {
+	if w.cl != nil {
+		w.cl.Close()
+		w.cl = nil
+	}
+}
+
+func (w *worker) close() {
+	w.hangUp()
+	for i, fd := range w.pair {
+		if fd >= 0 {
+			unix.Close(fd)
+			w.pair[i] = -1
+		}
+	}
+}
+
+func (w *worker) fail(err error) {
+	w.errors++
+	if len(w.samples) < maxErrorSamples {
+		w.samples = append(w.samples, err.Error())
+	}
+}
+
+// labels returns this iteration's destination and endpoint labels, unique
+// per run, client and iteration so that every lookup has the outcome the
+// cycle expects, on any server.
+func (w *worker) labels() (dest, endp string) {
+	b := w.label[:0]
+	b = append(b, "smtp\n"...)
+	b = append(b, w.prefix...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(w.id), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(w.iter), 10)
+	b = append(b, ".bench.test\n"...)
+	dest = string(b)
+	b = append(b[:0], "smtp\n127.0.0.1\n25\n"...)
+	b = append(b, w.prefix...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(w.id), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(w.iter), 10)
+	b = append(b, '\n')
+	endp = string(b)
+	w.label = b
+	return dest, endp
+}
+
+// cycle runs smtp(8)'s sequence once: find_dest miss, find_endp miss,
+// save_dest, save_endp with a descriptor, find_dest hit with the
+// descriptor back. It records latencies when record is set. A transport
+// error is returned (the connection is then unusable); a wrong answer is
+// counted as an error and the cycle goes on where it can.
+func (w *worker) cycle(record bool) error {
+	w.iter++
+	dest, endp := w.labels()
+	destProp := "destination=" + dest[5:len(dest)-1] + benchDestHost
+	ttl := w.spec.ttl
+	var t [numKinds + 1]time.Time
+	t[0] = time.Now()
+
+	fd, _, _, st, err := w.cl.FindDest(dest)
+	t[1] = time.Now()
+	if err != nil {
+		return fmt.Errorf("find_dest: %w", err)
+	}
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if st != scache.StatusFail {
+		w.fail(fmt.Errorf("find_dest of a new label: status %d, want %d", st, scache.StatusFail))
+	}
+
+	fd, _, st, err = w.cl.FindEndp(endp)
+	t[2] = time.Now()
+	if err != nil {
+		return fmt.Errorf("find_endp: %w", err)
+	}
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if st != scache.StatusFail {
+		w.fail(fmt.Errorf("find_endp of a new label: status %d, want %d", st, scache.StatusFail))
+	}
+
+	st, err = w.cl.SaveDest(ttl, dest, destProp, endp)
+	t[3] = time.Now()
+	if err != nil {
+		return fmt.Errorf("save_dest: %w", err)
+	}
+	if st != scache.StatusOK {
+		w.fail(fmt.Errorf("save_dest: status %d", st))
+	}
+
+	st, err = w.cl.SaveEndp(ttl, endp, benchEndpProp, w.pair[0])
+	t[4] = time.Now()
+	if err != nil {
+		return fmt.Errorf("save_endp: %w", err)
+	}
+	if st != scache.StatusOK {
+		w.fail(fmt.Errorf("save_endp: status %d", st))
+	}
+
+	fd, dp, ep, st, err := w.cl.FindDest(dest)
+	t[5] = time.Now()
+	if fd >= 0 {
+		var s unix.Stat_t
+		if serr := unix.Fstat(fd, &s); serr != nil || s.Dev != w.dev || s.Ino != w.ino {
+			w.fail(errors.New("find_dest hit: the descriptor received is not the one cached"))
+		}
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("find_dest hit: %w", err)
+	}
+	switch {
+	case st != scache.StatusOK:
+		w.fail(fmt.Errorf("find_dest of a saved label: status %d, want %d", st, scache.StatusOK))
+	case fd < 0:
+		w.fail(errors.New("find_dest hit without a descriptor"))
+	case dp != destProp || ep != benchEndpProp:
+		w.fail(fmt.Errorf("find_dest hit: properties %q %q, want %q %q", dp, ep, destProp, benchEndpProp))
+	}
+	if record {
+		for k := range numKinds {
+			w.lat[k] = append(w.lat[k], int64(t[k+1].Sub(t[k])))
+		}
+		w.lat[kindCycle] = append(w.lat[kindCycle], int64(t[numKinds].Sub(t[0])))
+		w.cycles++
+	}
+	return nil
+}
+
+// loop runs cycles: unrecorded until warmEnd, then recorded until end (or
+// for spec.cycles cycles). It reconnects after a transport error. It
+// returns when it finished.
+func (w *worker) loop(ctx context.Context, warmEnd, end time.Time) time.Time {
+	recorded := 0
+	for ctx.Err() == nil {
+		now := time.Now()
+		record := !now.Before(warmEnd)
+		if record {
+			if w.spec.cycles > 0 && recorded >= w.spec.cycles {
+				break
+			}
+			if w.spec.cycles == 0 && !now.Before(end) {
+				break
+			}
+		}
+		if w.cl == nil {
+			if err := w.dial(ctx); err != nil {
+				w.fail(err)
+				time.Sleep(10 * time.Millisecond)
+				if w.spec.cycles > 0 {
+					recorded++ // a dead server must not make -cycles run forever
+				}
+				continue
+			}
+		}
+		if err := w.cycle(record); err != nil {
+			w.fail(fmt.Errorf("%s: %w", w.spec.target.Name, err))
+			w.hangUp()
+		}
+		if record {
+			recorded++
+		}
+	}
+	return time.Now()
+}
+
+// runLoad measures one loadSpec.
+func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
+	res := runResult{Target: spec.target.Name, Clients: spec.clients, Cached: spec.cached}
+	prefix := strconv.FormatInt(int64(os.Getpid()), 36) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	workers := make([]*worker, 0, spec.clients)
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+	for i := range spec.clients {
+		w, err := newWorker(&spec, i, prefix)
+		if err != nil {
+			return res, err
+		}
+		workers = append(workers, w)
+		if err := w.dial(ctx); err != nil {
+			return res, err
+		}
+	}
+	start := time.Now()
+	warmEnd := start.Add(spec.warmup)
+	end := warmEnd.Add(spec.duration)
+	finish := make([]time.Time, len(workers))
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() { finish[i] = w.loop(ctx, warmEnd, end) })
+	}
+	wg.Wait()
+	last := warmEnd
+	for _, f := range finish {
+		if f.After(last) {
+			last = f
+		}
+	}
+	res.Seconds = last.Sub(warmEnd).Seconds()
+	var all [numKinds + 1][]int64
+	for _, w := range workers {
+		res.Cycles += w.cycles
+		res.Errors += w.errors
+		for _, s := range w.samples {
+			if len(res.ErrorSamples) < maxErrorSamples {
+				res.ErrorSamples = append(res.ErrorSamples, s)
+			}
+		}
+		for k := range all {
+			all[k] = append(all[k], w.lat[k]...)
+		}
+	}
+	res.Requests = res.Cycles * int(numKinds)
+	if res.Seconds > 0 {
+		res.CyclesPerSec = float64(res.Cycles) / res.Seconds
+		res.RequestsPerSec = float64(res.Requests) / res.Seconds
+	}
+	res.Latency = make(map[string]latStats, len(all)+1)
+	var reqs []int64 // every request, whatever its kind
+	for k := range numKinds {
+		reqs = append(reqs, all[k]...)
+	}
+	res.Latency["request"] = summarize(reqs)
+	for k := range all {
+		name := "cycle"
+		if reqKind(k) < numKinds {
+			name = reqKind(k).String()
+		}
+		res.Latency[name] = summarize(all[k])
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Cycles == 0 {
+		return res, fmt.Errorf("bench: %s: no cycle completed", spec.target.Name)
+	}
+	return res, nil
+}
+
+// summarize sorts s and returns its statistics (nearest-rank percentiles).
+func summarize(s []int64) latStats {
+	if len(s) == 0 {
+		return latStats{}
+	}
+	slices.Sort(s)
+	var sum int64
+	for _, v := range s {
+		sum += v
+	}
+	return latStats{
+		Count: len(s), Mean: sum / int64(len(s)),
+		P50: percentile(s, 50), P99: percentile(s, 99), Max: s[len(s)-1],
+	}
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted s.
+func percentile(s []int64, p int) int64 {
+	i := (len(s)*p + 99) / 100
+	if i < 1 {
+		i = 1
+	}
+	return s[i-1]
+}
+
+// countFDs returns the number of open descriptors of this process, or -1.
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents) - 1 // the directory being read
+}
+
+// settledFDs returns the number of open descriptors once it is back to
+// want, or after a second: in-process servers close their side of a
+// connection shortly after the client does.
+func settledFDs(want int) int {
+	n := countFDs()
+	for i := 0; i < 100 && n > want; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n = countFDs()
+	}
+	return n
+}

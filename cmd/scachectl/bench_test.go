@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/scachetest"
+)
+
+// startBenchFloor serves the floor on a socket under t.TempDir() until the test
+// ends.
+func startBenchFloor(t *testing.T, status bool) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "floor")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveFloorPath(ctx, path, status, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("floor: %v", err)
+		}
+	})
+	for range 500 { // the socket appears once the floor listens
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("floor socket %s did not appear", path)
+	return ""
+}
+
+func startBenchGoscache(t *testing.T) string {
+	t.Helper()
+	return scachetest.NewServer(t, &scache.Server{Logger: slog.New(slog.DiscardHandler)}).Path
+}
+
+func TestRunLoad_cycles(t *testing.T) {
+	tests := []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"goscache", startBenchGoscache},
+		{"floor", func(t *testing.T) string { return startBenchFloor(t, true) }},
+		{"floorNoStatus", func(t *testing.T) string { return startBenchFloor(t, false) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.start(t)
+			before := countFDs()
+			res, err := runLoad(t.Context(), loadSpec{
+				target: benchTarget{Name: tt.name, Socket: path}, clients: 3, cycles: 10,
+				ttl: 2, timeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatalf("runLoad: %v", err)
+			}
+			if res.Errors != 0 {
+				t.Errorf("errors = %d: %q", res.Errors, res.ErrorSamples)
+			}
+			if res.Cycles != 30 || res.Requests != 150 {
+				t.Errorf("cycles, requests = %d, %d; want 30, 150", res.Cycles, res.Requests)
+			}
+			for _, k := range append(reqKinds, kindCycle) {
+				name := "cycle"
+				if k != kindCycle {
+					name = k.String()
+				}
+				l := res.Latency[name]
+				if l.Count != 30 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+					t.Errorf("latency %s = %+v", name, l)
+				}
+			}
+			if res.CyclesPerSec <= 0 {
+				t.Errorf("cycles/s = %v", res.CyclesPerSec)
+			}
+			if after := settledFDs(before); after != before {
+				t.Errorf("open descriptors: %d before, %d after", before, after)
+			}
+		})
+	}
+}
+
+// TestRunLoad_badServer checks that wrong answers are counted and that a
+// run with no good cycle fails.
+func TestRunLoad_badServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte(scachetest.Announcement))
+				r := bufio.NewReader(c)
+				for { // answer every record with status=1 only
+					name, err := r.ReadString(0)
+					if err != nil {
+						return
+					}
+					if name == "\x00" {
+						c.Write([]byte("status\x001\x00\x00"))
+					} else if _, err := r.ReadString(0); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	res, err := runLoad(t.Context(), loadSpec{
+		target: benchTarget{Name: "bad", Socket: path}, clients: 1, cycles: 3, ttl: 2, timeout: 5 * time.Second,
+	})
+	if err == nil || res.Cycles != 0 || res.Errors < 3 || len(res.ErrorSamples) == 0 {
+		t.Errorf("runLoad = %+v, %v; want errors and no cycle", res, err)
+	}
+}
+
+func TestBench_json(t *testing.T) {
+	path := startBenchGoscache(t)
+	floor := startBenchFloor(t, true)
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-target", "floor=" + floor,
+		"-clients", "1,2", "-rounds", "2", "-cycles", "3", "-warmup", "0", "-json"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode %s: %v", out.String(), err)
+	}
+	if len(rep.Runs) != 8 || rep.FDsLeaked != 0 {
+		t.Fatalf("runs = %d, leaked = %d; want 8, 0", len(rep.Runs), rep.FDsLeaked)
+	}
+	seen := map[string]int{}
+	for _, r := range rep.Runs {
+		seen[r.Target]++
+		if r.Errors != 0 || r.Cycles != 3*r.Clients {
+			t.Errorf("run %+v", r)
+		}
+	}
+	if seen["go"] != 4 || seen["floor"] != 4 {
+		t.Errorf("runs per target = %v", seen)
+	}
+	// Targets alternate which goes first.
+	if rep.Runs[0].Target == rep.Runs[2].Target {
+		t.Errorf("order not rotated: %s then %s", rep.Runs[0].Target, rep.Runs[2].Target)
+	}
+}
+
+func TestBench_table(t *testing.T) {
+	path := startBenchGoscache(t)
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"-socket", path, "bench", "-clients", "2", "-cycles", "2", "-warmup", "0"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "target") || !strings.HasPrefix(lines[1], "server ") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func TestBench_scaleAndHeap(t *testing.T) {
+	path := startBenchGoscache(t)
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
+		"-clients", "", "-scale", "5,20", "-cycles", "2", "-warmup", "0", "-heap", "50", "-json", "-check-fds=false"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(rep.Runs) != 0 || len(rep.Scale) != 2 || rep.Scale[0].Cached != 5 || rep.Scale[1].Cached != 20 {
+		t.Errorf("runs %d, scale %+v", len(rep.Runs), rep.Scale)
+	}
+	if len(rep.Memory) != 3 || rep.Memory[2].Cached != 20 || rep.Memory[2].RSSKB <= 0 {
+		t.Errorf("memory %+v", rep.Memory)
+	}
+	if len(rep.Heap) != 1 || rep.Heap[0].Cached != 50 || rep.Heap[0].BytesPerConn <= 0 {
+		t.Errorf("heap %+v", rep.Heap)
+	}
+}
+
+func TestBench_errors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"noSocket", []string{"bench", "-target", "x=" + filepath.Join(t.TempDir(), "none"), "-clients", "1", "-cycles", "1"}, "no such file"},
+		{"badClients", []string{"bench", "-clients", "1,x"}, "-clients"},
+		{"badTarget", []string{"bench", "-target", "x"}, "NAME=PATH"},
+		{"badRounds", []string{"bench", "-rounds", "0"}, "positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(t.Context(), append([]string{"-socket", "/nonexistent"}, tt.args...), &out, &errb)
+			if err == nil || !strings.Contains(err.Error()+errb.String(), tt.want) {
+				t.Errorf("err = %v, stderr %q; want %q", err, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestFloor_requests checks the floor's answers byte for byte.
+func TestFloor_requests(t *testing.T) {
+	path := startBenchFloor(t, false)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	read := func(n int) string {
+		t.Helper()
+		b := make([]byte, n)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(r, b); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return string(b)
+	}
+	if got := read(len(floorAnnounce)); got != string(floorAnnounce) {
+		t.Fatalf("announcement %q", got)
+	}
+	tests := []struct{ req, want string }{
+		{"request\x00frob\x00\x00", "status\x001\x00\x00"},
+		{"request\x00find_dest\x00label\x00d\x00\x00", string(floorDestMiss)},
+		{"request\x00find_endp\x00label\x00e\x00\x00", string(floorEndpMiss)},
+		{"request\x00save_dest\x00ttl\x002\x00label\x00d\x00property\x00dp\x00label\x00e\x00\x00", "status\x000\x00\x00"},
+	}
+	for _, tt := range tests {
+		c.Write([]byte(tt.req))
+		if got := read(len(tt.want)); got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.req, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// The floor is the least a server can do to answer smtp(8)'s cycle: the
+// same reads, writes, sendmsg and recvmsg calls as a real cache, and no
+// cache at all. Each connection holds the last descriptor it received and
+// hands it to the next find request; labels are not looked at. Its cycle
+// time is the syscall and scheduling cost that any Go server pays, so
+// goscache/floor is goscache's own overhead.
+
+// Wire records the floor writes (format 0).
+var (
+	floorAnnounce = []byte("protocol\x00connection_cache_protocol\x00\x00")
+	floorDummy    = []byte("dummy\x00\x00\x00")
+	floorStatus0  = []byte("status\x000\x00\x00")
+	floorStatus1  = []byte("status\x001\x00\x00")
+	floorStatus2  = []byte("status\x002\x00\x00")
+	floorEndpMiss = []byte("status\x002\x00property\x00\x00\x00")
+	floorDestMiss = []byte("status\x002\x00property\x00\x00property\x00\x00\x00")
+)
+
+// floorServer serves the floor on a listener.
+type floorServer struct {
+	// status, if not nil, gets a 12-byte record when the number of
+	// requests in flight goes 0->1 and 1->0, as a master(8) child writes
+	// to its status pipe.
+	status   *os.File
+	inFlight atomic.Int32
+	statusMu sync.Mutex
+	rec      [12]byte
+}
+
+// serveFloorPath serves the floor on a new socket at path until ctx is
+// done. With status set, the floor writes status records to a pipe that a
+// goroutine drains, as goscache does to master(8).
+func serveFloorPath(ctx context.Context, path string, status bool, stderr io.Writer) error {
+	os.Remove(path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	defer os.Remove(path)
+	os.Chmod(path, 0o666)
+	fs := &floorServer{}
+	if status {
+		r, w, err := os.Pipe()
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("bench: floor: %w", err)
+		}
+		defer r.Close()
+		defer w.Close()
+		go io.Copy(io.Discard, r)
+		fs.status = w
+		binary.NativeEndian.PutUint32(fs.rec[0:], uint32(os.Getpid()))
+		binary.NativeEndian.PutUint32(fs.rec[4:], 1)
+	}
+	fmt.Fprintf(stderr, "floor: serving %s\n", path)
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	err = fs.serve(l)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// serve accepts connections until l is closed.
+func (fs *floorServer) serve(l *net.UnixListener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	conns := map[*net.UnixConn]struct{}{}
+	defer func() {
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("bench: floor: %w", err)
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Go(func() {
+			fs.serveConn(c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+			c.Close()
+		})
+	}
+}
+
+// busy writes a status record on the 0->1 and 1->0 transitions.
+func (fs *floorServer) busy(delta int32) {
+	if fs.status == nil {
+		return
+	}
+	n := fs.inFlight.Add(delta)
+	if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
+		fs.statusMu.Lock()
+		rec := fs.rec
+		if delta < 0 {
+			binary.NativeEndian.PutUint32(rec[8:], 1)
+		}
+		fs.status.Write(rec[:])
+		fs.statusMu.Unlock()
+	}
+}
+
+// floorConn is one client of the floor.
+type floorConn struct {
+	c        *net.UnixConn
+	r        *bufio.Reader
+	w        *bufio.Writer
+	held     int    // last descriptor received, -1 if none
+	destProp []byte // last save_dest property, handed back on a hit
+	endpProp []byte // last save_endp property
+	oob      []byte
+}
+
+// serveConn answers requests until the client goes away or breaks the
+// protocol.
+func (fs *floorServer) serveConn(c *net.UnixConn) {
+	fc := &floorConn{c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), held: -1, oob: make([]byte, unix.CmsgSpace(4))}
+	defer func() {
+		if fc.held >= 0 {
+			unix.Close(fc.held)
+		}
+	}()
+	if _, err := c.Write(floorAnnounce); err != nil {
+		return
+	}
+	for {
+		if _, err := fc.r.Peek(1); err != nil {
+			return
+		}
+		fs.busy(1)
+		err := fc.request()
+		fs.busy(-1)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// request reads one record and answers it.
+func (fc *floorConn) request() error {
+	var req, prop []byte
+	for i := 0; ; i++ {
+		name, err := fc.field()
+		if err != nil {
+			return err
+		}
+		if len(name) == 0 {
+			break
+		}
+		// name is only valid until the next read: compare it now.
+		isReq, isProp := string(name) == "request", string(name) == "property"
+		val, err := fc.field()
+		if err != nil {
+			return err
+		}
+		switch {
+		case isReq && i == 0:
+			req = append(req, val...)
+		case isProp:
+			prop = append(prop[:0], val...)
+		}
+	}
+	switch string(req) {
+	case "find_dest", "find_endp":
+		if fc.held < 0 {
+			if string(req) == "find_dest" {
+				return fc.reply(floorDestMiss)
+			}
+			return fc.reply(floorEndpMiss)
+		}
+		b := fc.w.AvailableBuffer()
+		b = append(b, "status\x000\x00"...)
+		if string(req) == "find_dest" {
+			b = append(b, "property\x00"...)
+			b = append(b, fc.destProp...)
+			b = append(b, 0)
+		}
+		b = append(b, "property\x00"...)
+		b = append(b, fc.endpProp...)
+		b = append(b, 0, 0)
+		if err := fc.reply(b); err != nil {
+			return err
+		}
+		if err := fc.skipRecord(); err != nil { // dummy
+			return err
+		}
+		fd := fc.held
+		fc.held = -1
+		_, _, err := fc.c.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		return fc.skipRecord() // dummy after the descriptor
+	case "save_dest":
+		fc.destProp = append(fc.destProp[:0], prop...)
+		return fc.reply(floorStatus0)
+	case "save_endp":
+		if err := fc.reply(floorDummy); err != nil {
+			return err
+		}
+		if fc.r.Buffered() > 0 {
+			return errors.New("floor: data buffered before a descriptor")
+		}
+		_, oobn, _, _, err := fc.c.ReadMsgUnix(make([]byte, 1), fc.oob)
+		if err != nil {
+			return err
+		}
+		fd := -1
+		if msgs, err := unix.ParseSocketControlMessage(fc.oob[:oobn]); err == nil && len(msgs) == 1 {
+			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+				fd = fds[0]
+			} else {
+				for _, f := range fds {
+					unix.Close(f)
+				}
+			}
+		}
+		if fd < 0 {
+			return fc.reply(floorStatus2)
+		}
+		if fc.held >= 0 {
+			unix.Close(fc.held)
+		}
+		fc.held = fd
+		fc.endpProp = append(fc.endpProp[:0], prop...)
+		return fc.reply(floorStatus0)
+	}
+	return fc.reply(floorStatus1)
+}
+
+// field reads one NUL-terminated name or value; the slice is valid until
+// the next read.
+func (fc *floorConn) field() ([]byte, error) {
+	b, err := fc.r.ReadSlice(0)
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
+// skipRecord reads one record and discards it.
+func (fc *floorConn) skipRecord() error {
+	for {
+		name, err := fc.field()
+		if err != nil {
+			return err
+		}
+		if len(name) == 0 {
+			return nil
+		}
+		if _, err := fc.field(); err != nil {
+			return err
+		}
+	}
+}
+
+// reply writes b and flushes it in one write. b may have been built in
+// fc.w.AvailableBuffer().
+func (fc *floorConn) reply(b []byte) error {
+	fc.w.Write(b)
+	return fc.w.Flush()
+}
