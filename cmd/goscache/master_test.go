@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/mastercompat"
+	"github.com/goscache/goscache/scache"
+)
+
+// These tests start the test binary the way master(8) starts scache:
+// fds 3/4 flow pipe, 5 status socketpair, 6 listening socket, GENERATION
+// and MAIL_CONFIG in the environment. envMasterChild makes
+// TestMasterChildHelper run masterMain instead of a test (the TestPassFD
+// pattern). The child logs through postlog to a datagram socket that the
+// test reads, so every log line is checked as Postfix would write it.
+const (
+	envMasterChild = "GOSCACHE_TEST_MASTER_CHILD"
+	envMasterArgv  = "GOSCACHE_TEST_MASTER_ARGV"
+)
+
+func TestMasterChildHelper(t *testing.T) {
+	if os.Getenv(envMasterChild) != "1" {
+		t.Skip("helper process for the master child tests")
+	}
+	err := masterMain(context.Background(), strings.Fields(os.Getenv(envMasterArgv)), os.Stderr, masterOptions{
+		lookupEnv: os.LookupEnv,
+		stdinTTY:  func() bool { return false },
+	})
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+type masterChild struct {
+	cmd    *exec.Cmd
+	status net.Conn // master's end of the status channel
+	sock   string
+	logs   *net.UnixConn // postlog socket
+	done   chan error
+	stderr bytes.Buffer
+}
+
+// startMasterChild writes main.cf (queue_directory in a temporary
+// directory, postlog logging) plus extra lines, and starts the child.
+func startMasterChild(t *testing.T, argv, mainCF string, env ...string) *masterChild {
+	t.Helper()
+	qdir := t.TempDir()
+	// The queue directory must be reachable by mail_owner when the child
+	// drops privileges (t.TempDir parents are 0700).
+	if err := os.Chmod(filepath.Dir(qdir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"public", "private"} {
+		if err := os.Mkdir(filepath.Join(qdir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf := fmt.Sprintf("queue_directory = %s\nmaillog_file = /var/log/goscache-test.log\nmyhostname = mx1.example\n%s", qdir, mainCF)
+	if err := os.WriteFile(filepath.Join(qdir, "main.cf"), []byte(cf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(qdir, "public", "postlog"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	childEnd, masterFile := os.NewFile(uintptr(fds[0]), "status child"), os.NewFile(uintptr(fds[1]), "status master")
+	masterEnd, err := net.FileConn(masterFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterFile.Close()
+	t.Cleanup(func() { masterEnd.Close() })
+	flowR, flowW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(qdir, "private", "scache")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sock, 0o666)
+	l.SetUnlinkOnClose(false)
+	lf, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	c := &masterChild{status: masterEnd, sock: sock, logs: logs, done: make(chan error, 1)}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^TestMasterChildHelper$")
+	c.cmd.Env = append([]string{envMasterChild + "=1", envMasterArgv + "=" + argv, "MAIL_CONFIG=" + qdir,
+		"MAIL_LOGTAG=postfix", "LANG=C", "GENERATION=17",
+		// master exports these when maillog_file is set, so that a child
+		// logs to postlogd before it has read main.cf.
+		"POSTLOG_SERVICE=" + filepath.Join(qdir, "public", "postlog"), "POSTLOG_HOSTNAME=mx1.example"}, env...)
+	c.cmd.ExtraFiles = []*os.File{flowR, flowW, childEnd, lf}
+	c.cmd.Stderr = &c.stderr
+	c.cmd.Stdin = nil
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*os.File{flowR, flowW, childEnd, lf} {
+		f.Close()
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+	})
+	return c
+}
+
+// wait returns the child's exit status: code, or the signal that killed it.
+func (c *masterChild) wait(t *testing.T) (code int, sig syscall.Signal) {
+	t.Helper()
+	err := <-c.done
+	c.done <- err
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return -1, ws.Signal()
+		}
+		return ws.ExitStatus(), 0
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, 0
+}
+
+// logLines reads every log datagram that has arrived, with the time stamp
+// and host name cut off ("postfix/scache[pid]: text").
+func (c *masterChild) logLines(t *testing.T) []string {
+	t.Helper()
+	var lines []string
+	buf := make([]byte, 4096)
+	for {
+		c.logs.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := c.logs.Read(buf)
+		if err != nil {
+			return lines
+		}
+		line := string(buf[:n])
+		const stampHost = len("Mar 05 01:02:03 mx1 ")
+		if len(line) < stampHost || line[stampHost-4:stampHost] != "mx1 " {
+			t.Errorf("malformed postlog record %q", line)
+			continue
+		}
+		lines = append(lines, line[stampHost:])
+	}
+}
+
+func privileged() bool {
+	if os.Getuid() != 0 {
+		return false
+	}
+	_, err := user.Lookup("postfix")
+	return err == nil
+}
+
+func TestMaster_serveAndReload(t *testing.T) {
+	argv := "goscache -l -n scache -t unix"
+	if privileged() {
+		argv += " -u -c" // Debian's stock entry: chroot and drop to postfix
+	}
+	c := startMasterChild(t, argv, "")
+	ctx := t.Context()
+	cl, err := scache.Dial(ctx, c.sock) // checks the announcement
+	if err != nil {
+		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+	}
+	defer cl.Close()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if st, err := cl.SaveEndp(2, "endp", "prop", int(f.Fd())); err != nil || st != scache.StatusOK {
+		t.Fatalf("SaveEndp = %d, %v", st, err)
+	}
+	fd, prop, st, err := cl.FindEndp("endp")
+	if err != nil || st != scache.StatusOK || prop != "prop" {
+		t.Fatalf("FindEndp = %d, %q, %d, %v", fd, prop, st, err)
+	}
+	unix.Close(fd)
+	if _, _, st, err := cl.FindEndp("endp"); err != nil || st != scache.StatusFail {
+		t.Fatalf("second FindEndp = %d, %v; want a miss", st, err)
+	}
+	// TAKEN/AVAIL around each batch of requests, from the child's pid and
+	// with GENERATION=17 read as octal. Three requests make two or three
+	// batches: the trailing dummy of the find hit and the next request may
+	// arrive in one read and then form one batch, as in Postfix.
+	var records []int32
+	for len(records) < 6 {
+		if len(records) >= 4 {
+			// A third batch, if any, has been written by now or is
+			// on its way; wait for it only briefly.
+			c.status.SetReadDeadline(time.Now().Add(time.Second))
+		}
+		buf := make([]byte, mastercompat.RecordSize)
+		if _, err := io.ReadFull(c.status, buf); err != nil {
+			if len(records) >= 4 && errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			t.Fatalf("read status record: %v", err)
+		}
+		pid, gen, avail, err := mastercompat.ParseRecord(buf)
+		if err != nil || pid != int32(c.cmd.Process.Pid) || gen != 15 {
+			t.Fatalf("status record {pid %d gen %d avail %d} (%v), want pid %d gen 15", pid, gen, avail, err, c.cmd.Process.Pid)
+		}
+		records = append(records, avail)
+	}
+	for i, avail := range records {
+		if want := int32(i % 2); avail != want { // TAKEN (0), AVAIL (1), ...
+			t.Errorf("status records %v, want TAKEN/AVAIL pairs", records)
+			break
+		}
+	}
+	c.status.Close() // postfix reload
+	if code, sig := c.wait(t); code != 0 || sig != 0 {
+		t.Fatalf("exit code %d signal %v, want 0; stderr:\n%s", code, sig, &c.stderr)
+	}
+	tag := fmt.Sprintf("postfix/scache[%d]: ", c.cmd.Process.Pid)
+	got := c.logLines(t)
+	want := []string{
+		tag + "statistics: start interval ",
+		tag + "statistics: address lookup hits=1 miss=1 success=50%",
+		tag + "statistics: max simultaneous domains=0 addresses=1 connection=1",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("log lines:\n%s\nwant %d lines like:\n%s", strings.Join(got, "\n"), len(want), strings.Join(want, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("log line %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestMaster_maxIdle(t *testing.T) {
+	c := startMasterChild(t, "goscache -l -n scache -t unix -o max_idle=1s", "")
+	cl, err := scache.Dial(t.Context(), c.sock)
+	if err != nil {
+		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+	}
+	if _, _, st, err := cl.FindEndp("nothing"); err != nil || st != scache.StatusFail {
+		t.Fatalf("FindEndp = %d, %v", st, err)
+	}
+	// A connected client keeps the child alive past max_idle.
+	time.Sleep(1500 * time.Millisecond)
+	if _, _, st, err := cl.FindEndp("nothing"); err != nil || st != scache.StatusFail {
+		t.Fatalf("FindEndp after max_idle with the client connected = %d, %v", st, err)
+	}
+	cl.Close()
+	if code, sig := c.wait(t); code != 0 || sig != 0 {
+		t.Fatalf("exit code %d signal %v, want 0; stderr:\n%s", code, sig, &c.stderr)
+	}
+	logs := strings.Join(c.logLines(t), "\n")
+	if !strings.Contains(logs, "statistics: address lookup hits=0 miss=2 success=0%") {
+		t.Errorf("no statistics after the idle exit:\n%s", logs)
+	}
+}
+
+func TestMaster_sigterm(t *testing.T) {
+	c := startMasterChild(t, "scache -l -t unix", "")
+	cl, err := scache.Dial(t.Context(), c.sock)
+	if err != nil {
+		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+	}
+	defer cl.Close()
+	if _, _, _, err := cl.FindEndp("x"); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM) // postfix stop
+	if _, sig := c.wait(t); sig != syscall.SIGTERM {
+		t.Fatalf("child not killed by SIGTERM (signal %v); stderr:\n%s", sig, &c.stderr)
+	}
+	if logs := c.logLines(t); len(logs) != 0 {
+		t.Errorf("logged on SIGTERM, want nothing (no statistics):\n%s", strings.Join(logs, "\n"))
+	}
+}
+
+func TestMaster_fatal(t *testing.T) {
+	tests := []struct {
+		name, argv, mainCF string
+		env                []string
+		request            bool // the fatal error comes with the first request
+		want               string
+	}{
+		{name: "no -l", argv: "goscache -n scache -t unix -u -c", want: "fatal: service scache requires a process limit of 1"},
+		{name: "bad generation", argv: "scache -l -t unix", env: []string{"GENERATION=8x"}, want: "fatal: bad generation: 8x"},
+		{name: "bad option", argv: "scache -l -t unix -q", want: "fatal: invalid option: q"},
+		{name: "bad -o", argv: "scache -l -t unix -o foo", want: `fatal: invalid "-o foo" option value: missing '=' after attribute name`},
+		{name: "bad ttl limit", argv: "scache -l -t unix", mainCF: "connection_cache_ttl_limit = 0\n", want: "fatal: invalid connection_cache_ttl_limit: 0 (min 1)"},
+		{name: "bad time unit", argv: "scache -l -t unix -o connection_cache_status_update_time=10x", want: "fatal: parameter connection_cache_status_update_time: bad time value or unit: 10x"},
+		{name: "unknown mail_owner", argv: "scache -l -t unix -u", mainCF: "mail_owner = no-such-user-x\n", want: "fatal: file %s/main.cf: parameter mail_owner: unknown user name value: no-such-user-x"},
+		{name: "leftover argument", argv: "scache -l -t unix extra", request: true, want: "fatal: unexpected command-line argument: extra"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startMasterChild(t, tt.argv, tt.mainCF, tt.env...)
+			if tt.request {
+				cl, err := scache.Dial(t.Context(), c.sock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				cl.FindEndp("x") // fails: the child exits
+			}
+			if code, _ := c.wait(t); code != 1 {
+				t.Errorf("exit code %d, want 1; stderr:\n%s", code, &c.stderr)
+			}
+			want := tt.want
+			if strings.Contains(want, "%s") {
+				want = fmt.Sprintf(want, c.cmd.Env[2][len("MAIL_CONFIG="):])
+			}
+			want = fmt.Sprintf("postfix/scache[%d]: %s", c.cmd.Process.Pid, want)
+			logs := c.logLines(t)
+			if len(logs) != 1 || logs[0] != want {
+				t.Errorf("log = %q, want [%q]", logs, want)
+			}
+		})
+	}
+}
