@@ -1,0 +1,426 @@
+package scache
+
+// Read-only extension requests for the debug CLI (cmd/scachectl). They are
+// goscache's own: Postfix's scache(8) answers them with status=1
+// ("unrecognized request"), which is how a client tells the two apart.
+// They never change the cache, never pass a descriptor, and copy what they
+// report under the cache lock before encoding it outside the lock, so a
+// slow reader stalls only its own connection. The wire format is in
+// docs/protocol.md.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/goscache/goscache/attr"
+	"golang.org/x/sys/unix"
+)
+
+// Extension request names.
+const (
+	ReqStats = "goscache_stats" // lifetime counters, cache size, evictions, clients
+	ReqDump  = "goscache_dump"  // every binding and every cached session
+)
+
+// Attribute names of the extension replies.
+const (
+	AttrServer          = "server"           // "goscache"
+	AttrTime            = "time"             // the server's clock, Unix nanoseconds
+	AttrStart           = "start"            // when the server started counting, Unix nanoseconds
+	AttrClients         = "clients"          // connected clients, this one included
+	AttrDestHits        = "dest_hits"        // find_dest hits since start
+	AttrDestMisses      = "dest_misses"      // find_dest misses since start
+	AttrEndpHits        = "endp_hits"        // find_endp hits since start
+	AttrEndpMisses      = "endp_misses"      // find_endp misses since start
+	AttrDests           = "dests"            // destination labels now
+	AttrEndps           = "endps"            // endpoint labels with sessions now
+	AttrSessions        = "sessions"         // cached sessions now
+	AttrPeakDests       = "peak_dests"       // peaks since start, sampled after saves
+	AttrPeakEndps       = "peak_endps"       //
+	AttrPeakSessions    = "peak_sessions"    //
+	AttrEvictedExpired  = "evicted_expired"  // sessions closed when their ttl ran out
+	AttrEvictedLimit    = "evicted_limit"    // sessions closed to respect MaxSessions
+	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
+	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
+	AttrBindings        = "bindings"         // dump: number of binding records that follow
+	AttrDestination     = "destination"      // dump: destination label of a binding
+	AttrEndpoint        = "endpoint"         // dump: endpoint label of a binding or session
+	AttrCreated         = "created"          // dump: Unix nanoseconds
+	AttrExpires         = "expires"          // dump: Unix nanoseconds
+	AttrFD              = "fd"               // dump: the server's descriptor number
+	AttrPeer            = "peer"             // dump: remote address of a session's socket, or ""
+)
+
+// ServerName is the value of the server attribute in extension replies.
+const ServerName = "goscache"
+
+// ErrNoExtensions means the server answered an extension request with
+// status 1, as Postfix's scache does for every request it does not know.
+var ErrNoExtensions = errors.New("scache: extension request not recognized (the server is not goscache)")
+
+// ServerStats is the reply to [ReqStats].
+type ServerStats struct {
+	Time      time.Time // the server's clock when it answered
+	Totals    Totals    // lifetime lookups and peaks; Totals.Start is when counting began
+	Size      Size      // the cache population now
+	Evictions Evictions // sessions and bindings that left the cache other than by a find
+	Clients   int       // connected clients, the asking one included
+}
+
+// Dump is the reply to [ReqDump]: the cache contents at Time.
+type Dump struct {
+	Time     time.Time
+	Snapshot Snapshot
+	// Peers maps the descriptor number of each cached session to the remote
+	// address of its socket ("127.0.0.1:25", "[::1]:25", "unix:/path",
+	// "unix"), or "" when the server could not tell (see [PeerAddr]).
+	Peers map[int]string
+}
+
+// addExtHandlers adds the extension requests to a dispatch table.
+func addExtHandlers(m map[string]handler) {
+	m[ReqStats] = (*conn).extStats
+	m[ReqDump] = (*conn).extDump
+}
+
+// extRequest reads the rest of an extension request, which has no
+// parameters. Like Postfix's strict scans, an unexpected extra attribute
+// is logged and tolerated. It reports false, after a status=1 reply, when
+// the record could not be read.
+func (c *conn) extRequest(req string) bool {
+	if _, err := c.scan(attr.FlagStrict); err != nil {
+		c.badRequest(req, replyStatusBad, err)
+		return false
+	}
+	return true
+}
+
+func (c *conn) extStats() {
+	if !c.extRequest(ReqStats) {
+		return
+	}
+	s := c.srv
+	t := s.stats.Totals()
+	sz := s.Cache.Size()
+	ev := s.Cache.Evictions()
+	s.mu.Lock()
+	clients := len(s.conns)
+	s.mu.Unlock()
+	c.reply(attr.List{
+		attr.Int(AttrStatus, StatusOK),
+		attr.Str(AttrServer, ServerName),
+		attr.Long(AttrTime, time.Now().UnixNano()),
+		attr.Long(AttrStart, t.Start.UnixNano()),
+		attr.Int(AttrClients, clients),
+		attr.Long(AttrDestHits, t.DestHits),
+		attr.Long(AttrDestMisses, t.DestMisses),
+		attr.Long(AttrEndpHits, t.EndpHits),
+		attr.Long(AttrEndpMisses, t.EndpMisses),
+		attr.Int(AttrDests, sz.Dests),
+		attr.Int(AttrEndps, sz.Endps),
+		attr.Int(AttrSessions, sz.Sessions),
+		attr.Int(AttrPeakDests, t.PeakDests),
+		attr.Int(AttrPeakEndps, t.PeakEndps),
+		attr.Int(AttrPeakSessions, t.PeakSessions),
+		attr.Long(AttrEvictedExpired, ev.Expired),
+		attr.Long(AttrEvictedLimit, ev.Limit),
+		attr.Long(AttrEvictedClosed, ev.Closed),
+		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
+	})
+}
+
+// extDump answers with a header record, one record per destination
+// binding and one per cached session. The snapshot is a copy taken under
+// the cache lock; the peer addresses are looked up and the records written
+// after the lock is released.
+func (c *conn) extDump() {
+	if !c.extRequest(ReqDump) {
+		return
+	}
+	snap := c.srv.Cache.Snapshot()
+	now := time.Now()
+	bindings, sessions := 0, 0
+	for _, d := range snap.Dests {
+		bindings += len(d.Bindings)
+	}
+	for _, e := range snap.Endps {
+		sessions += len(e.Sessions)
+	}
+	c.dropRest()
+	var buf []byte
+	buf = attr.Append(buf, attr.List{
+		attr.Int(AttrStatus, StatusOK),
+		attr.Str(AttrServer, ServerName),
+		attr.Long(AttrTime, now.UnixNano()),
+		attr.Int(AttrBindings, bindings),
+		attr.Int(AttrSessions, sessions),
+	})
+	for _, d := range snap.Dests {
+		for _, b := range d.Bindings {
+			buf = attr.Append(buf, attr.List{
+				attr.Str(AttrDestination, d.Label),
+				attr.Str(AttrEndpoint, b.EndpLabel),
+				attr.Str(AttrProp, b.DestProp),
+				attr.Long(AttrCreated, b.Created.UnixNano()),
+				attr.Long(AttrExpires, b.Expires.UnixNano()),
+			})
+			if !c.extWrite(&buf) {
+				return
+			}
+		}
+	}
+	for _, e := range snap.Endps {
+		for _, s := range e.Sessions {
+			buf = attr.Append(buf, attr.List{
+				attr.Str(AttrEndpoint, e.Label),
+				attr.Int(AttrFD, s.FD),
+				attr.Str(AttrProp, s.EndpProp),
+				attr.Long(AttrCreated, s.Created.UnixNano()),
+				attr.Long(AttrExpires, s.Expires.UnixNano()),
+				attr.Str(AttrPeer, PeerAddr(s.FD)),
+			})
+			if !c.extWrite(&buf) {
+				return
+			}
+		}
+	}
+	if len(buf) > 0 {
+		if _, err := c.bw.Write(buf); err != nil {
+			c.broken = true
+			return
+		}
+	}
+	if err := c.bw.Flush(); err != nil {
+		c.log.Debug("write reply", "err", err)
+		c.broken = true
+	}
+}
+
+// extWrite hands the records gathered in buf to the connection's writer
+// once there are enough of them, and reports false after a write error.
+func (c *conn) extWrite(buf *[]byte) bool {
+	if len(*buf) < 32<<10 {
+		return true
+	}
+	_, err := c.bw.Write(*buf)
+	*buf = (*buf)[:0]
+	if err != nil {
+		c.log.Debug("write reply", "err", err)
+		c.broken = true
+		return false
+	}
+	return true
+}
+
+// PeerAddr returns the remote address of socket fd: "127.0.0.1:25",
+// "[::1]:25", "unix:/path", or "unix" for an unnamed Unix socket (such as
+// tlsproxy's). It returns "" when fd is not a connected socket. It only
+// calls getpeername(2), which changes nothing on the descriptor.
+//
+// The server looks up cached descriptors after the snapshot is taken and
+// the cache lock released, so a session that expires in between may show
+// "" or, if its descriptor number was reused at once, the peer of another
+// socket. The cache itself is never affected.
+func PeerAddr(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrUnix:
+		if a.Name == "" || a.Name == "@" { // x/sys shows an unnamed socket as "@"
+			return "unix"
+		}
+		return "unix:" + a.Name
+	}
+	return ""
+}
+
+// ServerStats asks the server for its lifetime statistics ([ReqStats]). It
+// returns ErrNoExtensions when the server does not know the request.
+func (c *Client) ServerStats() (*ServerStats, error) {
+	l, err := c.Request(attr.List{attr.Str(AttrReq, ReqStats)})
+	if err != nil {
+		return nil, err
+	}
+	if err := extStatus(l); err != nil {
+		return nil, err
+	}
+	r := extReader{l: l}
+	s := &ServerStats{
+		Time: r.time(AttrTime),
+		Totals: Totals{
+			Start:        r.time(AttrStart),
+			DestHits:     r.long(AttrDestHits),
+			DestMisses:   r.long(AttrDestMisses),
+			EndpHits:     r.long(AttrEndpHits),
+			EndpMisses:   r.long(AttrEndpMisses),
+			PeakDests:    r.int(AttrPeakDests),
+			PeakEndps:    r.int(AttrPeakEndps),
+			PeakSessions: r.int(AttrPeakSessions),
+		},
+		Size: Size{Dests: r.int(AttrDests), Endps: r.int(AttrEndps), Sessions: r.int(AttrSessions)},
+		Evictions: Evictions{
+			Expired:         r.long(AttrEvictedExpired),
+			Limit:           r.long(AttrEvictedLimit),
+			Closed:          r.long(AttrEvictedClosed),
+			ExpiredBindings: r.long(AttrExpiredBindings),
+		},
+		Clients: r.int(AttrClients),
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return s, nil
+}
+
+// Dump asks the server for its cache contents ([ReqDump]). It returns
+// ErrNoExtensions when the server does not know the request.
+// Destinations and endpoints come sorted by label, bindings and sessions
+// oldest first.
+func (c *Client) Dump() (*Dump, error) {
+	l, err := c.Request(attr.List{attr.Str(AttrReq, ReqDump)})
+	if err != nil {
+		return nil, err
+	}
+	if err := extStatus(l); err != nil {
+		return nil, err
+	}
+	r := extReader{l: l}
+	d := &Dump{Time: r.time(AttrTime), Peers: map[int]string{}}
+	nb, ns := r.int(AttrBindings), r.int(AttrSessions)
+	if r.err != nil {
+		return nil, r.err
+	}
+	// The counts come from the peer: records are read one at a time and
+	// nothing is allocated ahead from them.
+	for i := 0; i < nb; i++ {
+		l, err := c.readRecord()
+		if err != nil {
+			return nil, err
+		}
+		r := extReader{l: l}
+		label := r.str(AttrDestination)
+		b := SnapshotBinding{
+			EndpLabel: r.str(AttrEndpoint),
+			DestProp:  r.str(AttrProp),
+			Created:   r.time(AttrCreated),
+			Expires:   r.time(AttrExpires),
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if n := len(d.Snapshot.Dests); n == 0 || d.Snapshot.Dests[n-1].Label != label {
+			d.Snapshot.Dests = append(d.Snapshot.Dests, SnapshotDest{Label: label})
+		}
+		last := &d.Snapshot.Dests[len(d.Snapshot.Dests)-1]
+		last.Bindings = append(last.Bindings, b)
+	}
+	for i := 0; i < ns; i++ {
+		l, err := c.readRecord()
+		if err != nil {
+			return nil, err
+		}
+		r := extReader{l: l}
+		label := r.str(AttrEndpoint)
+		s := SnapshotSession{
+			FD:       r.int(AttrFD),
+			EndpProp: r.str(AttrProp),
+			Created:  r.time(AttrCreated),
+			Expires:  r.time(AttrExpires),
+		}
+		peer := r.str(AttrPeer)
+		if r.err != nil {
+			return nil, r.err
+		}
+		if n := len(d.Snapshot.Endps); n == 0 || d.Snapshot.Endps[n-1].Label != label {
+			d.Snapshot.Endps = append(d.Snapshot.Endps, SnapshotEndp{Label: label})
+		}
+		last := &d.Snapshot.Endps[len(d.Snapshot.Endps)-1]
+		last.Sessions = append(last.Sessions, s)
+		d.Peers[s.FD] = peer
+	}
+	return d, nil
+}
+
+// readRecord reads one more record of a multi-record reply.
+func (c *Client) readRecord() (attr.List, error) {
+	c.deadline()
+	l, err := c.dec.Decode()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scache: read reply: %w", err)
+	}
+	return l, nil
+}
+
+// extStatus checks the status that starts an extension reply. A lone
+// status=1 is Postfix's answer to a request it does not know.
+func extStatus(l attr.List) error {
+	if len(l) == 0 || l[0].Name != AttrStatus {
+		return fmt.Errorf("%w: reply does not start with a status", ErrProtocol)
+	}
+	st, err := parseStatus(l[0].Value)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st == StatusBad && len(l) == 1:
+		return ErrNoExtensions
+	case st != StatusOK:
+		return fmt.Errorf("%w: status=%d", ErrProtocol, st)
+	}
+	if v, _ := l.Get(AttrServer); v != ServerName {
+		return fmt.Errorf("%w: server %q, want %q", ErrProtocol, v, ServerName)
+	}
+	return nil
+}
+
+// extReader takes typed attributes out of a reply by name and keeps the
+// first error.
+type extReader struct {
+	l   attr.List
+	err error
+}
+
+func (r *extReader) str(name string) string {
+	v, ok := r.l.Get(name)
+	if !ok && r.err == nil {
+		r.err = fmt.Errorf("%w: reply lacks attribute %s", ErrProtocol, name)
+	}
+	return v
+}
+
+func (r *extReader) long(name string) int64 {
+	v := r.str(name)
+	if r.err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		r.err = fmt.Errorf("%w: attribute %s=%q is not a number", ErrProtocol, name, v)
+	}
+	return n
+}
+
+func (r *extReader) int(name string) int {
+	n := r.long(name)
+	if int64(int(n)) != n && r.err == nil {
+		r.err = fmt.Errorf("%w: attribute %s=%d is out of range", ErrProtocol, name, n)
+	}
+	return int(n)
+}
+
+func (r *extReader) time(name string) time.Time {
+	return time.Unix(0, r.long(name))
+}

@@ -1,0 +1,429 @@
+package scache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/goscache/goscache/attr"
+	"golang.org/x/sys/unix"
+)
+
+// startExtServer serves srv on a socket in t.TempDir() with the extension
+// requests registered (Server.init registers them too: a no-op here),
+// and returns the socket path.
+func startExtServer(t *testing.T, srv *Server) string {
+	t.Helper()
+	if srv.Logger == nil {
+		srv.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	srv.init()
+	addExtHandlers(srv.handlers)
+	path := filepath.Join(t.TempDir(), "scache")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return path
+}
+
+func dialExt(t *testing.T, path string) *Client {
+	t.Helper()
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// tcpPeer is a listener on 127.0.0.1 whose accepted connections stay open
+// until the test ends.
+type tcpPeer struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newTCPPeer(t *testing.T) *tcpPeer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpPeer{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+// dial returns a blocking descriptor connected to the peer, closed when
+// the test ends.
+func (p *tcpPeer) dial(t *testing.T) int {
+	t.Helper()
+	c, err := net.Dial("tcp", p.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return int(f.Fd())
+}
+
+func fdIdentity(t *testing.T, fd int) [2]uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return [2]uint64{st.Dev, st.Ino}
+}
+
+const (
+	destA = "smtp\nexample.com\n"
+	endpA = "smtp\n127.0.0.1\n25\n1\n"
+	endpB = "smtp\n127.0.0.2\n25\n1\n"
+	propD = "destination=example.com\nhost_name=mx\nhost_addr=127.0.0.1\ndestination_features=0\n\n"
+	propE = "tls_level=1\nreuse_count=0\nendpoint_features=0\nexpire_time=1700000300\n\n"
+)
+
+func TestExtStats(t *testing.T) {
+	srv := &Server{TTLLimit: time.Hour}
+	path := startExtServer(t, srv)
+	peer := newTCPPeer(t)
+	c := dialExt(t, path)
+	if st, err := c.SaveDest(60, destA, propD, endpA); err != nil || st != StatusOK {
+		t.Fatalf("SaveDest = %d, %v", st, err)
+	}
+	for i := 0; i < 2; i++ {
+		if st, err := c.SaveEndp(60, endpA, propE, peer.dial(t)); err != nil || st != StatusOK {
+			t.Fatalf("SaveEndp = %d, %v", st, err)
+		}
+	}
+	fd, _, _, st, err := c.FindDest(destA)
+	if err != nil || st != StatusOK {
+		t.Fatalf("FindDest = %d, %v", st, err)
+	}
+	unix.Close(fd)
+	if _, _, st, err := c.FindEndp(endpB); err != nil || st != StatusFail {
+		t.Fatalf("FindEndp(miss) = %d, %v", st, err)
+	}
+	dialExt(t, path) // a second client
+
+	got, err := c.ServerStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ServerStats{
+		Time:      got.Time,
+		Totals:    Totals{Start: got.Totals.Start, DestHits: 1, EndpMisses: 1, PeakDests: 1, PeakEndps: 1, PeakSessions: 2},
+		Size:      Size{Dests: 1, Endps: 1, Sessions: 1},
+		Evictions: Evictions{},
+		Clients:   2,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ServerStats mismatch (-want +got):\n%s", diff)
+	}
+	if got.Time.Before(got.Totals.Start) || time.Since(got.Time) > time.Hour {
+		t.Errorf("times: start %v, now %v", got.Totals.Start, got.Time)
+	}
+}
+
+func TestExtDump(t *testing.T) {
+	srv := &Server{TTLLimit: time.Hour}
+	path := startExtServer(t, srv)
+	peer := newTCPPeer(t)
+	c := dialExt(t, path)
+	mustOK := func(st int, err error) {
+		t.Helper()
+		if err != nil || st != StatusOK {
+			t.Fatalf("status %d, err %v", st, err)
+		}
+	}
+	mustOK(c.SaveDest(60, destA, propD, endpA))
+	mustOK(c.SaveDest(30, destA, propD+"x", endpB))
+	fds := []int{peer.dial(t), peer.dial(t)}
+	mustOK(c.SaveEndp(60, endpA, propE, fds[0]))
+	mustOK(c.SaveEndp(60, endpA, propE+"second\n\n", fds[1]))
+	flags, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Cache.Snapshot()
+
+	d, err := c.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, d.Snapshot, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("Dump snapshot mismatch (-want +got):\n%s", diff)
+	}
+	for _, s := range d.Snapshot.Endps[0].Sessions {
+		if got, want := d.Peers[s.FD], peer.l.Addr().String(); got != want {
+			t.Errorf("peer of fd %d = %q, want %q", s.FD, got, want)
+		}
+	}
+	if d.Time.IsZero() {
+		t.Error("dump time is zero")
+	}
+
+	// The dump changed nothing: same contents, same descriptor flags, and
+	// the oldest session still comes back first.
+	if diff := cmp.Diff(before, srv.Cache.Snapshot(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Errorf("cache changed by the dump (-before +after):\n%s", diff)
+	}
+	if got, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0); err != nil || got != flags {
+		t.Errorf("descriptor flags after dump = %#x, %v; want %#x", got, err, flags)
+	}
+	fd, prop, st, err := c.FindEndp(endpA)
+	mustOK(st, err)
+	defer unix.Close(fd)
+	if prop != propE || fdIdentity(t, fd) != fdIdentity(t, fds[0]) {
+		t.Errorf("FindEndp after dump returned %q (fd %v), want the oldest session", prop, fdIdentity(t, fd))
+	}
+}
+
+func TestExtDump_empty(t *testing.T) {
+	path := startExtServer(t, &Server{})
+	d, err := dialExt(t, path).Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Snapshot.Dests) != 0 || len(d.Snapshot.Endps) != 0 || len(d.Peers) != 0 {
+		t.Errorf("Dump of an empty cache = %+v", d)
+	}
+}
+
+// TestExtRequest_extraAttribute: like Postfix's strict scans, an extra
+// attribute is logged and the request still served.
+func TestExtRequest_extraAttribute(t *testing.T) {
+	path := startExtServer(t, &Server{})
+	c := dialExt(t, path)
+	for _, req := range []string{ReqStats, ReqDump} {
+		l, err := c.Request(attr.List{attr.Str(AttrReq, req), attr.Str("extra", "1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cache is empty: a dump is its header record only.
+		if v, _ := l.Get(AttrStatus); v != "0" {
+			t.Errorf("%s with an extra attribute: reply %v", req, l)
+		}
+	}
+	// The connection is still in step.
+	if _, err := c.ServerStats(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExtRequest_truncated: a client that leaves in the middle of an
+// extension request gets status=1 (if anything) and the server goes on.
+func TestExtRequest_truncated(t *testing.T) {
+	path := startExtServer(t, &Server{})
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write([]byte("request\x00goscache_dump\x00ext")) // cut inside a name
+	nc.(*net.UnixConn).CloseWrite()
+	br := bufio.NewReader(nc)
+	dec := attr.NewDecoder(br, attr.Format0, attr.Limits{})
+	if _, err := dec.Decode(); err != nil { // announcement
+		t.Fatal(err)
+	}
+	l, err := dec.Decode()
+	if err != nil || len(l) != 1 || l[0].Value != "1" {
+		t.Errorf("reply to a truncated request = %v, %v; want status=1", l, err)
+	}
+	nc.Close()
+	if _, err := dialExt(t, path).ServerStats(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExtDump_slowReaderDoesNotBlock: a client that asks for a dump larger
+// than the socket buffers and does not read it stalls only itself.
+func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
+	srv := &Server{TTLLimit: time.Hour}
+	path := startExtServer(t, srv)
+	big := strings.Repeat("p", 4096)
+	for i := 0; i < 2000; i++ {
+		srv.Cache.SaveDest(destA, big+string(rune('a'+i%26))+strings.Repeat("x", i), endpA, time.Hour)
+	}
+	stalled, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if _, err := stalled.Write(attr.Append(nil, attr.List{attr.Str(AttrReq, ReqDump)})); err != nil {
+		t.Fatal(err)
+	}
+	// The dump (about 12 MB) is far larger than the socket buffers: once
+	// its first byte arrives the server is writing it, and it soon blocks.
+	buf := make([]byte, 1)
+	if _, err := stalled.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	c := dialExt(t, path)
+	peer := newTCPPeer(t)
+	if st, err := c.SaveEndp(1, endpA, propE, peer.dial(t)); err != nil || st != StatusOK {
+		t.Fatalf("SaveEndp while a dump is stalled = %d, %v", st, err)
+	}
+	fd, _, st, err := c.FindEndp(endpA)
+	if err != nil || st != StatusOK {
+		t.Fatalf("FindEndp while a dump is stalled = %d, %v", st, err)
+	}
+	unix.Close(fd)
+	if _, err := c.ServerStats(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakePostfix answers every request with status=1 and nothing else, as
+// Postfix's scache answers a request name it does not know.
+func fakePostfix(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scache")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				bw := bufio.NewWriter(nc)
+				enc := attr.NewEncoder(bw, attr.Format0)
+				dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
+				enc.Encode(announcement)
+				for {
+					if _, err := dec.Decode(); err != nil {
+						return
+					}
+					enc.Encode(replyStatusBad)
+				}
+			}()
+		}
+	}()
+	return path
+}
+
+func TestExt_postfixAnswersStatusBad(t *testing.T) {
+	c := dialExt(t, fakePostfix(t))
+	if _, err := c.ServerStats(); !errors.Is(err, ErrNoExtensions) {
+		t.Errorf("ServerStats = %v, want ErrNoExtensions", err)
+	}
+	if _, err := c.Dump(); !errors.Is(err, ErrNoExtensions) {
+		t.Errorf("Dump = %v, want ErrNoExtensions", err)
+	}
+}
+
+func TestPeerAddr(t *testing.T) {
+	peer := newTCPPeer(t)
+	if got, want := PeerAddr(peer.dial(t)), peer.l.Addr().String(); got != want {
+		t.Errorf("PeerAddr(tcp) = %q, want %q", got, want)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if got := PeerAddr(fds[0]); got != "unix" {
+		t.Errorf("PeerAddr(socketpair) = %q, want unix", got)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := PeerAddr(int(f.Fd())); got != "" {
+		t.Errorf("PeerAddr(file) = %q, want empty", got)
+	}
+}
+
+// FuzzExtReply feeds arbitrary bytes to the client side of the extension
+// requests: it must return a result or an error, never panic or hang.
+func FuzzExtReply(f *testing.F) {
+	f.Add([]byte("status\x001\x00\x00"))
+	f.Add([]byte("status\x000\x00server\x00goscache\x00time\x001\x00bindings\x001\x00sessions\x001\x00\x00" +
+		"destination\x00d\x00endpoint\x00e\x00property\x00p\x00created\x001\x00expires\x002\x00\x00" +
+		"endpoint\x00e\x00fd\x007\x00property\x00p\x00created\x001\x00expires\x002\x00peer\x00\x00\x00"))
+	f.Add([]byte("status\x000\x00server\x00goscache\x00time\x001\x00start\x001\x00clients\x001\x00\x00"))
+	f.Add([]byte("status\x000\x00server\x00goscache\x00bindings\x0099999999\x00sessions\x00-1\x00time\x00x\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, dump := range []bool{false, true} {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srvEnd := os.NewFile(uintptr(fds[0]), "server")
+			cliFile := os.NewFile(uintptr(fds[1]), "client")
+			nc, err := net.FileConn(cliFile)
+			cliFile.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				srvEnd.Write(attr.Append(nil, announcement))
+				srvEnd.Write(data)
+				srvEnd.Close()
+			}()
+			c, err := NewClient(nc.(*net.UnixConn))
+			if err != nil {
+				nc.Close()
+				t.Fatal(err)
+			}
+			if dump {
+				c.Dump()
+			} else {
+				c.ServerStats()
+			}
+			c.Close()
+		}
+	})
+}
