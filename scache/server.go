@@ -108,6 +108,7 @@ func (s *Server) init() {
 		}
 		s.stats = NewStats(time.Now())
 		s.handlers = coreHandlers()
+		addExtHandlers(s.handlers) // ext.go: read-only requests for scachectl
 		s.listeners = make(map[*net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.tickStop = make(chan struct{})
