@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"syscall"
 	"time"
+
+	"github.com/goscache/goscache/attr"
+	"github.com/goscache/goscache/scache"
 )
 
 // connect dials e.socket and turns the usual failures into messages that
@@ -40,5 +43,68 @@ func socketError(path string, err error) error {
 
 // dialScache connects to a cache speaking connection_cache_protocol.
 func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheConn, error) {
-	return nil, errors.New("not yet wired: waiting for scache.Client")
+	c, err := scache.Dial(ctx, path)
+	if err != nil {
+		if errors.Is(err, attr.ErrUnexpectedValue) {
+			return nil, fmt.Errorf("the server at %s does not speak connection_cache_protocol: %w", path, err)
+		}
+		return nil, err
+	}
+	c.Timeout = timeout
+	return &scacheConn{c}, nil
+}
+
+// scacheConn adapts a *scache.Client to what the commands use.
+type scacheConn struct{ *scache.Client }
+
+func (c *scacheConn) Stats() (*statsView, error) {
+	s, err := c.ServerStats()
+	if errors.Is(err, scache.ErrNoExtensions) {
+		return nil, errNoExtensions
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := s.Totals
+	return &statsView{
+		Server:        scache.ServerName,
+		Time:          s.Time,
+		Start:         t.Start,
+		UptimeSeconds: seconds(s.Time.Sub(t.Start)),
+		Clients:       s.Clients,
+		Lookups: lookupsView{
+			Domain:  lookupView{Hits: t.DestHits, Misses: t.DestMisses},
+			Address: lookupView{Hits: t.EndpHits, Misses: t.EndpMisses},
+		},
+		Cached:    sizeView{Domains: s.Size.Dests, Addresses: s.Size.Endps, Connections: s.Size.Sessions},
+		Peak:      sizeView{Domains: t.PeakDests, Addresses: t.PeakEndps, Connections: t.PeakSessions},
+		Evictions: evictionsView{Expired: s.Evictions.Expired, Limit: s.Evictions.Limit, Closed: s.Evictions.Closed, ExpiredBindings: s.Evictions.ExpiredBindings},
+	}, nil
+}
+
+func (c *scacheConn) Dump() (*dumpView, error) {
+	d, err := c.Client.Dump()
+	if errors.Is(err, scache.ErrNoExtensions) {
+		return nil, errNoExtensions
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &dumpView{Server: scache.ServerName, Time: d.Time, Destinations: []destView{}, Endpoints: []endpView{}}
+	for _, sd := range d.Snapshot.Dests {
+		dv := destView{Label: sd.Label, Bindings: []bindingView{}}
+		for _, b := range sd.Bindings {
+			dv.Bindings = append(dv.Bindings, bindingView{Endpoint: b.EndpLabel, Property: b.DestProp, Created: b.Created, Expires: b.Expires})
+		}
+		v.Destinations = append(v.Destinations, dv)
+	}
+	for _, se := range d.Snapshot.Endps {
+		ev := endpView{Label: se.Label, Connections: []connView{}}
+		for _, s := range se.Sessions {
+			ev.Connections = append(ev.Connections, connView{FD: s.FD, Peer: d.Peers[s.FD], Property: s.EndpProp, Created: s.Created, Expires: s.Expires})
+		}
+		v.Endpoints = append(v.Endpoints, ev)
+	}
+	v.fill()
+	return v, nil
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
+	"github.com/goscache/goscache/scache"
 	"golang.org/x/sys/unix"
 )
 
@@ -228,28 +228,6 @@ func ttlSeconds(d time.Duration) (int, error) {
 	return int(s), nil
 }
 
-// peerName returns the remote address of socket fd ("127.0.0.1:25",
-// "[::1]:25", "unix:/path", "unix"), or "" when it is not a connected
-// socket. getpeername only reads: it changes nothing on the descriptor.
-func peerName(fd int) string {
-	sa, err := unix.Getpeername(fd)
-	if err != nil {
-		return ""
-	}
-	return sockaddrString(sa)
-}
-
-func sockaddrString(sa unix.Sockaddr) string {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
-	case *unix.SockaddrUnix:
-		if a.Name == "" {
-			return "unix"
-		}
-		return "unix:" + a.Name
-	}
-	return ""
-}
+// peerName returns the remote address of socket fd, or "" (see
+// scache.PeerAddr). getpeername only reads: the descriptor is not touched.
+func peerName(fd int) string { return scache.PeerAddr(fd) }

@@ -1,0 +1,855 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/goscache/goscache/attr"
+	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/scachetest"
+	"golang.org/x/sys/unix"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// result is what one scachectl run produced.
+type result struct {
+	stdout, stderr string
+	err            error
+	code           int
+}
+
+// runCLI runs scachectl in-process with args.
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(t.Context(), args, &out, &errb)
+	code := exitCode(err, &errb)
+	return result{stdout: out.String(), stderr: errb.String(), err: err, code: code}
+}
+
+// mustRun runs scachectl and fails the test unless it exits 0.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	r := runCLI(t, args...)
+	if r.code != 0 {
+		t.Fatalf("scachectl %q: exit %d, err %v\nstdout:\n%s\nstderr:\n%s", args, r.code, r.err, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// startGoscache starts a goscache server with a one-hour ttl limit and
+// returns its socket path.
+func startGoscache(t *testing.T) string {
+	t.Helper()
+	return startGoscacheIdle(t).path
+}
+
+// goscacheServer is a test server that tells when no client is connected.
+type goscacheServer struct {
+	path string
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    int // connected clients
+}
+
+func startGoscacheIdle(t *testing.T) *goscacheServer {
+	t.Helper()
+	g := &goscacheServer{}
+	g.cond = sync.NewCond(&g.mu)
+	g.path = scachetest.NewServer(t, &scache.Server{
+		TTLLimit:         time.Hour,
+		StatusUpdateTime: -1,
+		ConnCount: func(n int) {
+			g.mu.Lock()
+			g.n = n
+			g.cond.Broadcast()
+			g.mu.Unlock()
+		},
+	}).Path
+	return g
+}
+
+// waitIdle returns once every client has gone. The server counts a lookup
+// after its reply (a find hit after the trailing dummy), so a command run
+// right after another may otherwise see the counters a moment early.
+func (g *goscacheServer) waitIdle() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.n != 0 {
+		g.cond.Wait()
+	}
+}
+
+// sink is a TCP listener on 127.0.0.1 that accepts connections and keeps
+// them open; closing the peer side is seen as EOF there.
+type sink struct {
+	l     net.Listener
+	port  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newSink(t *testing.T) *sink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	s := &sink{l: l, port: port}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *sink) addr() string { return s.l.Addr().String() }
+
+// normalize replaces what changes from run to run (socket path, port,
+// times, ages, descriptor numbers) with fixed words.
+func normalize(s, socket, port string) string {
+	if socket != "" {
+		s = strings.ReplaceAll(s, socket, "SOCKET")
+	}
+	for _, r := range []struct{ re, repl string }{
+		{`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+`, "TIME"},
+		{`"\d{4}-\d\d-\d\dT[^"]+"`, `"TIME"`},
+		{`\b(age|ttl) [0-9hms.]+|\bttl expired`, "$1 D"},
+		{`uptime +\S+`, "uptime       D"},
+		{`"(age|ttl|uptime)_seconds": -?[0-9.e+-]+`, `"${1}_seconds": 0`},
+		{`\bfd \d+`, "fd N"},
+		{`"fd": \d+`, `"fd": 0`},
+		{`expire_time=\d+`, "expire_time=N"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.repl)
+	}
+	if port != "" {
+		// Last, when no long number that might contain it is left.
+		s = strings.ReplaceAll(s, port, "PORT")
+	}
+	return s
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+const (
+	destLabel = `smtp\nexample.com\n`
+	destProps = `destination=example.com\nhost_name=mx.example.com\nhost_addr=127.0.0.1\ndestination_features=4096\n\n`
+)
+
+// TestScenario caches real TCP connections through the CLI and checks
+// every read command's output, table and JSON, against golden files.
+func TestScenario(t *testing.T) {
+	g := startGoscacheIdle(t)
+	sock := g.path
+	sk := newSink(t)
+	cli := func(args ...string) string {
+		t.Helper()
+		out := normalize(mustRun(t, append([]string{"-socket", sock}, args...)...), sock, sk.port)
+		g.waitIdle()
+		return out
+	}
+	endp := `smtp\n127.0.0.1\n` + sk.port + `\n1\n`
+
+	golden(t, "stats_empty.txt", cli("stats"))
+	golden(t, "dump_empty.txt", cli("dump"))
+	golden(t, "dump_empty.json", cli("dump", "-json"))
+
+	golden(t, "save_dest.txt", cli("save-dest", "-ttl", "60s", "-prop", destProps, destLabel, endp))
+	golden(t, "save_endp.txt", cli("save-endp", "-ttl", "60s", sk.addr()))
+	golden(t, "save_endp.json", cli("save-endp", "-json", "-ttl", "60s", "-prop", `tls_level=1\nreuse_count=1\nendpoint_features=0\nexpire_time=1\n\n`, sk.addr()))
+	// A second binding whose endpoint has no connection.
+	cli("save-dest", "-ttl", "30s", destLabel, `smtp\n127.0.0.2\n25\n1\n`)
+
+	golden(t, "dump.txt", cli("dump"))
+	golden(t, "dump.json", cli("dump", "-json"))
+
+	// find-dest takes the oldest connection and gives it back: it is then
+	// the newest of its endpoint.
+	golden(t, "find_dest.txt", cli("find-dest", destLabel))
+	golden(t, "find_endp_miss.txt", cli("find-endp", `smtp\n127.0.0.9\n25\n1\n`))
+	golden(t, "find_endp_take.json", cli("find-endp", "-json", "-take", endp))
+	golden(t, "find_dest_miss.json", cli("find-dest", "-json", "-take", `smtp\nnowhere.example\n`))
+
+	golden(t, "stats.txt", cli("stats"))
+	golden(t, "stats.json", cli("stats", "-json"))
+	golden(t, "dump_after.txt", cli("dump"))
+
+	// The sink saw the connection taken with -take closed, and only that:
+	// the second one saved (find-dest moved the first behind it).
+	sk.mu.Lock()
+	conns := append([]net.Conn(nil), sk.conns...)
+	sk.mu.Unlock()
+	if len(conns) != 2 {
+		t.Fatalf("sink has %d connections, want 2", len(conns))
+	}
+	if n, err := conns[1].Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection taken with -take: read %d, %v; want EOF", n, err)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := conns[0].Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection still cached: read %v; want it open and silent", err)
+	}
+}
+
+// TestFindDest_givesBackTheSameConnection checks by descriptor identity that
+// find-dest gives the very connection back under its endpoint label.
+func TestFindDest_givesBackTheSameConnection(t *testing.T) {
+	srv := scachetest.NewServer(t, &scache.Server{TTLLimit: time.Hour, StatusUpdateTime: -1})
+	sk := newSink(t)
+	c := srv.Client(t)
+	fd := dialFD(t, sk.addr())
+	endp := "smtp\n127.0.0.1\n" + sk.port + "\n1\n"
+	if st, err := c.SaveDest(60, "smtp\nexample.com\n", "d\n\n", endp); st != 0 || err != nil {
+		t.Fatal(st, err)
+	}
+	if st, err := c.SaveEndp(60, endp, "e\n\n", fd); st != 0 || err != nil {
+		t.Fatal(st, err)
+	}
+	out := mustRun(t, "-socket", srv.Path, "find-dest", `smtp\nexample.com\n`)
+	if !strings.Contains(out, "connection given back") {
+		t.Fatalf("find-dest output:\n%s", out)
+	}
+	got, prop, st, err := c.FindEndp(endp)
+	if err != nil || st != 0 {
+		t.Fatalf("FindEndp after find-dest = %d, %v", st, err)
+	}
+	defer unix.Close(got)
+	if prop != "e\n\n" || identity(t, got) != identity(t, fd) {
+		t.Errorf("connection given back is not the one cached (prop %q)", prop)
+	}
+}
+
+// TestSaveEndp_fd caches a descriptor the caller already holds.
+func TestSaveEndp_fd(t *testing.T) {
+	sock := startGoscache(t)
+	sk := newSink(t)
+	fd := dialFD(t, sk.addr())
+	out := mustRun(t, "-socket", sock, "save-endp", "-label", `relay\n127.0.0.1\n`+sk.port+`\n0\n`, "-prop", `p=1\n\n`, "-fd", strconv.Itoa(fd))
+	golden(t, "save_endp_fd.txt", normalize(out, sock, sk.port))
+	// The caller's descriptor is still its own and open.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		t.Errorf("descriptor %d after save-endp -fd: %v", fd, err)
+	}
+	out = mustRun(t, "-socket", sock, "find-endp", "-take", `relay\n127.0.0.1\n`+sk.port+`\n0\n`)
+	if !strings.Contains(out, "peer 127.0.0.1:"+sk.port) {
+		t.Errorf("find-endp output:\n%s", out)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	sock := startGoscache(t)
+	out := mustRun(t, "-socket", sock, "watch", "-count", "2", "-interval", "1ms", "-dump")
+	golden(t, "watch.txt", normalize(out, sock, ""))
+	out = mustRun(t, "-socket", sock, "watch", "-count", "2", "-interval", "1ms", "-json")
+	if n := strings.Count(out, "\n"); n != 2 || !strings.HasPrefix(out, `{"stats":{"server":"goscache"`) {
+		t.Errorf("watch -json printed %d lines:\n%s", n, out)
+	}
+}
+
+// TestWatch_interrupted: watch stops quietly when its context ends.
+func TestWatch_interrupted(t *testing.T) {
+	sock := startGoscache(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var out bytes.Buffer
+	w := &notifyWriter{w: &out, first: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-socket", sock, "watch", "-interval", "1h"}, w, &out) }()
+	<-w.first
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch after interrupt: %v", err)
+	}
+}
+
+// notifyWriter closes first at the first write.
+type notifyWriter struct {
+	mu    sync.Mutex
+	w     *bytes.Buffer
+	first chan struct{}
+	seen  bool
+}
+
+func (n *notifyWriter) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.seen {
+		n.seen = true
+		defer close(n.first)
+	}
+	return n.w.Write(p)
+}
+
+// fakePostfix listens on a socket and answers every request with status=1,
+// the way Postfix's scache answers a request name it does not know (and
+// here every other request too, with the properties of Postfix's BAD
+// replies to finds).
+func fakePostfix(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scache")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
+				dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
+				enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
+				for {
+					l, err := dec.Decode()
+					if err != nil {
+						return
+					}
+					reply := attr.List{attr.Str("status", "1")}
+					switch req, _ := l.Get("request"); req {
+					case "find_endp":
+						reply = append(reply, attr.Str("property", ""))
+					case "find_dest":
+						reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
+					}
+					enc.Encode(reply)
+				}
+			}()
+		}
+	}()
+	return path
+}
+
+// TestNoExtensions: against a server that rejects the extension requests,
+// stats and dump say so, show what they can and exit 3; find-dest refuses
+// to take a connection it could not give back.
+func TestNoExtensions(t *testing.T) {
+	sock := fakePostfix(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"stats", []string{"stats"}},
+		{"stats_json", []string{"stats", "-json"}},
+		{"dump", []string{"dump"}},
+		{"watch", []string{"watch", "-count", "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, append([]string{"-socket", sock}, tc.args...)...)
+			if r.code != exitFallback || !errors.Is(r.err, errFallback) {
+				t.Errorf("exit %d, err %v; want %d", r.code, r.err, exitFallback)
+			}
+			golden(t, "noext_"+tc.name+".txt", normalize(r.stdout+"-- stderr:\n"+r.stderr, sock, ""))
+		})
+	}
+	r := runCLI(t, "-socket", sock, "find-dest", destLabel)
+	if r.code != exitError || !strings.Contains(r.stderr, "give -endp LABEL") {
+		t.Errorf("find-dest without -endp: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "-socket", sock, "find-endp", destLabel)
+	if r.code != exitError || !strings.Contains(r.stderr, "rejected the request (status=1)") {
+		t.Errorf("find-endp answered status=1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	sk := newSink(t)
+	r = runCLI(t, "-socket", sock, "save-endp", sk.addr())
+	if r.code != exitError || !strings.Contains(r.stderr, "rejected as a bad request (status=1)") {
+		t.Errorf("save-endp answered status=1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "-socket", sock, "save-dest", "a", "b")
+	if r.code != exitError || !strings.Contains(r.stderr, "status=1") {
+		t.Errorf("save-dest answered status=1: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nothing")
+	stale := filepath.Join(dir, "stale")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	wrongProto := wrongProtocolServer(t)
+	goscache := startGoscache(t)
+	closedPort := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}()
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{"no command", nil, exitUsage, "usage: scachectl"},
+		{"unknown command", []string{"frob"}, exitUsage, `unknown command "frob"`},
+		{"bad global flag", []string{"-nope", "stats"}, exitUsage, "flag provided but not defined: -nope"},
+		{"extra argument", []string{"-socket", goscache, "stats", "x"}, exitUsage, "stats: too many arguments"},
+		{"missing label", []string{"-socket", goscache, "find-endp"}, exitUsage, "find-endp: missing argument"},
+		{"bad escape", []string{"-socket", goscache, "find-endp", `a\q`}, exitUsage, "bad escape sequence"},
+		{"bad ttl", []string{"-socket", goscache, "save-dest", "-ttl", "0s", "a", "b"}, exitUsage, "-ttl must be positive"},
+		{"save-endp neither", []string{"-socket", goscache, "save-endp"}, exitUsage, "give either HOST:PORT or -fd N"},
+		{"save-endp both", []string{"-socket", goscache, "save-endp", "-fd", "0", "127.0.0.1:1"}, exitUsage, "give either HOST:PORT or -fd N"},
+		{"save-endp bad fd", []string{"-socket", goscache, "save-endp", "-fd", "999", "-label", "x"}, exitError, "descriptor 999: bad file descriptor"},
+		{"save-endp not tcp", []string{"-socket", goscache, "save-endp", "-fd", "0"}, exitUsage, "is not a TCP connection"},
+		{"save-endp refused", []string{"-socket", goscache, "save-endp", closedPort}, exitError, "connection refused"},
+		{"socket missing", []string{"-socket", missing, "stats"}, exitError, "no cache socket at " + missing + ": is goscache (or Postfix's scache) running?"},
+		{"socket stale", []string{"-socket", stale, "dump"}, exitError, "nothing is listening on " + stale},
+		{"wrong protocol", []string{"-socket", wrongProto, "stats"}, exitError, "does not speak connection_cache_protocol"},
+		{"help flag", []string{"stats", "-h"}, exitOK, "usage: scachectl stats [-json]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", r.code, r.stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestSocketError covers the messages for errors a root test cannot
+// provoke (root connects through any permission).
+func TestSocketError(t *testing.T) {
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{opErr(syscall.EACCES), "permission denied on /s: the cache socket is normally only reachable by root or the postfix user"},
+		{opErr(syscall.EPERM), "permission denied on /s"},
+		{opErr(syscall.ENOENT), "no cache socket at /s"},
+		{opErr(syscall.ECONNREFUSED), "nothing is listening on /s"},
+		{opErr(syscall.ENOTSOCK), "/s is not a socket"},
+		{context.DeadlineExceeded, "no answer from /s within the -timeout"},
+		{opErr(syscall.EIO), "connect to /s: dial unix: connect: input/output error"},
+	} {
+		if got := socketError("/s", tc.err).Error(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("socketError(%v) = %q, want prefix %q", tc.err, got, tc.want)
+		}
+		if !errors.Is(socketError("/s", tc.err), tc.err) {
+			t.Errorf("socketError(%v) does not wrap the cause", tc.err)
+		}
+	}
+}
+
+// TestPermissionDenied runs scachectl as an unprivileged user against a
+// socket only root may reach (the test binary re-executes itself).
+func TestPermissionDenied(t *testing.T) {
+	if os.Getenv("SCACHECTL_TEST_CHILD") == "1" {
+		args := strings.Split(os.Getenv("SCACHECTL_TEST_ARGS"), " ")
+		os.Exit(exitCode(run(context.Background(), args, os.Stdout, os.Stderr), os.Stderr))
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as nobody")
+	}
+	dir, err := os.MkdirTemp("", "scachectl-perm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	sock := filepath.Join(dir, "scache")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.Chmod(sock, 0o600)
+	// The test binary sits in a private build directory: run a copy.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "scachectl.test")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := execAsNobody(t, exe, "-test.run=^TestPermissionDenied$")
+	cmd.Env = append(os.Environ(), "SCACHECTL_TEST_CHILD=1", "SCACHECTL_TEST_ARGS=-socket "+sock+" stats")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied on "+sock+": the cache socket is normally only reachable by root or the postfix user") {
+		t.Errorf("as nobody: %v\n%s", err, out)
+	}
+}
+
+// TestDefaultSocket: without -socket, scachectl asks postconf.
+func TestDefaultSocket(t *testing.T) {
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho /nonexistent/queue\necho myscache\n"
+	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	r := runCLI(t, "stats")
+	if want := "no cache socket at /nonexistent/queue/private/myscache"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q, want %q", r.stderr, want)
+	}
+	t.Setenv("PATH", t.TempDir()) // no postconf at all
+	if got, want := defaultSocket(t.Context()), "/var/spool/postfix/private/scache"; got != want {
+		t.Errorf("defaultSocket without postconf = %q, want %q", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin) // a failing postconf
+	if got, want := defaultSocket(t.Context()), "/var/spool/postfix/private/scache"; got != want {
+		t.Errorf("defaultSocket with a failing postconf = %q, want %q", got, want)
+	}
+}
+
+// wrongProtocolServer announces another protocol.
+func wrongProtocolServer(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "other")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			nc.Write([]byte("protocol\x00something_else\x00\x00"))
+			nc.Close()
+		}
+	}()
+	return path
+}
+
+func dialFD(t *testing.T, addr string) int {
+	t.Helper()
+	fd, err := dialTCP(t.Context(), addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+func identity(t *testing.T, fd int) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(st.Dev, st.Ino)
+}
+
+func TestUnquote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`smtp\nexample.com\n`, "smtp\nexample.com\n"},
+		{`"smtp\nexample.com\n"`, "smtp\nexample.com\n"},
+		{`a"b`, `a"b`},
+		{`a\"b`, `a"b`},
+		{`tab\there \\ \x00`, "tab\there \\ \x00"},
+		{"real\nnewline", "real\nnewline"},
+		{`ü`, "ü"},
+	} {
+		got, err := unquote(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("unquote(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+		if back, err := unquote(quote(tc.want)); err != nil || back != tc.want {
+			t.Errorf("unquote(quote(%q)) = %q, %v", tc.want, back, err)
+		}
+	}
+	for _, in := range []string{`\q`, `\x0`, `trailing\`} {
+		if _, err := unquote(in); err == nil {
+			t.Errorf("unquote(%q) succeeded", in)
+		}
+	}
+}
+
+func TestWriteProps(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "> (empty)\n"},
+		{"a=1\nb=2\n\n", "> a=1\n> b=2\n"},
+		{"a=1\n\nx=2\n\n", "> a=1\n> --\n> x=2\n"},
+		{"bin=\x01\n", "> \"bin=\\x01\"\n"},
+		{"no newline", "> no newline\n> (no final newline)\n"},
+		{"\n\n", "> \"\\n\\n\"\n"},
+	} {
+		var b bytes.Buffer
+		writeProps(&b, "> ", tc.in)
+		if b.String() != tc.want {
+			t.Errorf("writeProps(%q) = %q, want %q", tc.in, b.String(), tc.want)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		msg  string
+	}{
+		{nil, 0, ""},
+		{flag.ErrHelp, 0, ""},
+		{&usageError{msg: "bad"}, 2, "scachectl: bad\n"},
+		{&usageError{msg: "bad", printed: true}, 2, ""},
+		{fmt.Errorf("stats: %w", errFallback), 3, "scachectl: stats: the peer does not support"},
+		{errors.New("boom"), 1, "scachectl: boom\n"},
+	} {
+		var b bytes.Buffer
+		if got := exitCode(tc.err, &b); got != tc.code || !strings.HasPrefix(b.String(), tc.msg) || (tc.msg == "" && b.Len() > 0) {
+			t.Errorf("exitCode(%v) = %d, %q; want %d, %q", tc.err, got, b.String(), tc.code, tc.msg)
+		}
+	}
+}
+
+func TestParse_flagsAfterArguments(t *testing.T) {
+	var b bytes.Buffer
+	e := &env{stderr: &b}
+	fs := e.flags("x", "")
+	take := fs.Bool("take", false, "")
+	pos, err := parse(fs, []string{"LABEL", "-take", "--", "-not-a-flag"}, 1, 2)
+	if err != nil || !*take || !cmp.Equal(pos, []string{"LABEL", "-not-a-flag"}) {
+		t.Errorf("parse = %q, %v, take=%v", pos, err, *take)
+	}
+}
+
+// execAsNobody prepares a command that runs as the user nobody.
+func execAsNobody(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	return cmd
+}
+
+// startPostfixScache runs Postfix's own scache(8) outside master(8), as
+// PROTOCOL.md §6.10 Option A describes: a private main.cf, the listening
+// socket at fd 6, the status socket at fd 5, the flow pipe at fds 3 and 4.
+// Closing the status socket at the end of the test makes it exit. It
+// returns the socket path and scache's log (-V writes it to stderr).
+func startPostfixScache(t *testing.T) (string, *syncBuffer) {
+	t.Helper()
+	const bin = "/usr/lib/postfix/sbin/scache"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("Postfix's scache is not installed: %v", err)
+	}
+	if _, err := user.Lookup("postfix"); err != nil {
+		t.Skipf("no postfix user: %v", err)
+	}
+	dir := t.TempDir()
+	queue := filepath.Join(dir, "queue")
+	if err := os.Mkdir(queue, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mainCF := "queue_directory = " + queue + "\nmail_owner = postfix\nsetgid_group = postdrop\n" +
+		"default_privs = nobody\nmyhostname = test.example\ncompatibility_level = 3.6\n" +
+		"maillog_file =\nconnection_cache_ttl_limit = 60s\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "scache")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	lf, err := ul.File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := unix.SetNonblock(int(lf.Fd()), true); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Our end is non-blocking so that os.File polls it and Close can end
+	// the draining Read below (and so really close the socket).
+	if err := unix.SetNonblock(sp[0], true); err != nil {
+		t.Fatal(err)
+	}
+	status, childStatus := os.NewFile(uintptr(sp[0]), "status"), os.NewFile(uintptr(sp[1]), "status-child")
+	defer childStatus.Close()
+	flowR, flowW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flowR.Close()
+	defer flowW.Close()
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "-l", "-t", "unix", "-V")
+	cmd.Env = []string{"MAIL_CONFIG=" + dir, "GENERATION=1", "LANG=C"}
+	cmd.ExtraFiles = []*os.File{flowR, flowW, childStatus, lf} // fds 3, 4, 5, 6
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start %s: %v", bin, err)
+	}
+	// Drain the status records so that scache never blocks on them.
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := status.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		status.Close() // "master went away": scache exits
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("scache exited: %v\n%s", err, logs)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("scache did not exit when its status socket closed")
+		}
+	})
+	return sock, logs
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestPostfixScache runs scachectl against Postfix's own scache: the
+// extension requests get status=1 (scachectl says so and falls back), the
+// standard requests work, and find gives connections back.
+func TestPostfixScache(t *testing.T) {
+	sock, logs := startPostfixScache(t)
+	sk := newSink(t)
+	endp := `smtp\n127.0.0.1\n` + sk.port + `\n1\n`
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"stats", []string{"stats"}},
+		{"stats_json", []string{"stats", "-json"}},
+		{"dump", []string{"dump"}},
+	} {
+		r := runCLI(t, append([]string{"-socket", sock}, tc.args...)...)
+		if r.code != exitFallback {
+			t.Errorf("%s: exit %d, err %v; want %d", tc.name, r.code, r.err, exitFallback)
+		}
+		// The same output as against the fake that rejects extensions.
+		golden(t, "noext_"+tc.name+".txt", normalize(r.stdout+"-- stderr:\n"+r.stderr, sock, ""))
+	}
+	if !strings.Contains(logs.String(), `warning: unrecognized request: "goscache_stats", ignored`) {
+		t.Errorf("scache's log lacks the unrecognized request warning:\n%s", logs)
+	}
+
+	mustRun(t, "-socket", sock, "save-endp", "-ttl", "60s", sk.addr())
+	mustRun(t, "-socket", sock, "save-dest", "-ttl", "60s", destLabel, endp)
+	out := normalize(mustRun(t, "-socket", sock, "find-endp", endp), sock, sk.port)
+	if !strings.Contains(out, "hit: endpoint") || !strings.Contains(out, "peer 127.0.0.1:PORT") || !strings.Contains(out, "connection given back") {
+		t.Errorf("find-endp against Postfix's scache:\n%s", out)
+	}
+	r := runCLI(t, "-socket", sock, "find-dest", destLabel)
+	if r.code != exitError || !strings.Contains(r.stderr, "give -endp LABEL to give it back, or -take") {
+		t.Errorf("find-dest without -endp: exit %d, stderr %q", r.code, r.stderr)
+	}
+	out = normalize(mustRun(t, "-socket", sock, "find-dest", "-endp", endp, destLabel), sock, sk.port)
+	if !strings.Contains(out, "hit: destination") || !strings.Contains(out, "connection given back") {
+		t.Errorf("find-dest -endp against Postfix's scache:\n%s", out)
+	}
+	out = mustRun(t, "-socket", sock, "find-endp", "-take", endp)
+	if !strings.Contains(out, "connection closed") {
+		t.Errorf("find-endp -take:\n%s", out)
+	}
+	out = mustRun(t, "-socket", sock, "find-endp", endp)
+	if !strings.HasPrefix(out, "miss:") {
+		t.Errorf("find-endp after -take:\n%s", out)
+	}
+}
