@@ -49,7 +49,7 @@ func runFind(e *env, name string, args []string) error {
 	fs := e.flags(name, synopsis)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	take := fs.Bool("take", false, "close the connection found instead of giving it back to the cache")
-	ttl := fs.Duration("ttl", 2*time.Second, "ttl when giving the connection back (whole seconds; the server clamps it to connection_cache_ttl_limit)")
+	ttl := fs.Duration("ttl", 0, "ttl when giving the connection back, in whole seconds; the server clamps it to connection_cache_ttl_limit (default: what the connection had left, from a dump; 2s without goscache extensions)")
 	var endpArg string
 	if dest {
 		fs.StringVar(&endpArg, "endp", "", "endpoint `label` to give the connection back under (default: the binding find_dest used, from a dump; needed for servers without goscache extensions)")
@@ -68,9 +68,8 @@ func runFind(e *env, name string, args []string) error {
 			return &usageError{msg: name + ": -endp: " + err.Error()}
 		}
 	}
-	secs, err := ttlSeconds(*ttl)
-	if err != nil && !*take {
-		return &usageError{msg: name + ": " + err.Error()}
+	if *ttl < 0 || *ttl > maxTTL {
+		return &usageError{msg: fmt.Sprintf("%s: -ttl %s is out of range", name, *ttl)}
 	}
 
 	c, err := e.connect()
@@ -80,15 +79,18 @@ func runFind(e *env, name string, args []string) error {
 	defer c.Close()
 
 	v := findView{Request: name, Label: label}
+	// To give a connection back, look at the cache just before the find:
+	// find_dest does not say which endpoint the connection came from, and
+	// neither find says how long the connection had left.
 	var before *dumpView
-	if dest && !*take && endpLabel == "" {
-		// find_dest does not say which endpoint the connection came from:
-		// work it out from the bindings, looked at before the find.
+	if !*take && (*ttl == 0 || (dest && endpLabel == "")) {
 		before, err = c.Dump()
-		if errors.Is(err, errNoExtensions) {
+		switch {
+		case errors.Is(err, errNoExtensions) && dest && endpLabel == "":
 			return fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", name)
-		}
-		if err != nil {
+		case errors.Is(err, errNoExtensions):
+			before = nil
+		case err != nil:
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -133,6 +135,15 @@ func runFind(e *env, name string, args []string) error {
 			return err
 		}
 		return fmt.Errorf("%s: could not tell which endpoint the connection belongs to (the cache changed meanwhile?): it was closed; use -endp LABEL next time", name)
+	}
+	left := *ttl
+	if left == 0 {
+		left = remaining(before, endpLabel, v.EndpProperty)
+	}
+	secs, err := ttlSeconds(left)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("%s: %w (the connection is closed)", name, err)
 	}
 	st, err := c.SaveEndp(secs, endpLabel, v.EndpProperty, fd)
 	unix.Close(fd) // the server has its own copy now, or none
@@ -181,6 +192,33 @@ func guessEndpoint(d *dumpView, label, destProp, endpProp string) string {
 	return fallback
 }
 
+// defaultTTL is the ttl smtp(8) saves connections with
+// (smtp_connection_cache_time_limit) and the server's default limit.
+const defaultTTL = 2 * time.Second
+
+// maxTTL is the largest ttl the protocol carries (a positive C int).
+const maxTTL = (1<<31 - 1) * time.Second
+
+// remaining returns how long the oldest connection of endpoint endp with
+// properties prop had left in dump d, at least a second; defaultTTL when d
+// does not show one.
+func remaining(d *dumpView, endp, prop string) time.Duration {
+	if d == nil {
+		return defaultTTL
+	}
+	for _, p := range d.Endpoints {
+		if p.Label != endp {
+			continue
+		}
+		for _, c := range p.Connections {
+			if c.Property == prop {
+				return max(c.Expires.Sub(d.Time), time.Second)
+			}
+		}
+	}
+	return defaultTTL
+}
+
 func (e *env) showFind(v *findView, asJSON bool) error {
 	if asJSON {
 		return writeJSON(e.stdout, v)
@@ -221,11 +259,10 @@ func ttlSeconds(d time.Duration) (int, error) {
 	if d <= 0 {
 		return 0, fmt.Errorf("-ttl must be positive, not %s", d)
 	}
-	s := (d + time.Second - 1) / time.Second
-	if s > 1<<31-1 {
+	if d > maxTTL {
 		return 0, fmt.Errorf("-ttl %s is too large", d)
 	}
-	return int(s), nil
+	return int((d + time.Second - 1) / time.Second), nil
 }
 
 // peerName returns the remote address of socket fd, or "" (see

@@ -261,6 +261,18 @@ func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 	if !strings.Contains(out, "connection given back") {
 		t.Fatalf("find-dest output:\n%s", out)
 	}
+	// It was given back with the time it had left (60s), not a default.
+	snap := srv.Srv.Cache.Snapshot()
+	if len(snap.Endps) != 1 || len(snap.Endps[0].Sessions) != 1 {
+		t.Fatalf("cache after find-dest: %+v", snap)
+	}
+	if left := time.Until(snap.Endps[0].Sessions[0].Expires); left <= 30*time.Second || left > 60*time.Second {
+		t.Errorf("connection given back with %v left, want about 60s", left)
+	}
+	out = mustRun(t, "-socket", srv.Path, "find-endp", "-ttl", "5s", endp)
+	if !strings.Contains(out, "with ttl 5s") {
+		t.Fatalf("find-endp -ttl 5s output:\n%s", out)
+	}
 	got, prop, st, err := c.FindEndp(endp)
 	if err != nil || st != 0 {
 		t.Fatalf("FindEndp after find-dest = %d, %v", st, err)
