@@ -39,9 +39,9 @@ const (
 	AttrDests           = "dests"            // destination labels now
 	AttrEndps           = "endps"            // endpoint labels with sessions now
 	AttrSessions        = "sessions"         // cached sessions now
-	AttrPeakDests       = "peak_dests"       // peaks since start, sampled after saves
-	AttrPeakEndps       = "peak_endps"       //
-	AttrPeakSessions    = "peak_sessions"    //
+	AttrPeakDests       = "peak_dests"       // peak destinations since start, sampled after saves
+	AttrPeakEndps       = "peak_endps"       // peak endpoints since start, sampled after saves
+	AttrPeakSessions    = "peak_sessions"    // peak sessions since start, sampled after saves
 	AttrEvictedExpired  = "evicted_expired"  // sessions closed when their ttl ran out
 	AttrEvictedLimit    = "evicted_limit"    // sessions closed to respect MaxSessions
 	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
