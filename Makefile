@@ -55,10 +55,26 @@ bench:
 bench-compare:
 	./compat-tests/bench/bench-compare.sh
 
-install: build
+# install puts goscache next to Postfix's own daemons (master.cf's command
+# field is relative to daemon_directory) and scachectl, when it builds, into
+# /usr/local/bin. It changes no Postfix configuration: see docs/operator.md.
+install:
+	$(GO) build -o $(BIN)/goscache ./cmd/goscache
 	install -m 0755 $(BIN)/goscache $(DAEMON_DIR)/goscache
-	install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl
-	@echo "installed $(DAEMON_DIR)/goscache and /usr/local/bin/scachectl"
+	@echo "installed $(DAEMON_DIR)/goscache"
+	@if [ -d cmd/scachectl ] && $(GO) build -o $(BIN)/scachectl ./cmd/scachectl 2>/dev/null; then \
+	  install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl && echo "installed /usr/local/bin/scachectl"; \
+	else echo "scachectl not built: skipped"; fi
+	@echo ""
+	@echo "Switch Postfix to goscache in one of two ways (docs/operator.md):"
+	@echo "  1. replace the scache daemon (keeps the service name, socket and log tag postfix/scache):"
+	@echo "       postconf -F 'scache/unix/command = goscache'"
+	@echo "  2. or run goscache as its own service and point smtp(8)/lmtp(8) at it:"
+	@echo "       postconf -M 'goscache/unix = goscache unix - - y - 1 goscache'"
+	@echo "       postconf -e 'connection_cache_service_name = goscache'"
+	@echo "  then: postfix check && postfix reload"
+	@echo "Switch back: postconf -F 'scache/unix/command = scache'"
+	@echo "         or: postconf -e 'connection_cache_service_name = scache'; postconf -MX goscache/unix"
 
 # demo starts goscache standalone on a temporary socket, caches a real TCP
 # connection in it (cmd/goscache-demo), finds it back, then stops it.
