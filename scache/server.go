@@ -194,11 +194,16 @@ func retryAccept(err error) bool {
 }
 
 // errText returns the errno text of err when it has one, as Postfix's %m
-// would show it, and err's text otherwise.
+// would show it (glibc's strerror: Go's text with a capital first letter),
+// and err's text otherwise.
 func errText(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		return errno.Error()
+		t := errno.Error()
+		if t != "" && t[0] >= 'a' && t[0] <= 'z' {
+			t = string(t[0]-'a'+'A') + t[1:]
+		}
+		return t
 	}
 	return err.Error()
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 )
 
@@ -171,7 +172,7 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	if verbose {
 		level.Set(slog.LevelDebug)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(mastercompat.NewStderrHandler(w, "postfix/scache", os.Getpid(), level))
 }
 
 // listen opens the socket named by addr ("unix:/path"). A stale socket
