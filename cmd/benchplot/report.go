@@ -62,11 +62,12 @@ func orUnknown(s string) string {
 
 func writeMethod(w writer, r *results) {
 	w("## Method\n\n")
-	w("One private Postfix instance (its own main.cf, master.cf and queue directory under /tmp) runs real master(8) with two services: " +
-		"the stock `scache` and `goscache`, each with one process, no chroot, `connection_cache_ttl_limit = 3600s` and `max_idle = 3600s` " +
-		"for both. The floor (`scachectl bench -floor-serve`) runs beside them: a Go server with the same reads, writes, " +
-		"sendmsg and recvmsg per request, and the same 12-byte status write around busy periods as a master(8) child, but no cache: " +
-		"each connection hands back the last descriptor it received. goscache/floor is therefore goscache's own overhead.\n\n")
+	w("One private Postfix instance (its own main.cf, master.cf and queue directory under /tmp) runs real master(8) with three services, " +
+		"each one process without chroot: the stock `scache`, `goscache`, and the floor. `connection_cache_ttl_limit = 3600s` and " +
+		"`max_idle = 3600s` apply to all. The floor (`scachectl bench -floor-master`) is a Go server that makes the same reads, writes, " +
+		"sendmsg and recvmsg per request as a cache, and writes its status records to master(8) with the same code as goscache " +
+		"(mastercompat), but has no cache: each connection hands back the last descriptor it received. goscache/floor is therefore " +
+		"goscache's own overhead; what both pay for being a master(8) child (two status records per request with one client) is in the floor too.\n\n")
 	w("Every client runs smtp(8)'s cycle: find_dest (miss), find_endp (miss), save_dest, save_endp with a descriptor, " +
 		"find_dest (hit, descriptor back), with labels unique per client and cycle and ttl 2 as smtp(8) sends it. " +
 		"Descriptors are socketpair ends; every descriptor received back is checked (same inode) and closed. ")

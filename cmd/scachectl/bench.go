@@ -137,7 +137,8 @@ func runBench(e *env, args []string) error {
 		scaleFill = fs.Int("scale-fill", 4, "concurrent connections used to fill the cache in -scale")
 		heap      = fs.String("heap", "", "measure Go heap per cached connection of an in-process goscache at these comma-separated counts")
 		floor     = fs.String("floor-serve", "", "serve the floor (no cache logic) on this socket `path` until interrupted")
-		floorStat = fs.Bool("floor-status", true, "the floor writes a 12-byte status record to a pipe around each request, as a master(8) child does")
+		floorStat = fs.Bool("floor-status", true, "with -floor-serve: write a 12-byte status record to a pipe when requests start and stop, as a master(8) child does")
+		floorMstr = fs.Bool("floor-master", false, "serve the floor as a master(8) child (listener on fd 6, status records to fd 5) until master goes away; master's arguments are not passed on")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
 	)
@@ -156,6 +157,9 @@ func runBench(e *env, args []string) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *floorMstr {
+		return serveFloorMaster(e.ctx)
 	}
 	if *floor != "" {
 		return serveFloorPath(e.ctx, *floor, *floorStat, e.stderr)

@@ -9,12 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/scachetest"
 )
@@ -257,5 +261,80 @@ func TestFloor_requests(t *testing.T) {
 		if got := read(len(tt.want)); got != tt.want {
 			t.Errorf("%q: got %q, want %q", tt.req, got, tt.want)
 		}
+	}
+}
+
+// TestFloorMaster runs the floor as a master(8) child: a re-executed test
+// binary gets the status socketpair at fd 5 and the listener at fd 6,
+// answers the cycle, writes TAKEN/AVAIL records, and exits when the status
+// channel closes.
+func TestFloorMaster(t *testing.T) {
+	if os.Getenv("SCACHECTL_FLOOR_CHILD") != "" {
+		t.Skip("parent only")
+	}
+	path := filepath.Join(t.TempDir(), "floor")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := l.File()
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, child := os.NewFile(uintptr(sp[0]), "status"), os.NewFile(uintptr(sp[1]), "status child")
+	defer status.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFloorMaster_child$")
+	cmd.Env = append(os.Environ(), "SCACHECTL_FLOOR_CHILD=1", "GENERATION=17")
+	cmd.ExtraFiles = []*os.File{nil, nil, child, lf} // fds 3, 4, 5, 6
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	records := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(status)
+		records <- b
+	}()
+	res, err := runLoad(t.Context(), loadSpec{
+		target: benchTarget{Name: "floor", Socket: path}, clients: 1, cycles: 4, ttl: 2, timeout: 10 * time.Second,
+	})
+	if err != nil || res.Errors != 0 || res.Cycles != 4 {
+		t.Errorf("runLoad = %+v, %v", res, err)
+	}
+	unix.Shutdown(sp[0], unix.SHUT_WR) // master goes away
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out.String())
+	}
+	b := <-records
+	if len(b) == 0 || len(b)%mastercompat.RecordSize != 0 {
+		t.Fatalf("status channel carried %d bytes", len(b))
+	}
+	for i := 0; i < len(b); i += mastercompat.RecordSize {
+		pid, gen, avail, err := mastercompat.ParseRecord(b[i : i+mastercompat.RecordSize])
+		want := int32(mastercompat.StatusTaken)
+		if (i/mastercompat.RecordSize)%2 == 1 {
+			want = mastercompat.StatusAvail
+		}
+		if err != nil || int(pid) != cmd.Process.Pid || gen != 0o17 || avail != want {
+			t.Errorf("record %d: pid %d gen %o avail %d, %v; want pid %d gen 17 avail %d", i/mastercompat.RecordSize, pid, gen, avail, err, cmd.Process.Pid, want)
+		}
+	}
+}
+
+func TestFloorMaster_child(t *testing.T) {
+	if os.Getenv("SCACHECTL_FLOOR_CHILD") == "" {
+		t.Skip("run by TestFloorMaster")
+	}
+	if err := serveFloorMaster(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/mastercompat"
 )
 
 // The floor is the least a server can do to answer smtp(8)'s cycle: the
@@ -35,18 +36,16 @@ var (
 
 // floorServer serves the floor on a listener.
 type floorServer struct {
-	// status, if not nil, gets a 12-byte record when the number of
-	// requests in flight goes 0->1 and 1->0, as a master(8) child writes
-	// to its status pipe.
-	status   *os.File
+	// notify, if not nil, is called when the number of requests in flight
+	// goes 0->1 (true) and 1->0 (false), as goscache's Server calls its
+	// Busy hook to write master(8) status records.
+	notify   func(busy bool)
 	inFlight atomic.Int32
-	statusMu sync.Mutex
-	rec      [12]byte
 }
 
 // serveFloorPath serves the floor on a new socket at path until ctx is
-// done. With status set, the floor writes status records to a pipe that a
-// goroutine drains, as goscache does to master(8).
+// done. With status set, the floor writes 12-byte status records to a pipe
+// that a goroutine drains; under master(8) use serveFloorMaster instead.
 func serveFloorPath(ctx context.Context, path string, status bool, stderr io.Writer) error {
 	os.Remove(path)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -65,9 +64,18 @@ func serveFloorPath(ctx context.Context, path string, status bool, stderr io.Wri
 		defer r.Close()
 		defer w.Close()
 		go io.Copy(io.Discard, r)
-		fs.status = w
-		binary.NativeEndian.PutUint32(fs.rec[0:], uint32(os.Getpid()))
-		binary.NativeEndian.PutUint32(fs.rec[4:], 1)
+		var mu sync.Mutex
+		pid := int32(os.Getpid())
+		fs.notify = func(busy bool) {
+			avail := int32(mastercompat.StatusAvail)
+			if busy {
+				avail = mastercompat.StatusTaken
+			}
+			rec := mastercompat.AppendRecord(make([]byte, 0, mastercompat.RecordSize), pid, 1, avail)
+			mu.Lock()
+			w.Write(rec)
+			mu.Unlock()
+		}
 	}
 	fmt.Fprintf(stderr, "floor: serving %s\n", path)
 	go func() {
@@ -79,6 +87,44 @@ func serveFloorPath(ctx context.Context, path string, status bool, stderr io.Wri
 		return nil
 	}
 	return err
+}
+
+// serveFloorMaster serves the floor as a master(8) child, so that it pays
+// for the status channel exactly as goscache does: it takes the listening
+// socket (fd 6) and the status channel (fd 5) the way goscache does, with
+// mastercompat, and writes its status records with mastercompat.Master. It
+// ignores master's arguments (no chroot, no privilege drop) and returns
+// when master goes away or ctx is done.
+func serveFloorMaster(ctx context.Context) error {
+	gen, err := mastercompat.ReadEnv(os.LookupEnv).ParseGeneration()
+	if err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	files, err := mastercompat.InheritedFiles(1)
+	if err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	ls, err := mastercompat.Listeners(files.Listeners)
+	if err != nil {
+		files.Status.Close()
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	m := mastercompat.NewMaster(files.Status, os.Getpid(), gen)
+	defer m.Close()
+	l, ok := ls[0].(*net.UnixListener)
+	if !ok {
+		ls[0].Close()
+		return fmt.Errorf("bench: floor: inherited listener is %T, want a UNIX socket", ls[0])
+	}
+	fs := &floorServer{notify: func(busy bool) { m.Busy(busy) }}
+	go func() {
+		select {
+		case <-m.Gone():
+		case <-ctx.Done():
+		}
+		l.Close()
+	}()
+	return fs.serve(l)
 }
 
 // serve accepts connections until l is closed.
@@ -115,20 +161,17 @@ func (fs *floorServer) serve(l *net.UnixListener) error {
 	}
 }
 
-// busy writes a status record on the 0->1 and 1->0 transitions.
+// busy counts requests in flight and calls notify on the 0->1 and 1->0
+// transitions.
 func (fs *floorServer) busy(delta int32) {
-	if fs.status == nil {
+	if fs.notify == nil {
 		return
 	}
 	n := fs.inFlight.Add(delta)
-	if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
-		fs.statusMu.Lock()
-		rec := fs.rec
-		if delta < 0 {
-			binary.NativeEndian.PutUint32(rec[8:], 1)
-		}
-		fs.status.Write(rec[:])
-		fs.statusMu.Unlock()
+	if delta > 0 && n == 1 {
+		fs.notify(true)
+	} else if delta < 0 && n == 0 {
+		fs.notify(false)
 	}
 }
 

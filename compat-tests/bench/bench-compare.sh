@@ -4,9 +4,10 @@
 #
 # It starts a private Postfix instance (config, queue and data directories
 # under a temporary directory; the default instance in /etc/postfix is not
-# touched) whose master(8) runs two services side by side: the stock scache
-# and goscache, sockets private/scache and private/goscache. The floor runs
-# beside them. Then:
+# touched) whose master(8) runs three services side by side: the stock
+# scache, goscache, and the floor (scachectl bench -floor-master: the same
+# reads, writes, sendmsg/recvmsg and master status records, no cache), on
+# private/scache, private/goscache and private/floor. Then:
 #   1. the sweep: 1,4,16,64 clients x the three servers, ROUNDS rounds,
 #      interleaved (scachectl bench -target ... -rounds);
 #   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
@@ -54,13 +55,13 @@ id postfix >/dev/null 2>&1 || die "no postfix user"
 # otherwise shrink the top level to what fits.
 top=0
 for n in ${SCALE//,/ }; do [ "$n" -gt "$top" ] && top=$n; done
-want=$((top + 20000))
+want=$((top + 4096))
 ulimit -Hn "$want" 2>/dev/null || true
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=$want
 ulimit -n "$hard"
-if [ "$hard" -lt "$want" ]; then
-	fit=$(( (hard - 4096) / 1000 * 1000 ))
+fit=$(( (hard - 4096) / 1000 * 1000 ))
+if [ "$top" -gt "$fit" ]; then
 	log "RLIMIT_NOFILE hard limit is $hard (raising it needs CAP_SYS_RESOURCE): scale levels capped at $fit"
 	levels=""
 	for n in ${SCALE//,/ }; do
@@ -72,10 +73,9 @@ export BENCH_FD_LIMIT="$hard (scale levels: $SCALE)"
 
 TMP=$(mktemp -d /tmp/goscache-bench.XXXXXX)
 chmod 755 "$TMP"
-MASTER_PID="" FLOOR_PID=""
+MASTER_PID=""
 cleanup() {
 	set +e
-	[ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null && wait "$FLOOR_PID" 2>/dev/null
 	if [ -n "$MASTER_PID" ]; then
 		kill "$MASTER_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -98,6 +98,10 @@ chmod 710 "$TMP/queue/public"
 ln -s "$DAEMON_DIR/scache" "$TMP/libexec/scache"
 ln -s "$DAEMON_DIR/postlogd" "$TMP/libexec/postlogd"
 install -m 0755 "$BIN/goscache" "$TMP/libexec/goscache"
+install -m 0755 "$BIN/scachectl" "$TMP/libexec/scachectl"
+# master(8) passes its own arguments; the floor needs none of them.
+printf '#!/bin/sh\nexec %s -socket unused bench -floor-master\n' "$TMP/libexec/scachectl" >"$TMP/libexec/floor"
+chmod 755 "$TMP/libexec/floor"
 cat >"$TMP/etc/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $TMP/queue
@@ -118,6 +122,7 @@ cat >"$TMP/etc/master.cf" <<EOF
 # service type  private unpriv chroot wakeup maxproc command
 scache    unix  -       -       n       -       1       scache
 goscache  unix  -       -       n       -       1       goscache
+floor     unix  -       -       n       -       1       floor
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 POSTFIX_VERSION=$(postconf -c "$TMP/etc" -h mail_version)
@@ -125,10 +130,7 @@ POSTFIX_VERSION=$(postconf -c "$TMP/etc" -h mail_version)
 log "starting master(8) -c $TMP/etc (Postfix $POSTFIX_VERSION, RLIMIT_NOFILE $hard)"
 setsid "$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
 MASTER_PID=$!
-log "starting the floor"
-"$BIN/scachectl" bench -floor-serve "$TMP/floor" 2>"$TMP/floor.out" &
-FLOOR_PID=$!
-SCACHE=$TMP/queue/private/scache GOSCACHE=$TMP/queue/private/goscache FLOOR=$TMP/floor
+SCACHE=$TMP/queue/private/scache GOSCACHE=$TMP/queue/private/goscache FLOOR=$TMP/queue/private/floor
 for _ in $(seq 100); do
 	[ -S "$SCACHE" ] && [ -S "$GOSCACHE" ] && [ -S "$FLOOR" ] && break
 	kill -0 "$MASTER_PID" 2>/dev/null || { cat "$TMP/master.out" >&2; die "master exited"; }
@@ -137,12 +139,12 @@ done
 [ -S "$SCACHE" ] && [ -S "$GOSCACHE" ] && [ -S "$FLOOR" ] || die "sockets did not appear"
 
 # A first request makes master spawn each service; then find their pids.
-"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -clients 1 -cycles 5 -warmup 0 >/dev/null ||
+"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" -clients 1 -cycles 5 -warmup 0 >/dev/null ||
 	{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
 child() { ps -o pid=,comm= --ppid "$MASTER_PID" | awk -v c="$1" '$2 == c { print $1 }'; }
 SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache)
 [ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] || die "cannot find the scache and goscache processes under master $MASTER_PID"
-log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID, floor pid $FLOOR_PID"
+log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID"
 
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/machine.json"
