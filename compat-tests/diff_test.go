@@ -505,6 +505,10 @@ func TestDifferential(t *testing.T) {
 	if diff := cmp.Diff(rk, gk); diff != "" {
 		t.Errorf("transcript mismatch (-scache +goscache):\n%s", diff)
 	}
+	// The script provokes warnings; none captured means the log is not read.
+	if len(real.warnings) == 0 {
+		t.Error("no warnings captured from real scache's log")
+	}
 	if diff := cmp.Diff(real.warnings, gos.warnings); diff != "" {
 		t.Errorf("daemon warnings mismatch (-scache +goscache):\n%s", diff)
 	}

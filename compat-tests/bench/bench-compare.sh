@@ -159,7 +159,9 @@ for p in "$SCACHE_PID" "$GOSCACHE_PID"; do
 	kill -0 "$p" 2>/dev/null || die "server $p died during the run"
 done
 log "Go heap per cached connection (in-process)"
-"$BIN/scachectl" bench -json -clients "" -heap "1000,${SCALE##*,}" >"$RESULTS/heap.json"
+heap_levels=1000
+[ "${SCALE##*,}" -gt 1000 ] && heap_levels="1000,${SCALE##*,}"
+"$BIN/scachectl" bench -json -clients "" -heap "$heap_levels" >"$RESULTS/heap.json"
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with local changes)"
