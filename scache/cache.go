@@ -373,19 +373,9 @@ func (c *Cache) Close() error {
 // scache_multi_drop_endp does.
 func (c *Cache) drop(fd int) {
 	if err := c.closeFD(fd); err != nil {
-		c.log.Warn(fmt.Sprintf("scache_multi_drop_endp: close(%d): %s", fd, cacheErrText(err)),
+		c.log.Warn(fmt.Sprintf("scache_multi_drop_endp: close(%d): %s", fd, errText(err)),
 			"fd", fd, "err", err)
 	}
-}
-
-// cacheErrText renders an errno the way C's strerror (Postfix's %m) does:
-// Go's text is glibc's with a lower-case first letter.
-func cacheErrText(err error) string {
-	s := err.Error()
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		s = string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
 }
 
 // removeSession unlinks a session from its endpoint list (dropping an empty
