@@ -205,7 +205,7 @@ func (c *conn) serveRequest() bool {
 	}
 	h, ok := c.srv.handlers[req]
 	if !ok {
-		c.srv.logger.Warn(fmt.Sprintf("unrecognized request: %q, ignored", req))
+		c.srv.logger.Warn("unrecognized request: \"" + req + "\", ignored") // verbatim, as C prints %s
 		return c.reply(replyStatusBad) == nil
 	}
 	c.log.Debug("request", "request", req)
