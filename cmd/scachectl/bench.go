@@ -90,20 +90,21 @@ func intList(s string) ([]int, error) {
 
 // benchConfig is what one bench invocation does.
 type benchConfig struct {
-	targets   []benchTarget
-	clients   []int
-	rounds    int
-	warmup    time.Duration
-	duration  time.Duration
-	cycles    int // per client; 0 = run for duration
-	ttl       int
-	timeout   time.Duration
-	scale     []int
-	scaleTTL  int
-	scaleFill int // concurrent fill connections
-	heap      []int
-	pids      pidList
-	checkFDs  bool // fail if this process has more descriptors open at the end
+	targets    []benchTarget
+	clients    []int
+	rounds     int
+	warmup     time.Duration
+	duration   time.Duration
+	cycles     int // per client; 0 = run for duration
+	ttl        int
+	timeout    time.Duration
+	scale      []int
+	scaleTTL   int
+	scaleFill  int // concurrent fill connections
+	heap       []int
+	pids       pidList
+	checkFDs   bool // fail if this process has more descriptors open at the end
+	memProfile string
 }
 
 // benchReport is the -json output.
@@ -140,6 +141,7 @@ func runBench(e *env, args []string) error {
 		floorStat = fs.Bool("floor-status", true, "with -floor-serve: write a 12-byte status record to a pipe when requests start and stop, as a master(8) child does")
 		floorMstr = fs.Bool("floor-master", false, "serve the floor as a master(8) child (listener on fd 6, status records to fd 5) until master goes away; master's arguments are not passed on")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
+		memprof   = fs.String("memprofile", "", "write a heap profile of this process to `file` at the end (with -heap: while the cache is full)")
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
 	)
 	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
@@ -158,6 +160,9 @@ func runBench(e *env, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprof != "" {
+		runtime.MemProfileRate = 1 // every allocation, for an exact per-connection account
+	}
 	if *floorMstr {
 		return serveFloorMaster(e.ctx)
 	}
@@ -167,7 +172,7 @@ func runBench(e *env, args []string) error {
 	cfg := benchConfig{
 		targets: targets, rounds: *rounds, warmup: *warmup, duration: *duration, cycles: *cycles,
 		ttl: *ttl, timeout: e.timeout, scaleTTL: *scaleTTL, scaleFill: *scaleFill, pids: pids,
-		checkFDs: *checkFDs,
+		checkFDs: *checkFDs, memProfile: *memprof,
 	}
 	var err error
 	if *clients != "" { // -clients "" skips the sweep

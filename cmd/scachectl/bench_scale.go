@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,10 +207,11 @@ func (f *filler) fillTo(n int) error {
 const fillEndpProp = "tls_level=1\nreuse_count=0\nendpoint_features=32783\nexpire_time=1700000300\n\n"
 
 // fillEntry returns the k-th destination label, its property and its
-// endpoint label, the sizes smtp(8) uses: "smtp\nd42-x1.example.com\n",
-// "smtp\n10.0.0.42\n25\n0\n".
+// endpoint label, shaped and sized like smtp(8)'s (PROTOCOL.md §1.8):
+// "smtp\nd42x1.com\n", "destination=d42x1.com\nhost_name=mx1.d42x1.com\n...",
+// "smtp\n10.0.0.42\n25\nx1\n".
 func fillEntry(tag string, k int) (dest, destProp, endp string) {
-	domain := "d" + strconv.Itoa(k) + "-" + tag + ".example.com"
+	domain := "d" + strconv.Itoa(k) + tag + ".com"
 	addr := "10." + strconv.Itoa(k>>16&255) + "." + strconv.Itoa(k>>8&255) + "." + strconv.Itoa(k&255)
 	if k>>24 != 0 {
 		addr += "." + strconv.Itoa(k>>24) // still unique past 16M
@@ -319,6 +321,11 @@ func measureHeap(ctx context.Context, cfg benchConfig, progress io.Writer) ([]he
 		out = append(out, s)
 		fmt.Fprintf(progress, "heap cached=%d %.1f bytes/conn\n", n, s.BytesPerConn)
 	}
+	if cfg.memProfile != "" {
+		if err := writeHeapProfile(cfg.memProfile); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -329,4 +336,18 @@ func liveHeap() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// writeHeapProfile writes a pprof heap profile after a collection.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: %w", err)
+	}
+	return f.Close()
 }
