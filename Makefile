@@ -19,7 +19,7 @@ build:
 
 # test is what CI runs (.ci/run): the merge checks plus the compatibility
 # suite against real Postfix.
-test: check compat
+test: check compat compat-docker
 
 check: fmt vet race
 

@@ -38,7 +38,20 @@ stage() {
 	fi
 }
 
+# need CMD PACKAGE: install Debian's PACKAGE when CMD is missing (root only).
+need() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		log "installing $2"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+		return 0
+	fi
+	log "$1 is missing (install $2)"
+	exit 1
+}
+
 engine() {
+	need docker docker.io
 	docker info >/dev/null 2>&1 && return 0
 	if [ "$(id -u)" != 0 ]; then
 		log "no Docker engine is running (start one, or run as root)"
@@ -65,6 +78,7 @@ base_image() {
 		return 0
 	fi
 	log "$base not available and not pullable: bootstrapping it with debootstrap"
+	need debootstrap debootstrap
 	mirror=$(grep -hoE '(URIs:|deb) +https?://[^ ]*debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
 		awk '{print $2}' | head -1)
 	mirror=${mirror:-http://deb.debian.org/debian}
