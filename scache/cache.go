@@ -21,6 +21,13 @@ type CacheOptions struct {
 	// Logger receives Postfix-text warnings such as
 	// "scache_multi_drop_endp: close(7): Bad file descriptor". nil discards.
 	Logger *slog.Logger
+	// KeepDead hands out cached sessions whose peer has closed the
+	// connection or sent unsolicited data, as Postfix's scache does. By
+	// default a find checks each candidate with a non-blocking MSG_PEEK
+	// recv(2), which consumes nothing and does not modify the descriptor, and drops a
+	// dead one (counted in Evictions.Dead) before trying the next, so that
+	// smtp(8) is not handed a connection that would fail its RSET probe.
+	KeepDead bool
 }
 
 // Size is the cache population as Postfix's scache_multi_size reports it.
@@ -37,6 +44,7 @@ type Evictions struct {
 	Limit           int64 // sessions evicted because MaxSessions was exceeded
 	Closed          int64 // sessions closed by Close, or saved after Close
 	ExpiredBindings int64 // destination bindings whose ttl ran out
+	Dead            int64 // sessions found dead (peer closed or spoke) by a find
 }
 
 // Snapshot is a deep copy of the cache contents for debugging. Destinations
@@ -93,6 +101,7 @@ type Cache struct {
 	log     *slog.Logger
 	max     int
 	closeFD func(fd int) error // unix.Close; replaced by tests only
+	alive   func(fd int) bool  // peekAlive, or nil to hand out dead sessions too
 	base    time.Time          // origin of the int64 clock below
 
 	// dropping counts descriptors taken out of the cache under mu and
@@ -149,10 +158,15 @@ func NewCache(opts CacheOptions) *Cache {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	alive := peekAlive
+	if opts.KeepDead {
+		alive = nil
+	}
 	return &Cache{
 		log:     lg,
 		max:     opts.MaxSessions,
 		closeFD: unix.Close,
+		alive:   alive,
 		base:    time.Now(),
 		dests:   make(map[string]*head),
 		endps:   make(map[string]*head),
@@ -212,14 +226,14 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 // its descriptor and endpoint properties with ok true; the caller owns fd
 // from then on. On a miss it returns -1, "", false.
 func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
+	var dead []int
+	defer c.dropDead(&dead) // after the unlock below
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := c.endps[endpLabel]
-	if h == nil {
+	e := c.takeSession(endpLabel, &dead)
+	if e == nil {
 		return -1, "", false
 	}
-	e := h.first
-	c.removeSession(e)
 	fd, endpProp = int(e.fd), e.prop
 	c.freeEntry(e)
 	return fd, endpProp, true
@@ -268,6 +282,8 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 // Bindings are never removed by a find. On a miss (no destination, or no
 // bound endpoint has a session) it returns -1, "", "", false.
 func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, ok bool) {
+	var dead []int
+	defer c.dropDead(&dead) // after the unlock below
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.dests[destLabel]
@@ -275,17 +291,75 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 		return -1, "", "", false
 	}
 	for b := h.first; b != nil; b = b.next {
-		eh := c.endps[b.endp]
-		if eh == nil {
+		s := c.takeSession(b.endp, &dead)
+		if s == nil {
 			continue
 		}
-		s := eh.first
-		c.removeSession(s)
 		fd, endpProp = int(s.fd), s.prop
 		c.freeEntry(s)
 		return fd, b.prop, endpProp, true
 	}
 	return -1, "", "", false
+}
+
+// takeSession removes and returns the oldest live session of endpLabel, or
+// nil. Dead sessions met on the way are removed too and their descriptors
+// appended to dead, for dropDead to close once c.mu is released. c.mu must
+// be held; the caller frees the returned entry.
+func (c *Cache) takeSession(endpLabel string, dead *[]int) *entry {
+	for {
+		h := c.endps[endpLabel]
+		if h == nil {
+			return nil
+		}
+		e := h.first
+		c.removeSession(e)
+		if c.alive == nil || c.alive(int(e.fd)) {
+			return e
+		}
+		if *dead == nil {
+			c.dropping.Add(1)
+		}
+		*dead = append(*dead, int(e.fd))
+		c.evict.Dead++
+		c.freeEntry(e)
+	}
+}
+
+// dropDead closes the descriptors takeSession found dead.
+func (c *Cache) dropDead(dead *[]int) {
+	if *dead == nil {
+		return
+	}
+	for _, fd := range *dead {
+		c.drop(fd)
+	}
+	c.dropping.Done()
+}
+
+// peekAlive reports whether a cached connection can still be used: its
+// peer has neither closed it nor sent anything (an idle SMTP server says
+// nothing until spoken to; a 421 timeout reply or a FIN ends the session).
+// It peeks at one byte with MSG_PEEK|MSG_DONTWAIT, which consumes nothing
+// and leaves the descriptor's flags alone. A descriptor that is not a
+// socket, or a failure that says nothing about the peer, counts as alive:
+// then the session is handed out, as Postfix would.
+func peekAlive(fd int) bool {
+	var b [1]byte
+	for {
+		_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return true // nothing to read: the peer is quiet
+		case err == nil:
+			return false // end of file, or unsolicited data
+		case err == unix.ECONNRESET || err == unix.EPIPE || err == unix.ETIMEDOUT:
+			return false
+		}
+		return true
+	}
 }
 
 // Size returns the current population (scache_multi_size).
@@ -305,6 +379,15 @@ func (c *Cache) Evictions() Evictions {
 // Snapshot returns a deep copy of the cache contents. It costs O(n log n)
 // and holds the cache lock meanwhile: it is meant for debugging tools.
 func (c *Cache) Snapshot() Snapshot {
+	s := c.snapshot()
+	sort.Slice(s.Dests, func(i, j int) bool { return s.Dests[i].Label < s.Dests[j].Label })
+	sort.Slice(s.Endps, func(i, j int) bool { return s.Endps[i].Label < s.Endps[j].Label })
+	return s
+}
+
+// snapshot copies the cache under c.mu, unsorted, so the lock is held for
+// a copy only.
+func (c *Cache) snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	at := func(t int64) time.Time { return c.base.Add(time.Duration(t)) }
@@ -327,8 +410,6 @@ func (c *Cache) Snapshot() Snapshot {
 		}
 		s.Endps = append(s.Endps, p)
 	}
-	sort.Slice(s.Dests, func(i, j int) bool { return s.Dests[i].Label < s.Dests[j].Label })
-	sort.Slice(s.Endps, func(i, j int) bool { return s.Endps[i].Label < s.Endps[j].Label })
 	return s
 }
 

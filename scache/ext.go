@@ -46,6 +46,7 @@ const (
 	AttrEvictedLimit    = "evicted_limit"    // sessions closed to respect MaxSessions
 	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
 	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
+	AttrEvictedDead     = "evicted_dead"     // sessions a find found closed or talking, and dropped
 	AttrBindings        = "bindings"         // dump: number of binding records that follow
 	AttrDestination     = "destination"      // dump: destination label of a binding
 	AttrEndpoint        = "endpoint"         // dump: endpoint label of a binding or session
@@ -130,6 +131,7 @@ func (c *conn) extStats() {
 		attr.Long(AttrEvictedLimit, ev.Limit),
 		attr.Long(AttrEvictedClosed, ev.Closed),
 		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
+		attr.Long(AttrEvictedDead, ev.Dead),
 	})
 }
 
@@ -273,6 +275,7 @@ func (c *Client) ServerStats() (*ServerStats, error) {
 			Limit:           r.long(AttrEvictedLimit),
 			Closed:          r.long(AttrEvictedClosed),
 			ExpiredBindings: r.long(AttrExpiredBindings),
+			Dead:            r.long(AttrEvictedDead),
 		},
 		Clients: r.int(AttrClients),
 	}

@@ -41,7 +41,7 @@ const (
 // created the Cache itself (Cache was nil).
 type Server struct {
 	// Cache holds the sessions. Nil means NewCache(CacheOptions{MaxSessions:
-	// MaxSessions, Logger: Logger}), owned and closed by the Server.
+	// MaxSessions, KeepDead: KeepDead, Logger: Logger}), owned and closed by the Server.
 	Cache *Cache
 	// Logger receives Postfix's messages as the message text (warnings at
 	// Warn, "statistics: ..." at Info) and per-request traces at Debug.
@@ -60,6 +60,9 @@ type Server struct {
 	IPCTimeout time.Duration
 	// MaxSessions is passed to the Cache the Server creates (0: unlimited).
 	MaxSessions int
+	// KeepDead is passed to the Cache the Server creates: true hands out
+	// cached connections whose peer has gone, as Postfix's scache does.
+	KeepDead bool
 	// Busy, if not nil, is called with true when the number of requests in
 	// progress goes from 0 to 1 and with false when it drops back to 0
 	// (master(8)'s TAKEN and AVAIL). Calls never overlap and come in order.
@@ -103,7 +106,7 @@ func (s *Server) init() {
 			s.IPCTimeout = DefaultIPCTimeout
 		}
 		if s.Cache == nil {
-			s.Cache = NewCache(CacheOptions{MaxSessions: s.MaxSessions, Logger: s.Logger})
+			s.Cache = NewCache(CacheOptions{MaxSessions: s.MaxSessions, KeepDead: s.KeepDead, Logger: s.Logger})
 			s.ownCache = true
 		}
 		s.stats = NewStats(time.Now())

@@ -70,6 +70,7 @@ type standaloneConfig struct {
 	statusUpdateTime time.Duration
 	ipcTimeout       time.Duration
 	maxSessions      int
+	keepDead         bool
 	log              string
 	verbose          bool
 }
@@ -82,6 +83,7 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs.DurationVar(&cfg.ttlLimit, "ttl-limit", scache.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached")
 	fs.DurationVar(&cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged")
 	fs.DurationVar(&cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request")
+	fs.BoolVar(&cfg.keepDead, "keep-dead", false, "hand out cached connections whose peer has gone, as Postfix's scache does")
 	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: no limit)")
 	fs.StringVar(&cfg.log, "log", "stderr", "where to log: `stderr or a file name`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request (debug level)")
@@ -145,6 +147,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		StatusUpdateTime: cfg.statusUpdateTime,
 		IPCTimeout:       cfg.ipcTimeout,
 		MaxSessions:      cfg.maxSessions,
+		KeepDead:         cfg.keepDead,
 	}
 	logger.Info("listening on " + cfg.listen)
 	done := make(chan error, 1)

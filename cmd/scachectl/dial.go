@@ -78,7 +78,7 @@ func (c *scacheConn) Stats() (*statsView, error) {
 		},
 		Cached:    sizeView{Domains: s.Size.Dests, Addresses: s.Size.Endps, Connections: s.Size.Sessions},
 		Peak:      sizeView{Domains: t.PeakDests, Addresses: t.PeakEndps, Connections: t.PeakSessions},
-		Evictions: evictionsView{Expired: s.Evictions.Expired, Limit: s.Evictions.Limit, Closed: s.Evictions.Closed, ExpiredBindings: s.Evictions.ExpiredBindings},
+		Evictions: evictionsView{Expired: s.Evictions.Expired, Limit: s.Evictions.Limit, Closed: s.Evictions.Closed, ExpiredBindings: s.Evictions.ExpiredBindings, Dead: s.Evictions.Dead},
 	}, nil
 }
 

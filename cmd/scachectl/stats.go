@@ -93,8 +93,8 @@ func writeStats(w io.Writer, s *statsView) {
 	}
 	fmt.Fprintf(w, "cached now   domains=%d addresses=%d connections=%d\n", s.Cached.Domains, s.Cached.Addresses, s.Cached.Connections)
 	fmt.Fprintf(w, "peak         domains=%d addresses=%d connections=%d\n", s.Peak.Domains, s.Peak.Addresses, s.Peak.Connections)
-	fmt.Fprintf(w, "evictions    expired=%d limit=%d closed=%d expired_bindings=%d\n",
-		s.Evictions.Expired, s.Evictions.Limit, s.Evictions.Closed, s.Evictions.ExpiredBindings)
+	fmt.Fprintf(w, "evictions    expired=%d limit=%d closed=%d dead=%d expired_bindings=%d\n",
+		s.Evictions.Expired, s.Evictions.Limit, s.Evictions.Closed, s.Evictions.Dead, s.Evictions.ExpiredBindings)
 }
 
 // clock shows a time in the local zone, to the second.

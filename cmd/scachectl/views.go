@@ -78,6 +78,7 @@ type evictionsView struct {
 	Limit           int64 `json:"limit"`
 	Closed          int64 `json:"closed"`
 	ExpiredBindings int64 `json:"expired_bindings"`
+	Dead            int64 `json:"dead"`
 }
 
 // dumpView is what "scachectl dump" shows.
