@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,7 @@ func main() {
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("goscache-demo", flag.ContinueOnError)
 	sock := fs.String("socket", "", "goscache's socket")
+	ctl := fs.String("scachectl", "", "if set, the scachectl binary to show the cache with at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,6 +49,7 @@ func run(args []string, out io.Writer) error {
 	}
 	defer ln.Close()
 	lines := make(chan string, 1)
+	lines2 := make(chan struct{})
 	accepted := make(chan net.Addr, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -57,6 +60,18 @@ func run(args []string, out io.Writer) error {
 		accepted <- c.RemoteAddr()
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		lines <- line
+	}()
+	go func() {
+		// Later connections are held open, idle, like an SMTP server
+		// waiting for the next command, until the demo ends.
+		<-lines2
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
 	}()
 	fmt.Fprintf(out, "1. server stand-in listening on %s\n", ln.Addr())
 
@@ -142,6 +157,42 @@ func run(args []string, out io.Writer) error {
 		return errors.New("the line never arrived")
 	}
 	fmt.Fprintln(out, "=> same connection: it survived in goscache and came back")
+	close(lines2)
+
+	if *ctl == "" {
+		return nil
+	}
+	// Leave one idle connection in the cache and look inside with
+	// scachectl, as an operator would.
+	conn2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer conn2.Close()
+	if _, err := c.SaveDest(60, dest, "destination=demo.test\nhost_name=localhost\nhost_addr="+host+"\n", endp); err != nil {
+		return err
+	}
+	raw2, err := conn2.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := raw2.Control(func(fd uintptr) {
+		st, serr = c.SaveEndp(60, endp, "tls_level=0\nreuse_count=1\n", int(fd))
+	}); cerr != nil {
+		return cerr
+	}
+	if serr != nil {
+		return serr
+	}
+	fmt.Fprintf(out, "9. cached a second connection (local %s) for 60s: status=%d\n", conn2.LocalAddr(), st)
+	for _, sub := range []string{"dump", "stats"} {
+		fmt.Fprintf(out, "\n== scachectl -socket %s %s\n", *sock, sub)
+		cmd := exec.CommandContext(ctx, *ctl, "-socket", *sock, sub)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("scachectl %s: %w", sub, err)
+		}
+	}
 	return nil
 }
 
