@@ -5,7 +5,7 @@
 // Usage:
 //
 //	benchplot -dir RESULTS [-out docs/BENCHMARKS.md] [-svg docs/bench/throughput.svg]
-//	          [-postfix VERSION] [-commit REV] [-command TEXT]
+//	          [-postfix VERSION] [-commit REV] [-command TEXT] [-notes FILE]
 //
 // RESULTS holds sweep.json, scale.json and heap.json (any may be missing).
 // The machine description is read from RESULTS/machine.json; when that file
@@ -45,6 +45,7 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	postfix := fs.String("postfix", "", "Postfix version, recorded in machine.json when it is created")
 	commit := fs.String("commit", "", "goscache revision, recorded in machine.json when it is created")
 	command := fs.String("command", "make bench-compare", "command line shown as the way to reproduce")
+	notes := fs.String("notes", "", "markdown `file` appended as the report's analysis (hand-written; optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +63,13 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res.machine = m
 	res.command = *command
+	if *notes != "" {
+		b, err := os.ReadFile(*notes)
+		if err != nil {
+			return err
+		}
+		res.notes = string(b)
+	}
 	if *svg != "" {
 		if err := writeFile(*svg, plotSVG(res)); err != nil {
 			return err

@@ -20,7 +20,7 @@ func TestRun_golden(t *testing.T) {
 	out, svg := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "bench", "throughput.svg")
 	os.Mkdir(filepath.Dir(svg), 0o755)
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"-dir", "testdata/results", "-out", out, "-svg", svg}, &stdout, &stderr); err != nil {
+	if err := run(t.Context(), []string{"-dir", "testdata/results", "-out", out, "-svg", svg, "-notes", "testdata/notes.md"}, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
 	for _, f := range []struct{ got, golden string }{
@@ -50,6 +50,7 @@ func TestRun_golden(t *testing.T) {
 		"![cycles per second against concurrent clients](bench/throughput.svg)",
 		"| 1 client: cycle rate >= scache's | goscache/scache = ",
 		"| <= 512 B Go heap per cached connection |",
+		"## Analysis\n\nNotes appended verbatim.\n",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q", want)

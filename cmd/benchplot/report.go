@@ -33,6 +33,12 @@ func markdown(r *results) string {
 	}
 	writeMemory(w, r)
 	writeErrors(w, r)
+	if r.notes != "" {
+		w("\n%s", r.notes)
+		if !strings.HasSuffix(r.notes, "\n") {
+			w("\n")
+		}
+	}
 	return b.String()
 }
 

@@ -83,6 +83,7 @@ type results struct {
 	machine            machine
 	command            string
 	svgName            string
+	notes              string // hand-written analysis, appended
 }
 
 // The target names bench-compare uses.

@@ -13,7 +13,9 @@
 #   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
 #      goscache, one client measured at each level, VmRSS sampled;
 #   3. the Go heap per cached connection of goscache's Server in-process;
-#   4. cmd/benchplot writes docs/BENCHMARKS.md and docs/bench-throughput.svg.
+#   4. cmd/benchplot writes docs/BENCHMARKS.md and docs/bench/throughput.svg
+#      from the JSON kept in docs/bench/, appending docs/bench/notes.md (the
+#      hand-written analysis) when it exists.
 #
 # Needs root (master(8) refuses to run otherwise) and Postfix (Debian's
 # postfix package is installed when missing). Environment knobs:
@@ -165,6 +167,8 @@ heap_levels=1000
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with local changes)"
-"$BIN/benchplot" -dir "$RESULTS" -out "$OUT" -svg "$(dirname "$OUT")/bench-throughput.svg" \
-	-postfix "$POSTFIX_VERSION (Debian package)" -commit "$commit"
+notes=()
+[ -f "$RESULTS/notes.md" ] && notes=(-notes "$RESULTS/notes.md")
+"$BIN/benchplot" -dir "$RESULTS" -out "$OUT" -svg "$RESULTS/throughput.svg" \
+	-postfix "$POSTFIX_VERSION (Debian package)" -commit "$commit" "${notes[@]}"
 log "wrote $OUT"
