@@ -64,6 +64,10 @@ type scenario struct {
 	// lookups smtp(8) did make (each a connection opened although caching
 	// was on).
 	qmgrDriven bool
+	// disrupts: the scenario throws the cache away at a moment that falls
+	// before or after a wave's sessions were cached, so each side may lose up
+	// to the destination concurrency (2) cached sessions more than the other.
+	disrupts bool
 }
 
 type sender func(domain string, n int) int
@@ -174,6 +178,7 @@ func scenarios() []scenario {
 			},
 			expect:   []string{`problem talking to service private/scache`, `reload -- version`},
 			minReuse: true,
+			disrupts: true,
 		},
 		{
 			name:  "cache-killed-mid-run",
@@ -189,6 +194,7 @@ func scenarios() []scenario {
 			expect: []string{`problem talking to service private/scache`, `disabling connection caching`,
 				`killed by signal 9`, `connect to private/scache`, `unexpected protocol`},
 			minReuse: true,
+			disrupts: true,
 		},
 		{
 			name:  "tls-reuse",
@@ -440,7 +446,11 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 			}
 			return
 		}
-		if gos.counts.Sessions > real.counts.Sessions+sessionSlack {
+		slack := sessionSlack
+		if sc.disrupts {
+			slack += 2
+		}
+		if gos.counts.Sessions > real.counts.Sessions+slack {
 			t.Errorf("messages per SMTP session: goscache %.2f (%d sessions) < scache %.2f (%d sessions)",
 				gos.perSession(), gos.counts.Sessions, real.perSession(), real.counts.Sessions)
 		}
