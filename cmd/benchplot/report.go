@@ -320,7 +320,8 @@ func writeMemory(w writer, r *results) {
 	}
 	w("## Memory\n\n")
 	if len(mem) > 0 {
-		w("Resident memory (VmRSS from /proc/PID/status) of each server process as the scale run filled it:\n\n| server | cached | VmRSS | bytes per cached connection (since 0) |\n|---|---:|---:|---:|\n")
+		w("Resident memory (VmRSS from /proc/PID/status) of each server process as the scale run filled it, starting from a fresh process " +
+			"(master(8) restarts both after the sweep). For goscache this includes the garbage collector's headroom (GOGC=100) on top of the live heap:\n\n| server | cached | VmRSS | bytes per cached connection (since 0) |\n|---|---:|---:|---:|\n")
 		base := map[string]int{}
 		for _, m := range mem {
 			if m.Cached == 0 {
@@ -329,7 +330,7 @@ func writeMemory(w writer, r *results) {
 		}
 		for _, m := range mem {
 			per := "–"
-			if b, ok := base[m.Target]; ok && m.Cached > 0 {
+			if b, ok := base[m.Target]; ok && m.Cached >= 1000 { // below, page granularity and start-up noise dominate
 				per = fmt.Sprintf("%.0f B", float64(m.RSSKB-b)*1024/float64(m.Cached))
 			}
 			w("| %s | %d | %d kB | %s |\n", m.Target, m.Cached, m.RSSKB, per)

@@ -141,18 +141,32 @@ done
 [ -S "$SCACHE" ] && [ -S "$GOSCACHE" ] && [ -S "$FLOOR" ] || die "sockets did not appear"
 
 # A first request makes master spawn each service; then find their pids.
-"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" -clients 1 -cycles 5 -warmup 0 >/dev/null ||
-	{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
 child() { ps -o pid=,comm= --ppid "$MASTER_PID" | awk -v c="$1" '$2 == c { print $1 }'; }
-SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache)
-[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] || die "cannot find the scache and goscache processes under master $MASTER_PID"
-log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID"
+spawn() {
+	"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+		-clients 1 -cycles 5 -warmup 0 >/dev/null ||
+		{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
+	SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache)
+	[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] ||
+		die "cannot find the scache and goscache processes under master $MASTER_PID"
+	log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID"
+}
+spawn
 
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/machine.json"
 log "sweep: clients $CLIENTS, $ROUNDS rounds of $DURATION"
 "$BIN/scachectl" -timeout 30s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
 	-clients "$CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/sweep.json"
+# Fresh server processes for the scale run, so that resident memory is
+# measured from an empty cache: on SIGHUP master closes its children's
+# status channels, they exit, and the next connection starts new ones.
+kill -HUP "$MASTER_PID"
+for _ in $(seq 100); do
+	kill -0 "$SCACHE_PID" 2>/dev/null || kill -0 "$GOSCACHE_PID" 2>/dev/null || break
+	sleep 0.1
+done
+spawn
 log "scale: $SCALE cached"
 "$BIN/scachectl" -timeout 60s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" \
 	-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -clients "" -scale "$SCALE" \
