@@ -339,9 +339,14 @@ func writeMemory(w writer, r *results) {
 	}
 	if r.heap != nil && len(r.heap.Heap) > 0 {
 		w("Go heap of goscache's Server run in the bench process (`scachectl bench -heap`): live heap after a full GC, minus the empty server's, " +
-			"each cached connection with its destination binding and smtp(8)-sized labels and properties:\n\n| cached | heap | bytes per cached connection |\n|---:|---:|---:|\n")
+			"each cached connection with its destination binding and smtp(8)-sized labels and properties " +
+			"(\"payload\": the bytes of the two labels and two properties sent for it):\n\n| cached | heap | bytes per cached connection | of which payload |\n|---:|---:|---:|---:|\n")
 		for _, h := range r.heap.Heap {
-			w("| %d | %d kB | %.0f B |\n", h.Cached, h.HeapBytes/1024, h.BytesPerConn)
+			p := "–"
+			if h.PayloadPerConn > 0 {
+				p = fmt.Sprintf("%.0f B", h.PayloadPerConn)
+			}
+			w("| %d | %d kB | %.0f B | %s |\n", h.Cached, h.HeapBytes/1024, h.BytesPerConn, p)
 		}
 		w("\n")
 	}

@@ -46,6 +46,9 @@ type (
 		Cached       int     `json:"cached"`
 		HeapBytes    int64   `json:"heap_bytes"`
 		BytesPerConn float64 `json:"bytes_per_conn"`
+		// PayloadPerConn is the label and property bytes sent per
+		// connection (absent from older results).
+		PayloadPerConn float64 `json:"payload_per_conn"`
 	}
 	benchReport struct {
 		Started    time.Time `json:"started"`

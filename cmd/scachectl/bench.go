@@ -309,9 +309,9 @@ func printReport(w io.Writer, rep *benchReport) {
 		}
 	}
 	if len(rep.Heap) > 0 {
-		fmt.Fprintf(w, "\nGo heap of an in-process goscache:\n%8s %12s %10s\n", "cached", "heap bytes", "bytes/conn")
+		fmt.Fprintf(w, "\nGo heap of an in-process goscache:\n%8s %12s %10s %10s\n", "cached", "heap bytes", "bytes/conn", "payload")
 		for _, h := range rep.Heap {
-			fmt.Fprintf(w, "%8d %12d %10.1f\n", h.Cached, h.HeapBytes, h.BytesPerConn)
+			fmt.Fprintf(w, "%8d %12d %10.1f %10.1f\n", h.Cached, h.HeapBytes, h.BytesPerConn, h.PayloadPerConn)
 		}
 	}
 	if rep.FDsLeaked > 0 {

@@ -36,6 +36,10 @@ type heapSample struct {
 	Cached       int     `json:"cached"`
 	HeapBytes    int64   `json:"heap_bytes"` // HeapAlloc after GC, minus the empty server's
 	BytesPerConn float64 `json:"bytes_per_conn"`
+	// PayloadPerConn is the mean length of the labels and properties sent
+	// per connection (destination label and property, endpoint label and
+	// property): the part of BytesPerConn no data structure can avoid.
+	PayloadPerConn float64 `json:"payload_per_conn"`
 }
 
 // inprocSocket is the -target path that starts goscache's Server in this
@@ -317,9 +321,14 @@ func measureHeap(ctx context.Context, cfg benchConfig, progress io.Writer) ([]he
 			return out, err
 		}
 		h := liveHeap() - base
-		s := heapSample{Cached: n, HeapBytes: h, BytesPerConn: float64(h) / float64(n)}
+		payload := 0
+		for k := range n {
+			dest, destProp, endp := fillEntry(f.tag, k)
+			payload += len(dest) + len(destProp) + len(endp) + len(fillEndpProp)
+		}
+		s := heapSample{Cached: n, HeapBytes: h, BytesPerConn: float64(h) / float64(n), PayloadPerConn: float64(payload) / float64(n)}
 		out = append(out, s)
-		fmt.Fprintf(progress, "heap cached=%d %.1f bytes/conn\n", n, s.BytesPerConn)
+		fmt.Fprintf(progress, "heap cached=%d %.1f bytes/conn (labels and properties: %.1f)\n", n, s.BytesPerConn, s.PayloadPerConn)
 	}
 	if cfg.memProfile != "" {
 		if err := writeHeapProfile(cfg.memProfile); err != nil {

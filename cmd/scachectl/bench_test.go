@@ -202,7 +202,7 @@ func TestBench_scaleAndHeap(t *testing.T) {
 	if len(rep.Memory) != 3 || rep.Memory[2].Cached != 20 || rep.Memory[2].RSSKB <= 0 {
 		t.Errorf("memory %+v", rep.Memory)
 	}
-	if len(rep.Heap) != 1 || rep.Heap[0].Cached != 50 || rep.Heap[0].BytesPerConn <= 0 {
+	if len(rep.Heap) != 1 || rep.Heap[0].Cached != 50 || rep.Heap[0].BytesPerConn <= 0 || rep.Heap[0].PayloadPerConn < 100 {
 		t.Errorf("heap %+v", rep.Heap)
 	}
 }
