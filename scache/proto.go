@@ -141,8 +141,8 @@ func (c *conn) saveEndp() {
 	}
 	c.srv.Cache.SaveEndp(label, prop, fd, c.srv.ttlDuration(ttl))
 	c.log.Debug("saved endpoint", "label", label, "ttl", ttl, "fd", fd)
+	c.srv.stats.SavedEndp(c.srv.Cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
-	c.srv.stats.SavedEndp(c.srv.Cache.Size())
 }
 
 // recvFD receives the descriptor of a save_endp request. Nothing may be
@@ -174,8 +174,8 @@ func (c *conn) saveDest() {
 	}
 	c.srv.Cache.SaveDest(destLabel, destProp, endpLabel, c.srv.ttlDuration(ttl))
 	c.log.Debug("saved destination", "label", destLabel, "endpoint", endpLabel, "ttl", ttl)
+	c.srv.stats.SavedDest(c.srv.Cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
-	c.srv.stats.SavedDest(c.srv.Cache.Size())
 }
 
 // findEndp serves find_endp (scache_find_endp_service).
@@ -190,13 +190,13 @@ func (c *conn) findEndp() {
 	fd, prop, ok := c.srv.Cache.FindEndp(label)
 	if !ok {
 		c.log.Debug("endpoint miss", "label", label)
+		c.srv.stats.EndpLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindEndpMis)
-		c.srv.stats.EndpLookup(false)
 		return
 	}
 	c.log.Debug("endpoint hit", "label", label, "fd", fd)
+	c.srv.stats.EndpLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)})
-	c.srv.stats.EndpLookup(true)
 }
 
 // findDest serves find_dest (scache_find_dest_service).
@@ -211,13 +211,13 @@ func (c *conn) findDest() {
 	fd, destProp, endpProp, ok := c.srv.Cache.FindDest(label)
 	if !ok {
 		c.log.Debug("destination miss", "label", label)
+		c.srv.stats.DestLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindDestMis)
-		c.srv.stats.DestLookup(false)
 		return
 	}
 	c.log.Debug("destination hit", "label", label, "fd", fd)
+	c.srv.stats.DestLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)})
-	c.srv.stats.DestLookup(true)
 }
 
 // handOut sends a find hit: the reply, the client's dummy, the descriptor,
