@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/goscache/goscache/attr"
+	"github.com/goscache/goscache/scache/fdtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,69 +56,6 @@ func dialExt(t *testing.T, path string) *Client {
 	return c
 }
 
-// tcpPeer is a listener on 127.0.0.1 whose accepted connections stay open
-// until the test ends.
-type tcpPeer struct {
-	l     net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newTCPPeer(t *testing.T) *tcpPeer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpPeer{l: l}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-	return p
-}
-
-// dial returns a blocking descriptor connected to the peer, closed when
-// the test ends.
-func (p *tcpPeer) dial(t *testing.T) int {
-	t.Helper()
-	c, err := net.Dial("tcp", p.l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	f, err := c.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return int(f.Fd())
-}
-
-func fdIdentity(t *testing.T, fd int) [2]uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatal(err)
-	}
-	return [2]uint64{st.Dev, st.Ino}
-}
-
 const (
 	destA = "smtp\nexample.com\n"
 	endpA = "smtp\n127.0.0.1\n25\n1\n"
@@ -130,13 +67,13 @@ const (
 func TestExtStats(t *testing.T) {
 	srv := &Server{TTLLimit: time.Hour}
 	path := startExtServer(t, srv)
-	peer := newTCPPeer(t)
+	peer := fdtest.NewTCPPeer(t)
 	c := dialExt(t, path)
 	if st, err := c.SaveDest(60, destA, propD, endpA); err != nil || st != StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
 	for i := 0; i < 2; i++ {
-		if st, err := c.SaveEndp(60, endpA, propE, peer.dial(t)); err != nil || st != StatusOK {
+		if st, err := c.SaveEndp(60, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
 			t.Fatalf("SaveEndp = %d, %v", st, err)
 		}
 	}
@@ -172,7 +109,7 @@ func TestExtStats(t *testing.T) {
 func TestExtDump(t *testing.T) {
 	srv := &Server{TTLLimit: time.Hour}
 	path := startExtServer(t, srv)
-	peer := newTCPPeer(t)
+	peer := fdtest.NewTCPPeer(t)
 	c := dialExt(t, path)
 	mustOK := func(st int, err error) {
 		t.Helper()
@@ -182,7 +119,7 @@ func TestExtDump(t *testing.T) {
 	}
 	mustOK(c.SaveDest(60, destA, propD, endpA))
 	mustOK(c.SaveDest(30, destA, propD+"x", endpB))
-	fds := []int{peer.dial(t), peer.dial(t)}
+	fds := []int{peer.Dial(t), peer.Dial(t)}
 	mustOK(c.SaveEndp(60, endpA, propE, fds[0]))
 	mustOK(c.SaveEndp(60, endpA, propE+"second\n\n", fds[1]))
 	flags, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0)
@@ -199,7 +136,7 @@ func TestExtDump(t *testing.T) {
 		t.Errorf("Dump snapshot mismatch (-want +got):\n%s", diff)
 	}
 	for _, s := range d.Snapshot.Endps[0].Sessions {
-		if got, want := d.Peers[s.FD], peer.l.Addr().String(); got != want {
+		if got, want := d.Peers[s.FD], peer.Addr(); got != want {
 			t.Errorf("peer of fd %d = %q, want %q", s.FD, got, want)
 		}
 	}
@@ -218,8 +155,8 @@ func TestExtDump(t *testing.T) {
 	fd, prop, st, err := c.FindEndp(endpA)
 	mustOK(st, err)
 	defer unix.Close(fd)
-	if prop != propE || fdIdentity(t, fd) != fdIdentity(t, fds[0]) {
-		t.Errorf("FindEndp after dump returned %q (fd %v), want the oldest session", prop, fdIdentity(t, fd))
+	if prop != propE || fdtest.Identity(t, fd) != fdtest.Identity(t, fds[0]) {
+		t.Errorf("FindEndp after dump returned %q (fd %v), want the oldest session", prop, fdtest.Identity(t, fd))
 	}
 }
 
@@ -304,8 +241,8 @@ func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dialExt(t, path)
-	peer := newTCPPeer(t)
-	if st, err := c.SaveEndp(1, endpA, propE, peer.dial(t)); err != nil || st != StatusOK {
+	peer := fdtest.NewTCPPeer(t)
+	if st, err := c.SaveEndp(1, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
 		t.Fatalf("SaveEndp while a dump is stalled = %d, %v", st, err)
 	}
 	fd, _, st, err := c.FindEndp(endpA)
@@ -363,8 +300,8 @@ func TestExt_postfixAnswersStatusBad(t *testing.T) {
 }
 
 func TestPeerAddr(t *testing.T) {
-	peer := newTCPPeer(t)
-	if got, want := PeerAddr(peer.dial(t)), peer.l.Addr().String(); got != want {
+	peer := fdtest.NewTCPPeer(t)
+	if got, want := PeerAddr(peer.Dial(t)), peer.Addr(); got != want {
 		t.Errorf("PeerAddr(tcp) = %q, want %q", got, want)
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)

@@ -3,70 +3,16 @@ package scache
 import (
 	"errors"
 	"io"
-	"net"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goscache/goscache/scache/fdtest"
 )
 
-// unixPair returns two connected *net.UnixConn made from a socketpair.
-func unixPair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
-	t.Helper()
-	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns [2]*net.UnixConn
-	for i, fd := range p {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c.(*net.UnixConn)
-		t.Cleanup(func() { c.Close() })
-	}
-	return conns[0], conns[1]
-}
-
-// pipeFD returns the read end of a fresh pipe, closed when the test ends
-// (the write end too).
-func pipeFD(t testing.TB) int {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	return p[0]
-}
-
-func sameFile(t testing.TB, a, b int) bool {
-	t.Helper()
-	var sa, sb unix.Stat_t
-	if err := unix.Fstat(a, &sa); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fstat(b, &sb); err != nil {
-		t.Fatal(err)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
-}
-
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 func TestSendRecvFD(t *testing.T) {
-	a, b := unixPair(t)
-	fd := pipeFD(t)
+	a, b := fdtest.UnixPair(t)
+	fd := fdtest.PipeFD(t)
 	if err := sendFD(a, fd); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +21,7 @@ func TestSendRecvFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(got)
-	if got == fd || !sameFile(t, fd, got) {
+	if got == fd || !fdtest.SameFile(t, fd, got) {
 		t.Errorf("received fd %d is not a new descriptor for the file of fd %d", got, fd)
 	}
 	flags, err := unix.FcntlInt(uintptr(got), unix.F_GETFD, 0)
@@ -87,8 +33,8 @@ func TestSendRecvFD(t *testing.T) {
 // TestRecvFD_burst writes a request and the descriptor back to back; a
 // reader that consumes exactly the request bytes still gets the descriptor.
 func TestRecvFD_burst(t *testing.T) {
-	a, b := unixPair(t)
-	fd := pipeFD(t)
+	a, b := fdtest.UnixPair(t)
+	fd := fdtest.PipeFD(t)
 	req := []byte("request\x00save_endp\x00\x00")
 	if _, err := a.Write(req); err != nil {
 		t.Fatal(err)
@@ -105,7 +51,7 @@ func TestRecvFD_burst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(got)
-	if !sameFile(t, fd, got) {
+	if !fdtest.SameFile(t, fd, got) {
 		t.Error("received descriptor is not the one sent")
 	}
 }
@@ -125,12 +71,12 @@ func TestRecvFD_failures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, b := unixPair(t)
+			a, b := fdtest.UnixPair(t)
 			var fds []int
 			for range tt.fds {
-				fds = append(fds, pipeFD(t))
+				fds = append(fds, fdtest.PipeFD(t))
 			}
-			before := openFDs(t)
+			before := fdtest.OpenFDs(t)
 			if tt.eof {
 				a.CloseWrite()
 			} else {
@@ -149,7 +95,7 @@ func TestRecvFD_failures(t *testing.T) {
 			if got != -1 {
 				t.Errorf("fd = %d, want -1", got)
 			}
-			if after := openFDs(t); after != before {
+			if after := fdtest.OpenFDs(t); after != before {
 				t.Errorf("%d descriptors open after, %d before: received descriptors leaked", after, before)
 			}
 		})

@@ -18,44 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 )
-
-func pipeFD(t testing.TB) int {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	return p[0]
-}
-
-func sameFile(t testing.TB, a, b int) bool {
-	t.Helper()
-	var sa, sb unix.Stat_t
-	if err := unix.Fstat(a, &sa); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fstat(b, &sb); err != nil {
-		t.Fatal(err)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
-}
-
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 func TestServer_endpoint(t *testing.T) {
 	ts := scachetest.NewServer(t, nil)
 	c := ts.Client(t)
-	fd := pipeFD(t)
+	fd := fdtest.PipeFD(t)
 	if st, err := c.SaveEndp(2, "smtp\n127.0.0.1\n25\n0\n", "tls_level=0\n", fd); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
@@ -64,7 +34,7 @@ func TestServer_endpoint(t *testing.T) {
 		t.Fatalf("FindEndp = %d, %v", st, err)
 	}
 	defer unix.Close(got)
-	if !sameFile(t, fd, got) || prop != "tls_level=0\n" {
+	if !fdtest.SameFile(t, fd, got) || prop != "tls_level=0\n" {
 		t.Errorf("FindEndp returned another file or prop %q", prop)
 	}
 	// The session was handed out: a second find misses.
@@ -76,7 +46,7 @@ func TestServer_endpoint(t *testing.T) {
 func TestServer_destination(t *testing.T) {
 	ts := scachetest.NewServer(t, nil)
 	c := ts.Client(t)
-	fd1, fd2 := pipeFD(t), pipeFD(t)
+	fd1, fd2 := fdtest.PipeFD(t), fdtest.PipeFD(t)
 	if st, err := c.SaveDest(2, "smtp\nexample.com\n", "destination=example.com\n", "E"); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
@@ -94,7 +64,7 @@ func TestServer_destination(t *testing.T) {
 		if err != nil || st != scache.StatusOK {
 			t.Fatalf("find %d = %d, %v", i, st, err)
 		}
-		if !sameFile(t, want.fd, got) || dp != "destination=example.com\n" || ep != want.prop {
+		if !fdtest.SameFile(t, want.fd, got) || dp != "destination=example.com\n" || ep != want.prop {
 			t.Errorf("find %d: wrong session (props %q %q)", i, dp, ep)
 		}
 		unix.Close(got)
@@ -107,7 +77,7 @@ func TestServer_destination(t *testing.T) {
 func TestServer_ttlClamped(t *testing.T) {
 	ts := scachetest.NewServer(t, &scache.Server{TTLLimit: 3 * time.Second})
 	c := ts.Client(t)
-	if st, err := c.SaveEndp(1000, "E", "p", pipeFD(t)); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveEndp(1000, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	snap := ts.Srv.Cache.Snapshot()
@@ -125,7 +95,7 @@ func TestServer_ttlClamped(t *testing.T) {
 func TestServer_gluedDummy(t *testing.T) {
 	ts := scachetest.NewServer(t, nil)
 	c := ts.Client(t)
-	if st, err := c.SaveEndp(2, "E", "p", pipeFD(t)); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveEndp(2, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	raw := ts.Raw(t)
@@ -194,7 +164,7 @@ func TestServer_ipcTimeout(t *testing.T) {
 // descriptor handshake leak nothing, and the server closes every
 // descriptor it holds when it is closed.
 func TestServer_vanishingClients(t *testing.T) {
-	before := openFDs(t)
+	before := fdtest.OpenFDs(t)
 	goroutines := runtime.NumGoroutine()
 	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	l, err := net.Listen("unix", t.TempDir()+"/s")
@@ -253,7 +223,7 @@ func TestServer_vanishingClients(t *testing.T) {
 	}
 	unix.Close(p[0])
 	unix.Close(p[1])
-	if after := openFDs(t); after != before {
+	if after := fdtest.OpenFDs(t); after != before {
 		t.Errorf("%d descriptors open after, %d before", after, before)
 	}
 	// Goroutines may take a moment to return after Close.
@@ -486,7 +456,7 @@ func TestServer_stats(t *testing.T) {
 	ts := scachetest.NewServer(t, nil)
 	c := ts.Client(t)
 	c.SaveDest(2, "D", "P", "E")
-	c.SaveEndp(2, "E", "p", pipeFD(t))
+	c.SaveEndp(2, "E", "p", fdtest.PipeFD(t))
 	c.FindDest("nowhere")
 	fd, _, _, st, err := c.FindDest("D")
 	if err != nil || st != scache.StatusOK {

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 )
 
 func TestMasterArgv(t *testing.T) {
@@ -98,24 +98,6 @@ func TestListen_liveSocket(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRun_standalone starts the daemon over a stale socket file, runs a
 // miss through it, stops it through ctx and checks its log.
 func TestRun_standalone(t *testing.T) {
@@ -130,7 +112,7 @@ func TestRun_standalone(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr fdtest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"goscache", "-listen", "unix:" + path, "-v"}, &stdout, &stderr)
