@@ -159,6 +159,9 @@ func startChild(t *testing.T, argv string, env ...string) *child {
 	l.Close()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append([]string{envChild + "=1", envChildArgv + "=" + argv, "LANG=C", "MAIL_CONFIG=" + dir}, env...)
+	// Under -cover the child would warn on stderr without a place for its
+	// coverage data; the tests compare stderr exactly.
+	cmd.Env = append(cmd.Env, "GOCOVERDIR="+t.TempDir())
 	cmd.ExtraFiles = []*os.File{flowR, flowW, childEnd, lf}
 	c := &child{cmd: cmd, status: masterEnd, sock: sock, stderr: new(bytes.Buffer), done: make(chan error, 1)}
 	cmd.Stderr = c.stderr

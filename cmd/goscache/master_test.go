@@ -116,6 +116,9 @@ func startMasterChild(t *testing.T, argv, mainCF string, env ...string) *masterC
 		// master exports these when maillog_file is set, so that a child
 		// logs to postlogd before it has read main.cf.
 		"POSTLOG_SERVICE=" + filepath.Join(qdir, "public", "postlog"), "POSTLOG_HOSTNAME=mx1.example"}, env...)
+	// Under -cover the child would warn on stderr without a place for its
+	// coverage data; keep its stderr as master would see it.
+	c.cmd.Env = append(c.cmd.Env, "GOCOVERDIR="+t.TempDir())
 	c.cmd.ExtraFiles = []*os.File{flowR, flowW, childEnd, lf}
 	c.cmd.Stderr = &c.stderr
 	c.cmd.Stdin = nil
