@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 	"golang.org/x/sys/unix"
 )
@@ -98,47 +99,6 @@ func (g *goscacheServer) waitIdle() {
 	}
 }
 
-// sink is a TCP listener on 127.0.0.1 that accepts connections and keeps
-// them open; closing the peer side is seen as EOF there.
-type sink struct {
-	l     net.Listener
-	port  string
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSink(t *testing.T) *sink {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	s := &sink{l: l, port: port}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-	})
-	return s
-}
-
-func (s *sink) addr() string { return s.l.Addr().String() }
-
 // normalize replaces what changes from run to run (socket path, port,
 // times, ages, descriptor numbers) with fixed words.
 func normalize(s, socket, port string) string {
@@ -193,22 +153,22 @@ const (
 func TestScenario(t *testing.T) {
 	g := startGoscacheIdle(t)
 	sock := g.path
-	sk := newSink(t)
+	sk := fdtest.NewTCPPeer(t)
 	cli := func(args ...string) string {
 		t.Helper()
-		out := normalize(mustRun(t, append([]string{"-socket", sock}, args...)...), sock, sk.port)
+		out := normalize(mustRun(t, append([]string{"-socket", sock}, args...)...), sock, sk.Port())
 		g.waitIdle()
 		return out
 	}
-	endp := `smtp\n127.0.0.1\n` + sk.port + `\n1\n`
+	endp := `smtp\n127.0.0.1\n` + sk.Port() + `\n1\n`
 
 	golden(t, "stats_empty.txt", cli("stats"))
 	golden(t, "dump_empty.txt", cli("dump"))
 	golden(t, "dump_empty.json", cli("dump", "-json"))
 
 	golden(t, "save_dest.txt", cli("save-dest", "-ttl", "60s", "-prop", destProps, destLabel, endp))
-	golden(t, "save_endp.txt", cli("save-endp", "-ttl", "60s", sk.addr()))
-	golden(t, "save_endp.json", cli("save-endp", "-json", "-ttl", "60s", "-prop", `tls_level=1\nreuse_count=1\nendpoint_features=0\nexpire_time=1\n\n`, sk.addr()))
+	golden(t, "save_endp.txt", cli("save-endp", "-ttl", "60s", sk.Addr()))
+	golden(t, "save_endp.json", cli("save-endp", "-json", "-ttl", "60s", "-prop", `tls_level=1\nreuse_count=1\nendpoint_features=0\nexpire_time=1\n\n`, sk.Addr()))
 	// A second binding whose endpoint has no connection.
 	cli("save-dest", "-ttl", "30s", destLabel, `smtp\n127.0.0.2\n25\n1\n`)
 
@@ -228,9 +188,7 @@ func TestScenario(t *testing.T) {
 
 	// The sink saw the connection taken with -take closed, and only that:
 	// the second one saved (find-dest moved the first behind it).
-	sk.mu.Lock()
-	conns := append([]net.Conn(nil), sk.conns...)
-	sk.mu.Unlock()
+	conns := sk.Conns()
 	if len(conns) != 2 {
 		t.Fatalf("sink has %d connections, want 2", len(conns))
 	}
@@ -247,10 +205,10 @@ func TestScenario(t *testing.T) {
 // find-dest gives the very connection back under its endpoint label.
 func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 	srv := scachetest.NewServer(t, &scache.Server{TTLLimit: time.Hour, StatusUpdateTime: -1})
-	sk := newSink(t)
+	sk := fdtest.NewTCPPeer(t)
 	c := srv.Client(t)
-	fd := dialFD(t, sk.addr())
-	endp := "smtp\n127.0.0.1\n" + sk.port + "\n1\n"
+	fd := dialFD(t, sk.Addr())
+	endp := "smtp\n127.0.0.1\n" + sk.Port() + "\n1\n"
 	if st, err := c.SaveDest(60, "smtp\nexample.com\n", "d\n\n", endp); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
@@ -286,16 +244,16 @@ func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 // TestSaveEndp_fd caches a descriptor the caller already holds.
 func TestSaveEndp_fd(t *testing.T) {
 	sock := startGoscache(t)
-	sk := newSink(t)
-	fd := dialFD(t, sk.addr())
-	out := mustRun(t, "-socket", sock, "save-endp", "-label", `relay\n127.0.0.1\n`+sk.port+`\n0\n`, "-prop", `p=1\n\n`, "-fd", strconv.Itoa(fd))
-	golden(t, "save_endp_fd.txt", normalize(out, sock, sk.port))
+	sk := fdtest.NewTCPPeer(t)
+	fd := dialFD(t, sk.Addr())
+	out := mustRun(t, "-socket", sock, "save-endp", "-label", `relay\n127.0.0.1\n`+sk.Port()+`\n0\n`, "-prop", `p=1\n\n`, "-fd", strconv.Itoa(fd))
+	golden(t, "save_endp_fd.txt", normalize(out, sock, sk.Port()))
 	// The caller's descriptor is still its own and open.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		t.Errorf("descriptor %d after save-endp -fd: %v", fd, err)
 	}
-	out = mustRun(t, "-socket", sock, "find-endp", "-take", `relay\n127.0.0.1\n`+sk.port+`\n0\n`)
-	if !strings.Contains(out, "peer 127.0.0.1:"+sk.port) {
+	out = mustRun(t, "-socket", sock, "find-endp", "-take", `relay\n127.0.0.1\n`+sk.Port()+`\n0\n`)
+	if !strings.Contains(out, "peer 127.0.0.1:"+sk.Port()) {
 		t.Errorf("find-endp output:\n%s", out)
 	}
 }
@@ -416,8 +374,8 @@ func TestNoExtensions(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "rejected the request (status=1)") {
 		t.Errorf("find-endp answered status=1: exit %d, stderr %q", r.code, r.stderr)
 	}
-	sk := newSink(t)
-	r = runCLI(t, "-socket", sock, "save-endp", sk.addr())
+	sk := fdtest.NewTCPPeer(t)
+	r = runCLI(t, "-socket", sock, "save-endp", sk.Addr())
 	if r.code != exitError || !strings.Contains(r.stderr, "rejected as a bad request (status=1)") {
 		t.Errorf("save-endp answered status=1: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -709,7 +667,7 @@ func execAsNobody(t *testing.T, name string, args ...string) *exec.Cmd {
 // socket at fd 6, the status socket at fd 5, the flow pipe at fds 3 and 4.
 // Closing the status socket at the end of the test makes it exit. It
 // returns the socket path and scache's log (-V writes it to stderr).
-func startPostfixScache(t *testing.T) (string, *syncBuffer) {
+func startPostfixScache(t *testing.T) (string, *fdtest.SyncBuffer) {
 	t.Helper()
 	const bin = "/usr/lib/postfix/sbin/scache"
 	if _, err := os.Stat(bin); err != nil {
@@ -762,7 +720,7 @@ func startPostfixScache(t *testing.T) (string, *syncBuffer) {
 	}
 	defer flowR.Close()
 	defer flowW.Close()
-	logs := &syncBuffer{}
+	logs := &fdtest.SyncBuffer{}
 	cmd := exec.Command(bin, "-l", "-t", "unix", "-V")
 	cmd.Env = []string{"MAIL_CONFIG=" + dir, "GENERATION=1", "LANG=C"}
 	cmd.ExtraFiles = []*os.File{flowR, flowW, childStatus, lf} // fds 3, 4, 5, 6
@@ -797,31 +755,13 @@ func startPostfixScache(t *testing.T) (string, *syncBuffer) {
 	return sock, logs
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestPostfixScache runs scachectl against Postfix's own scache: the
 // extension requests get status=1 (scachectl says so and falls back), the
 // standard requests work, and find gives connections back.
 func TestPostfixScache(t *testing.T) {
 	sock, logs := startPostfixScache(t)
-	sk := newSink(t)
-	endp := `smtp\n127.0.0.1\n` + sk.port + `\n1\n`
+	sk := fdtest.NewTCPPeer(t)
+	endp := `smtp\n127.0.0.1\n` + sk.Port() + `\n1\n`
 
 	for _, tc := range []struct {
 		name string
@@ -842,9 +782,9 @@ func TestPostfixScache(t *testing.T) {
 		t.Errorf("scache's log lacks the unrecognized request warning:\n%s", logs)
 	}
 
-	mustRun(t, "-socket", sock, "save-endp", "-ttl", "60s", sk.addr())
+	mustRun(t, "-socket", sock, "save-endp", "-ttl", "60s", sk.Addr())
 	mustRun(t, "-socket", sock, "save-dest", "-ttl", "60s", destLabel, endp)
-	out := normalize(mustRun(t, "-socket", sock, "find-endp", endp), sock, sk.port)
+	out := normalize(mustRun(t, "-socket", sock, "find-endp", endp), sock, sk.Port())
 	if !strings.Contains(out, "hit: endpoint") || !strings.Contains(out, "peer 127.0.0.1:PORT") || !strings.Contains(out, "connection given back") {
 		t.Errorf("find-endp against Postfix's scache:\n%s", out)
 	}
@@ -852,7 +792,7 @@ func TestPostfixScache(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "give -endp LABEL to give it back, or -take") {
 		t.Errorf("find-dest without -endp: exit %d, stderr %q", r.code, r.stderr)
 	}
-	out = normalize(mustRun(t, "-socket", sock, "find-dest", "-endp", endp, destLabel), sock, sk.port)
+	out = normalize(mustRun(t, "-socket", sock, "find-dest", "-endp", endp, destLabel), sock, sk.Port())
 	if !strings.Contains(out, "hit: destination") || !strings.Contains(out, "connection given back") {
 		t.Errorf("find-dest -endp against Postfix's scache:\n%s", out)
 	}

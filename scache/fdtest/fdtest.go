@@ -122,6 +122,14 @@ func (p *TCPPeer) Port() string {
 	return port
 }
 
+// Conns returns the connections accepted so far, oldest first. They stay
+// owned by the peer (closed when the test ends).
+func (p *TCPPeer) Conns() []net.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]net.Conn(nil), p.conns...)
+}
+
 // Dial returns a blocking descriptor connected to the peer, as smtp(8)
 // holds one, closed when the test ends.
 func (p *TCPPeer) Dial(t testing.TB) int {
