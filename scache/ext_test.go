@@ -259,34 +259,17 @@ func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 // Postfix's scache answers a request name it does not know.
 func fakePostfix(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "scache")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
+	return fdtest.ServeUnix(t, func(nc net.Conn) {
+		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
+		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
+		enc.Encode(announcement)
 		for {
-			nc, err := l.Accept()
-			if err != nil {
+			if _, err := dec.Decode(); err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				bw := bufio.NewWriter(nc)
-				enc := attr.NewEncoder(bw, attr.Format0)
-				dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
-				enc.Encode(announcement)
-				for {
-					if _, err := dec.Decode(); err != nil {
-						return
-					}
-					enc.Encode(replyStatusBad)
-				}
-			}()
+			enc.Encode(replyStatusBad)
 		}
-	}()
-	return path
+	})
 }
 
 func TestExt_postfixAnswersStatusBad(t *testing.T) {

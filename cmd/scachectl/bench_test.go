@@ -20,6 +20,7 @@ import (
 
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 )
 
@@ -101,36 +102,21 @@ func TestRunLoad_cycles(t *testing.T) {
 // TestRunLoad_badServer checks that wrong answers are counted and that a
 // run with no good cycle fails.
 func TestRunLoad_badServer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
+	path := fdtest.ServeUnix(t, func(c net.Conn) {
+		c.Write([]byte(scachetest.Announcement))
+		r := bufio.NewReader(c)
+		for { // answer every record with status=1 only
+			name, err := r.ReadString(0)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte(scachetest.Announcement))
-				r := bufio.NewReader(c)
-				for { // answer every record with status=1 only
-					name, err := r.ReadString(0)
-					if err != nil {
-						return
-					}
-					if name == "\x00" {
-						c.Write([]byte("status\x001\x00\x00"))
-					} else if _, err := r.ReadString(0); err != nil {
-						return
-					}
-				}
-			}()
+			if name == "\x00" {
+				c.Write([]byte("status\x001\x00\x00"))
+			} else if _, err := r.ReadString(0); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	res, err := runLoad(t.Context(), loadSpec{
 		target: benchTarget{Name: "bad", Socket: path}, clients: 1, cycles: 3, ttl: 2, timeout: 5 * time.Second,
 	})

@@ -307,41 +307,25 @@ func (n *notifyWriter) Write(p []byte) (int, error) {
 // replies to finds).
 func fakePostfix(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "scache")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
+	return fdtest.ServeUnix(t, func(nc net.Conn) {
+		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
+		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
+		enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
 		for {
-			nc, err := l.Accept()
+			l, err := dec.Decode()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
-				dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
-				enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
-				for {
-					l, err := dec.Decode()
-					if err != nil {
-						return
-					}
-					reply := attr.List{attr.Str("status", "1")}
-					switch req, _ := l.Get("request"); req {
-					case "find_endp":
-						reply = append(reply, attr.Str("property", ""))
-					case "find_dest":
-						reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
-					}
-					enc.Encode(reply)
-				}
-			}()
+			reply := attr.List{attr.Str("status", "1")}
+			switch req, _ := l.Get("request"); req {
+			case "find_endp":
+				reply = append(reply, attr.Str("property", ""))
+			case "find_dest":
+				reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
+			}
+			enc.Encode(reply)
 		}
-	}()
-	return path
+	})
 }
 
 // TestNoExtensions: against a server that rejects the extension requests,
@@ -537,23 +521,9 @@ func TestDefaultSocket(t *testing.T) {
 // wrongProtocolServer announces another protocol.
 func wrongProtocolServer(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "other")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			nc.Write([]byte("protocol\x00something_else\x00\x00"))
-			nc.Close()
-		}
-	}()
-	return path
+	return fdtest.ServeUnix(t, func(nc net.Conn) {
+		nc.Write([]byte("protocol\x00something_else\x00\x00"))
+	})
 }
 
 func dialFD(t *testing.T, addr string) int {

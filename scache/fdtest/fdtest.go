@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -145,6 +146,34 @@ func (p *TCPPeer) Dial(t testing.TB) int {
 	}
 	t.Cleanup(func() { f.Close() })
 	return int(f.Fd())
+}
+
+// ServeUnix listens on a fresh Unix socket under t.TempDir() and runs
+// serve in a goroutine for every connection accepted, closing the
+// connection when serve returns. It returns the socket's path; the listener
+// is closed when the test ends. Tests use it for fake peers: a server that
+// rejects every request, one that speaks another protocol.
+func ServeUnix(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return path
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers,
