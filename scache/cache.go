@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -126,6 +127,7 @@ type Cache struct {
 	freeEntries    *entry // linked through next
 	freeHeads      *head  // linked through nextFree
 	nFreeE, nFreeH int
+	freeClasses    []*ttlClass // see newClass
 }
 
 // head is a list of bindings (destination) or sessions (endpoint), oldest
@@ -345,17 +347,20 @@ func (c *Cache) dropDead(dead *[]int) {
 // socket, or a failure that says nothing about the peer, counts as alive:
 // then the session is handed out, as Postfix would.
 func peekAlive(fd int) bool {
+	// recvfrom(2) with no source address: unix.Recvfrom would allocate a
+	// 112-byte sockaddr buffer on every find.
 	var b [1]byte
 	for {
-		_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case err == unix.EINTR:
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case unix.EINTR:
 			continue
-		case err == unix.EAGAIN:
+		case unix.EAGAIN:
 			return true // nothing to read: the peer is quiet
-		case err == nil:
+		case 0:
 			return false // end of file, or unsolicited data
-		case err == unix.ECONNRESET || err == unix.EPIPE || err == unix.ETIMEDOUT:
+		case unix.ECONNRESET, unix.EPIPE, unix.ETIMEDOUT:
 			return false
 		}
 		return true

@@ -41,7 +41,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64) {
 	k := classKey{ttl, e.h == nil || !e.h.dest}
 	cl := c.byTTL[k]
 	if cl == nil {
-		cl = &ttlClass{key: k}
+		cl = c.newClass(k)
 		c.byTTL[k] = cl
 		c.classes.push(cl)
 	}
@@ -75,8 +75,36 @@ func (c *Cache) unschedule(e *entry) {
 	case cl.first == nil:
 		delete(c.byTTL, cl.key)
 		c.classes.remove(cl.idx)
+		c.freeClass(cl)
 	case wasFirst:
 		c.classes.fix(cl.idx)
+	}
+}
+
+// maxFreeClasses bounds the recycled ttl classes: a class empties and
+// comes back whenever the only session of its ttl is found and saved again.
+const maxFreeClasses = 8
+
+// newClass returns an empty ttl class for k, recycled if possible.
+// c.mu must be held.
+func (c *Cache) newClass(k classKey) *ttlClass {
+	n := len(c.freeClasses)
+	if n == 0 {
+		return &ttlClass{key: k}
+	}
+	cl := c.freeClasses[n-1]
+	c.freeClasses[n-1] = nil
+	c.freeClasses = c.freeClasses[:n-1]
+	cl.key = k
+	return cl
+}
+
+// freeClass recycles a class that left the map and the heap. c.mu must be
+// held.
+func (c *Cache) freeClass(cl *ttlClass) {
+	if len(c.freeClasses) < maxFreeClasses {
+		*cl = ttlClass{}
+		c.freeClasses = append(c.freeClasses, cl)
 	}
 }
 

@@ -117,3 +117,27 @@ func TestCache_allDeadIsMiss(t *testing.T) {
 		t.Errorf("dead session fd %d still open", s)
 	}
 }
+
+// TestCache_cycleAllocs checks that smtp(8)'s steady state (find_dest hit
+// with the liveness peek on a real socket, save_dest refresh, save_endp of
+// the same descriptor) allocates nothing once the cache holds the session.
+func TestCache_cycleAllocs(t *testing.T) {
+	c := NewCache(CacheOptions{})
+	defer c.Close()
+	s, _ := liveSession(t)
+	dest, destProp := "smtp\nexample.com\n", "destination=example.com\n\n"
+	endp, endpProp := "smtp\n192.0.2.1\n25\n0\n", "reuse_count=1\n\n"
+	c.SaveDest(dest, destProp, endp, time.Hour)
+	c.SaveEndp(endp, endpProp, s, time.Hour)
+	allocs := testing.AllocsPerRun(100, func() {
+		fd, _, _, ok := c.FindDest(dest)
+		if !ok {
+			t.Fatalf("FindDest missed")
+		}
+		c.SaveDest(dest, destProp, endp, time.Hour)
+		c.SaveEndp(endp, endpProp, fd, time.Hour)
+	})
+	if allocs != 0 {
+		t.Errorf("find/save cycle: %v allocations, want 0", allocs)
+	}
+}
