@@ -3,6 +3,7 @@ package scache
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sort"
 	"sync"
@@ -122,36 +123,59 @@ type Cache struct {
 	closed   bool
 	evict    Evictions
 
+	// recentEndps holds the endpoint labels of recent SaveDest calls, as
+	// their bindings hold them, in a slot chosen by hash: each smtp(8)
+	// process sends save_dest just before save_endp of the same endpoint,
+	// so SaveEndp finds the binding's copy there and shares it instead of
+	// keeping a second one, even with many clients interleaved.
+	recentEndps [recentEndps]string
+	seed        maphash.Seed
+
 	// Recycled structs (see newEntry): the steady state of find and save
 	// then allocates nothing, so a large cache costs no GC work per request.
-	freeEntries    *entry // linked through next
-	freeHeads      *head  // linked through nextFree
-	nFreeE, nFreeH int
-	freeClasses    []*ttlClass // see newClass
+	freeEntries *entry // linked through next
+	nFreeE      int
+	freeHeads   []*head
+	freeClasses []*ttlClass // see newClass
 }
 
 // head is a list of bindings (destination) or sessions (endpoint), oldest
 // first. Postfix uses a circular ring with a head node; first/last pointers
-// give the same append-at-tail, iterate-from-oldest behaviour.
+// give the same append-at-tail, iterate-from-oldest behaviour. It is 32
+// bytes, a size class of its own: whether it lists bindings or sessions is
+// known from the map that holds it.
 type head struct {
 	label       string
 	first, last *entry
-	nextFree    *head // in Cache.freeHeads only
-	dest        bool
 }
 
 // entry is a destination binding or a session. One type for both keeps
-// the expiry lists simple; a session leaves endp empty.
+// the expiry lists simple; a session leaves endp empty. It is 96 bytes, a
+// size class of its own (one cached connection holds two), so nothing
+// that can be derived is stored: whether it is a session is its ttl
+// class's key.sess, and a session's creation time is its deadline minus
+// its class's ttl (sessions are never rescheduled).
 type entry struct {
 	prev, next   *entry // neighbours in h's list
 	h            *head
-	prop         string // binding: destination properties; session: endpoint properties
-	endp         string // binding only: endpoint label
-	created      int64  // nanoseconds since Cache.base
-	expires      int64
+	prop         string    // binding: destination properties; session: endpoint properties
+	endp         string    // binding only: endpoint label
+	expires      int64     // nanoseconds since Cache.base
+	aux          int64     // session: its descriptor; binding: when it was created (like expires)
 	cls          *ttlClass // expiry list (cache_expiry.go)
 	tprev, tnext *entry
-	fd           int32 // session only; -1 for a binding
+}
+
+// fd returns a session's descriptor.
+func (e *entry) fd() int { return int(e.aux) }
+
+// created returns when e was saved (a binding: first saved), in
+// nanoseconds since Cache.base. e must be scheduled.
+func (e *entry) created() int64 {
+	if e.cls.key.sess {
+		return e.expires - int64(e.cls.key.ttl)
+	}
+	return e.aux
 }
 
 // NewCache returns an empty cache.
@@ -170,6 +194,7 @@ func NewCache(opts CacheOptions) *Cache {
 		closeFD: unix.Close,
 		alive:   alive,
 		base:    time.Now(),
+		seed:    maphash.MakeSeed(),
 		dests:   make(map[string]*head),
 		endps:   make(map[string]*head),
 		byTTL:   make(map[classKey]*ttlClass),
@@ -195,18 +220,21 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 	now := c.now()
 	h := c.endps[endpLabel]
 	if h == nil {
-		h = c.newHead(endpLabel, false)
+		if r := &c.recentEndps[c.recentSlot(endpLabel)]; *r == endpLabel {
+			endpLabel = *r // share the copy a binding holds
+		}
+		h = c.newHead(endpLabel)
 		c.endps[endpLabel] = h
 	}
 	e := c.newEntry()
-	e.h, e.prop, e.fd, e.created = h, endpProp, int32(fd), now
+	e.h, e.prop, e.aux = h, endpProp, int64(fd)
 	h.append(e)
 	c.sessions++
-	c.schedule(e, ttl, now)
+	c.schedule(e, ttl, now, true)
 	var victims []int
 	for c.max > 0 && c.sessions > c.max {
 		v := c.oldestSession()
-		victims = append(victims, int(v.fd))
+		victims = append(victims, v.fd())
 		c.removeSession(v)
 		c.freeEntry(v)
 		c.evict.Limit++
@@ -236,7 +264,7 @@ func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
 	if e == nil {
 		return -1, "", false
 	}
-	fd, endpProp = int(e.fd), e.prop
+	fd, endpProp = e.fd(), e.prop
 	c.freeEntry(e)
 	return fd, endpProp, true
 }
@@ -256,13 +284,14 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	now := c.now()
 	h := c.dests[destLabel]
 	if h == nil {
-		h = c.newHead(destLabel, true)
+		h = c.newHead(destLabel)
 		c.dests[destLabel] = h
 	}
 	for e := h.first; e != nil; e = e.next {
 		if e.endp == endpLabel && e.prop == destProp {
 			c.unschedule(e)
-			c.schedule(e, ttl, now)
+			c.schedule(e, ttl, now, false)
+			c.recentEndps[c.recentSlot(e.endp)] = e.endp
 			c.arm()
 			return
 		}
@@ -271,9 +300,10 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 		endpLabel = eh.label // share the copy the endpoint already holds
 	}
 	e := c.newEntry()
-	e.h, e.prop, e.endp, e.fd, e.created = h, destProp, endpLabel, -1, now
+	e.h, e.prop, e.endp, e.aux = h, destProp, endpLabel, now
 	h.append(e)
-	c.schedule(e, ttl, now)
+	c.schedule(e, ttl, now, false)
+	c.recentEndps[c.recentSlot(endpLabel)] = endpLabel
 	c.arm()
 }
 
@@ -297,7 +327,7 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 		if s == nil {
 			continue
 		}
-		fd, endpProp = int(s.fd), s.prop
+		fd, endpProp = s.fd(), s.prop
 		c.freeEntry(s)
 		return fd, b.prop, endpProp, true
 	}
@@ -316,13 +346,13 @@ func (c *Cache) takeSession(endpLabel string, dead *[]int) *entry {
 		}
 		e := h.first
 		c.removeSession(e)
-		if c.alive == nil || c.alive(int(e.fd)) {
+		if c.alive == nil || c.alive(e.fd()) {
 			return e
 		}
 		if *dead == nil {
 			c.dropping.Add(1)
 		}
-		*dead = append(*dead, int(e.fd))
+		*dead = append(*dead, e.fd())
 		c.evict.Dead++
 		c.freeEntry(e)
 	}
@@ -401,7 +431,7 @@ func (c *Cache) snapshot() Snapshot {
 		d := SnapshotDest{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			d.Bindings = append(d.Bindings, SnapshotBinding{
-				EndpLabel: e.endp, DestProp: e.prop, Created: at(e.created), Expires: at(e.expires),
+				EndpLabel: e.endp, DestProp: e.prop, Created: at(e.created()), Expires: at(e.expires),
 			})
 		}
 		s.Dests = append(s.Dests, d)
@@ -410,7 +440,7 @@ func (c *Cache) snapshot() Snapshot {
 		p := SnapshotEndp{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			p.Sessions = append(p.Sessions, SnapshotSession{
-				FD: int(e.fd), EndpProp: e.prop, Created: at(e.created), Expires: at(e.expires),
+				FD: e.fd(), EndpProp: e.prop, Created: at(e.created()), Expires: at(e.expires),
 			})
 		}
 		s.Endps = append(s.Endps, p)
@@ -433,13 +463,14 @@ func (c *Cache) Close() error {
 	fds := make([]int, 0, c.sessions)
 	for _, h := range c.endps {
 		for e := h.first; e != nil; e = e.next {
-			fds = append(fds, int(e.fd))
+			fds = append(fds, e.fd())
 		}
 	}
 	c.evict.Closed += int64(len(fds))
 	c.dests, c.endps = map[string]*head{}, map[string]*head{}
 	c.byTTL, c.classes = map[classKey]*ttlClass{}, nil
 	c.sessions = 0
+	c.recentEndps = [recentEndps]string{}
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -491,7 +522,7 @@ func (c *Cache) removeBinding(e *entry) {
 func (c *Cache) oldestSession() *entry {
 	var old *entry
 	for _, cl := range c.classes {
-		if cl.key.sess && (old == nil || cl.first.created < old.created) {
+		if cl.key.sess && (old == nil || cl.first.created() < old.created()) {
 			old = cl.first
 		}
 	}
@@ -532,11 +563,11 @@ func (c *Cache) expire() {
 	now := c.now()
 	var fds []int
 	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
-		if e.h.dest {
+		if !e.cls.key.sess {
 			c.removeBinding(e)
 			c.evict.ExpiredBindings++
 		} else {
-			fds = append(fds, int(e.fd))
+			fds = append(fds, e.fd())
 			c.removeSession(e)
 			c.evict.Expired++
 		}
@@ -555,8 +586,17 @@ func (c *Cache) expire() {
 	}
 }
 
+// recentEndps is the number of slots of Cache.recentEndps: far more than
+// the save_dest/save_endp pairs in flight at once.
+const recentEndps = 128
+
+// recentSlot returns the Cache.recentEndps slot of an endpoint label.
+func (c *Cache) recentSlot(endpLabel string) uint64 {
+	return maphash.String(c.seed, endpLabel) % recentEndps
+}
+
 // maxFree bounds each recycling list: enough for bursts, small enough
-// (about 180 KB in all) not to matter after the cache shrinks.
+// (about 130 KB in all) not to matter after the cache shrinks.
 const maxFree = 1024
 
 // newEntry returns a zeroed entry, recycled if possible. c.mu must be held.
@@ -583,15 +623,15 @@ func (c *Cache) freeEntry(e *entry) {
 
 // newHead returns an empty list head, recycled if possible. c.mu must be
 // held.
-func (c *Cache) newHead(label string, dest bool) *head {
-	h := c.freeHeads
-	if h == nil {
-		h = &head{}
-	} else {
-		c.freeHeads, h.nextFree = h.nextFree, nil
-		c.nFreeH--
+func (c *Cache) newHead(label string) *head {
+	n := len(c.freeHeads)
+	if n == 0 {
+		return &head{label: label}
 	}
-	h.label, h.dest = label, dest
+	h := c.freeHeads[n-1]
+	c.freeHeads[n-1] = nil
+	c.freeHeads = c.freeHeads[:n-1]
+	h.label = label
 	return h
 }
 
@@ -599,10 +639,8 @@ func (c *Cache) newHead(label string, dest bool) *head {
 // be held.
 func (c *Cache) freeHead(h *head) {
 	*h = head{}
-	if c.nFreeH < maxFree {
-		h.nextFree = c.freeHeads
-		c.freeHeads = h
-		c.nFreeH++
+	if len(c.freeHeads) < maxFree {
+		c.freeHeads = append(c.freeHeads, h)
 	}
 }
 

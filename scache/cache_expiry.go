@@ -31,14 +31,15 @@ type ttlClass struct {
 	idx         int // index in Cache.classes
 }
 
-// schedule gives e the deadline now+ttl at the tail of its class.
-// c.mu must be held; now must not be before any earlier now.
-func (c *Cache) schedule(e *entry, ttl time.Duration, now int64) {
+// schedule gives e the deadline now+ttl at the tail of its class of
+// sessions (sess) or bindings. c.mu must be held; now must not be before
+// any earlier now.
+func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 	if ttl < 0 {
 		ttl = 0
 	}
 	e.expires = now + int64(ttl)
-	k := classKey{ttl, e.h == nil || !e.h.dest}
+	k := classKey{ttl, sess}
 	cl := c.byTTL[k]
 	if cl == nil {
 		cl = c.newClass(k)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -672,5 +673,67 @@ func TestCache_maxSessionsOldestAcrossTTLs(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+	})
+}
+
+// TestCache_layout guards the per-connection heap (docs/BENCHMARKS.md, "The
+// heap target"): an entry fits the 96-byte size class, a head the 32-byte
+// one, and a binding and the endpoint list share one copy of the endpoint
+// label whichever of save_dest and save_endp comes first (smtp(8) sends
+// save_dest first), including when the list is recreated after a find.
+func TestCache_layout(t *testing.T) {
+	if got := unsafe.Sizeof(entry{}); got > 96 {
+		t.Errorf("entry is %d bytes, want at most 96", got)
+	}
+	if got := unsafe.Sizeof(head{}); got > 32 {
+		t.Errorf("head is %d bytes, want at most 32", got)
+	}
+	// fresh returns a copy of s with its own backing array, as the server
+	// decodes it from a request.
+	fresh := func(s string) string { return string([]byte(s)) }
+	const endp = "smtp\n192.0.2.1\n25\n0\n" // longer than a byte: no static copy
+	shared := func(t *testing.T, c *Cache) {
+		t.Helper()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		b, h := c.dests["d"].first, c.endps[endp]
+		if unsafe.StringData(b.endp) != unsafe.StringData(h.label) {
+			t.Errorf("binding and endpoint list hold separate copies of the endpoint label")
+		}
+	}
+	for _, destFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("destFirst=%v", destFirst), func(t *testing.T) {
+			c := NewCache(CacheOptions{})
+			c.closeFD = func(int) error { return nil }
+			defer c.Close()
+			if destFirst {
+				c.SaveDest("d", "dp", fresh(endp), time.Hour)
+				c.SaveEndp(fresh(endp), "ep", 1<<20, time.Hour)
+			} else {
+				c.SaveEndp(fresh(endp), "ep", 1<<20, time.Hour)
+				c.SaveDest("d", "dp", fresh(endp), time.Hour)
+			}
+			shared(t, c)
+			// The steady state: find_dest empties the endpoint list,
+			// save_dest refreshes, save_endp makes a new list.
+			fd, _, _, ok := c.FindDest("d")
+			if !ok {
+				t.Fatalf("FindDest missed")
+			}
+			c.SaveDest("d", "dp", fresh(endp), time.Hour)
+			c.SaveEndp(fresh(endp), "ep", fd, time.Hour)
+			shared(t, c)
+		})
+	}
+	t.Run("interleaved", func(t *testing.T) {
+		// Two smtp(8) processes: both save_dest, then both save_endp.
+		c := NewCache(CacheOptions{})
+		c.closeFD = func(int) error { return nil }
+		defer c.Close()
+		c.SaveDest("d", "dp", fresh(endp), time.Hour)
+		c.SaveDest("d2", "dp", fresh(endp+"x"), time.Hour)
+		c.SaveEndp(fresh(endp), "ep", 1<<20, time.Hour)
+		c.SaveEndp(fresh(endp+"x"), "ep", 1<<20+1, time.Hour)
+		shared(t, c)
 	})
 }
