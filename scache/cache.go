@@ -136,7 +136,8 @@ type Cache struct {
 	freeEntries *entry // linked through next
 	nFreeE      int
 	freeHeads   []*head
-	freeClasses []*ttlClass // see newClass
+	classTab    []*ttlClass // every ttl class ever made, by id; see newClass
+	freeClasses []*ttlClass
 }
 
 // head is a list of bindings (destination) or sessions (endpoint), oldest
@@ -150,30 +151,39 @@ type head struct {
 }
 
 // entry is a destination binding or a session. One type for both keeps
-// the expiry lists simple; a session leaves endp empty. It is 96 bytes, a
-// size class of its own (one cached connection holds two), so nothing
-// that can be derived is stored: whether it is a session is its ttl
-// class's key.sess, and a session's creation time is its deadline minus
-// its class's ttl (sessions are never rescheduled).
+// the expiry lists simple. It is 80 bytes, a size class of its own (one
+// cached connection holds two), so nothing that can be derived is stored:
+// a binding keeps its destination properties and endpoint label in one
+// string (one allocation, one string header), a session's endpoint
+// properties fill it whole; whether it is a session is its ttl class's
+// key.sess, and a session's creation time is its deadline minus its
+// class's ttl (sessions are never rescheduled).
 type entry struct {
 	prev, next   *entry // neighbours in h's list
 	h            *head
-	prop         string    // binding: destination properties; session: endpoint properties
-	endp         string    // binding only: endpoint label
-	expires      int64     // nanoseconds since Cache.base
-	aux          int64     // session: its descriptor; binding: when it was created (like expires)
-	cls          *ttlClass // expiry list (cache_expiry.go)
-	tprev, tnext *entry
+	s            string // binding: destination properties + endpoint label; session: endpoint properties
+	expires      int64  // nanoseconds since Cache.base
+	aux          int64  // session: its descriptor; binding: when it was created (like expires)
+	tprev, tnext *entry // neighbours in the expiry list
+	split        int32  // binding: where the endpoint label starts in s; session: len(s)
+	cls          int32  // expiry list: index in Cache.classTab (cache_expiry.go)
 }
+
+// prop returns a binding's destination properties or a session's endpoint
+// properties.
+func (e *entry) prop() string { return e.s[:e.split] }
+
+// endp returns a binding's endpoint label ("" for a session).
+func (e *entry) endp() string { return e.s[e.split:] }
 
 // fd returns a session's descriptor.
 func (e *entry) fd() int { return int(e.aux) }
 
 // created returns when e was saved (a binding: first saved), in
-// nanoseconds since Cache.base. e must be scheduled.
-func (e *entry) created() int64 {
-	if e.cls.key.sess {
-		return e.expires - int64(e.cls.key.ttl)
+// nanoseconds since c.base. e must be scheduled; c.mu must be held.
+func (c *Cache) created(e *entry) int64 {
+	if cl := c.classTab[e.cls]; cl.key.sess {
+		return e.expires - int64(cl.key.ttl)
 	}
 	return e.aux
 }
@@ -227,7 +237,7 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 		c.endps[endpLabel] = h
 	}
 	e := c.newEntry()
-	e.h, e.prop, e.aux = h, endpProp, int64(fd)
+	e.h, e.s, e.split, e.aux = h, endpProp, int32(len(endpProp)), int64(fd)
 	h.append(e)
 	c.sessions++
 	c.schedule(e, ttl, now, true)
@@ -264,7 +274,7 @@ func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
 	if e == nil {
 		return -1, "", false
 	}
-	fd, endpProp = e.fd(), e.prop
+	fd, endpProp = e.fd(), e.s
 	c.freeEntry(e)
 	return fd, endpProp, true
 }
@@ -288,22 +298,19 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 		c.dests[destLabel] = h
 	}
 	for e := h.first; e != nil; e = e.next {
-		if e.endp == endpLabel && e.prop == destProp {
+		if e.endp() == endpLabel && e.prop() == destProp {
 			c.unschedule(e)
 			c.schedule(e, ttl, now, false)
-			c.recentEndps[c.recentSlot(e.endp)] = e.endp
+			c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
 			c.arm()
 			return
 		}
 	}
-	if eh := c.endps[endpLabel]; eh != nil {
-		endpLabel = eh.label // share the copy the endpoint already holds
-	}
 	e := c.newEntry()
-	e.h, e.prop, e.endp, e.aux = h, destProp, endpLabel, now
+	e.h, e.s, e.split, e.aux = h, destProp+endpLabel, int32(len(destProp)), now
 	h.append(e)
 	c.schedule(e, ttl, now, false)
-	c.recentEndps[c.recentSlot(endpLabel)] = endpLabel
+	c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
 	c.arm()
 }
 
@@ -323,13 +330,13 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 		return -1, "", "", false
 	}
 	for b := h.first; b != nil; b = b.next {
-		s := c.takeSession(b.endp, &dead)
+		s := c.takeSession(b.endp(), &dead)
 		if s == nil {
 			continue
 		}
-		fd, endpProp = s.fd(), s.prop
+		fd, endpProp = s.fd(), s.s
 		c.freeEntry(s)
-		return fd, b.prop, endpProp, true
+		return fd, b.prop(), endpProp, true
 	}
 	return -1, "", "", false
 }
@@ -431,7 +438,7 @@ func (c *Cache) snapshot() Snapshot {
 		d := SnapshotDest{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			d.Bindings = append(d.Bindings, SnapshotBinding{
-				EndpLabel: e.endp, DestProp: e.prop, Created: at(e.created()), Expires: at(e.expires),
+				EndpLabel: e.endp(), DestProp: e.prop(), Created: at(c.created(e)), Expires: at(e.expires),
 			})
 		}
 		s.Dests = append(s.Dests, d)
@@ -440,7 +447,7 @@ func (c *Cache) snapshot() Snapshot {
 		p := SnapshotEndp{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			p.Sessions = append(p.Sessions, SnapshotSession{
-				FD: e.fd(), EndpProp: e.prop, Created: at(e.created()), Expires: at(e.expires),
+				FD: e.fd(), EndpProp: e.s, Created: at(c.created(e)), Expires: at(e.expires),
 			})
 		}
 		s.Endps = append(s.Endps, p)
@@ -522,7 +529,7 @@ func (c *Cache) removeBinding(e *entry) {
 func (c *Cache) oldestSession() *entry {
 	var old *entry
 	for _, cl := range c.classes {
-		if cl.key.sess && (old == nil || cl.first.created() < old.created()) {
+		if cl.key.sess && (old == nil || c.created(cl.first) < c.created(old)) {
 			old = cl.first
 		}
 	}
@@ -563,7 +570,7 @@ func (c *Cache) expire() {
 	now := c.now()
 	var fds []int
 	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
-		if !e.cls.key.sess {
+		if !c.classTab[e.cls].key.sess {
 			c.removeBinding(e)
 			c.evict.ExpiredBindings++
 		} else {

@@ -28,7 +28,8 @@ type classKey struct {
 type ttlClass struct {
 	key         classKey
 	first, last *entry
-	idx         int // index in Cache.classes
+	idx         int   // index in Cache.classes
+	id          int32 // index in Cache.classTab, for entry.cls
 }
 
 // schedule gives e the deadline now+ttl at the tail of its class of
@@ -46,7 +47,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 		c.byTTL[k] = cl
 		c.classes.push(cl)
 	}
-	e.cls = cl
+	e.cls = cl.id
 	e.tprev, e.tnext = cl.last, nil
 	if cl.last != nil {
 		cl.last.tnext = e
@@ -59,7 +60,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 
 // unschedule removes e from its class. c.mu must be held.
 func (c *Cache) unschedule(e *entry) {
-	cl := e.cls
+	cl := c.classTab[e.cls]
 	if e.tprev != nil {
 		e.tprev.tnext = e.tnext
 	} else {
@@ -71,7 +72,7 @@ func (c *Cache) unschedule(e *entry) {
 		cl.last = e.tprev
 	}
 	wasFirst := e.tprev == nil
-	e.tprev, e.tnext, e.cls = nil, nil, nil
+	e.tprev, e.tnext, e.cls = nil, nil, 0
 	switch {
 	case cl.first == nil:
 		delete(c.byTTL, cl.key)
@@ -82,16 +83,18 @@ func (c *Cache) unschedule(e *entry) {
 	}
 }
 
-// maxFreeClasses bounds the recycled ttl classes: a class empties and
-// comes back whenever the only session of its ttl is found and saved again.
-const maxFreeClasses = 8
-
 // newClass returns an empty ttl class for k, recycled if possible.
+// Classes are never discarded, so entries can name theirs by a 4-byte id
+// and there are never more of them than were once in use at the same time
+// (one or two per ttl smtp(8) sends). A class empties and comes back
+// whenever the only session of its ttl is found and saved again.
 // c.mu must be held.
 func (c *Cache) newClass(k classKey) *ttlClass {
 	n := len(c.freeClasses)
 	if n == 0 {
-		return &ttlClass{key: k}
+		cl := &ttlClass{key: k, id: int32(len(c.classTab))}
+		c.classTab = append(c.classTab, cl)
+		return cl
 	}
 	cl := c.freeClasses[n-1]
 	c.freeClasses[n-1] = nil
@@ -103,10 +106,8 @@ func (c *Cache) newClass(k classKey) *ttlClass {
 // freeClass recycles a class that left the map and the heap. c.mu must be
 // held.
 func (c *Cache) freeClass(cl *ttlClass) {
-	if len(c.freeClasses) < maxFreeClasses {
-		*cl = ttlClass{}
-		c.freeClasses = append(c.freeClasses, cl)
-	}
+	*cl = ttlClass{id: cl.id}
+	c.freeClasses = append(c.freeClasses, cl)
 }
 
 // next returns the entry with the earliest deadline, or nil.
