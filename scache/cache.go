@@ -603,7 +603,7 @@ func (c *Cache) recentSlot(endpLabel string) uint64 {
 }
 
 // maxFree bounds each recycling list: enough for bursts, small enough
-// (about 130 KB in all) not to matter after the cache shrinks.
+// (about 120 KB in all) not to matter after the cache shrinks.
 const maxFree = 1024
 
 // newEntry returns a zeroed entry, recycled if possible. c.mu must be held.
