@@ -91,7 +91,7 @@ type SnapshotSession struct {
 // (with destination properties), endpoint labels map to FIFO lists of
 // sessions (descriptor plus endpoint properties). Every entry has its own
 // ttl. Every operation costs O(1) in the number of cached entries: hash
-// maps, intrusive lists, and deadline-ordered lists per ttl value under a
+// tables (table.go), intrusive lists, and deadline-ordered lists per ttl value under a
 // small heap, served by a single timer (see cache_expiry.go).
 //
 // The cache owns every descriptor it holds and closes each exactly once: on
@@ -112,8 +112,8 @@ type Cache struct {
 	dropping sync.WaitGroup
 
 	mu       sync.Mutex
-	dests    map[string]*head
-	endps    map[string]*head
+	dests    table // destination lists by label (table.go)
+	endps    table // endpoint lists by label
 	sessions int
 	byTTL    map[classKey]*ttlClass // see cache_expiry.go
 	classes  classHeap
@@ -129,7 +129,6 @@ type Cache struct {
 	// so SaveEndp finds the binding's copy there and shares it instead of
 	// keeping a second one, even with many clients interleaved.
 	recentEndps [recentEndps]string
-	seed        maphash.Seed
 
 	// Recycled structs (see newEntry): the steady state of find and save
 	// then allocates nothing, so a large cache costs no GC work per request.
@@ -144,7 +143,7 @@ type Cache struct {
 // first. Postfix uses a circular ring with a head node; first/last pointers
 // give the same append-at-tail, iterate-from-oldest behaviour. It is 32
 // bytes, a size class of its own: whether it lists bindings or sessions is
-// known from the map that holds it.
+// known from the table that holds it.
 type head struct {
 	label       string
 	first, last *entry
@@ -198,15 +197,15 @@ func NewCache(opts CacheOptions) *Cache {
 	if opts.KeepDead {
 		alive = nil
 	}
+	seed := maphash.MakeSeed()
 	return &Cache{
 		log:     lg,
 		max:     opts.MaxSessions,
 		closeFD: unix.Close,
 		alive:   alive,
 		base:    time.Now(),
-		seed:    maphash.MakeSeed(),
-		dests:   make(map[string]*head),
-		endps:   make(map[string]*head),
+		dests:   table{seed: seed},
+		endps:   table{seed: seed},
 		byTTL:   make(map[classKey]*ttlClass),
 	}
 }
@@ -228,13 +227,14 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 		return
 	}
 	now := c.now()
-	h := c.endps[endpLabel]
+	x := c.endps.hash(endpLabel)
+	h := c.endps.get(endpLabel, x)
 	if h == nil {
-		if r := &c.recentEndps[c.recentSlot(endpLabel)]; *r == endpLabel {
+		if r := &c.recentEndps[x%recentEndps]; *r == endpLabel {
 			endpLabel = *r // share the copy a binding holds
 		}
 		h = c.newHead(endpLabel)
-		c.endps[endpLabel] = h
+		c.endps.insert(h, x)
 	}
 	e := c.newEntry()
 	e.h, e.s, e.split, e.aux = h, endpProp, int32(len(endpProp)), int64(fd)
@@ -292,10 +292,11 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 		return
 	}
 	now := c.now()
-	h := c.dests[destLabel]
+	x := c.dests.hash(destLabel)
+	h := c.dests.get(destLabel, x)
 	if h == nil {
 		h = c.newHead(destLabel)
-		c.dests[destLabel] = h
+		c.dests.insert(h, x)
 	}
 	for e := h.first; e != nil; e = e.next {
 		if e.endp() == endpLabel && e.prop() == destProp {
@@ -325,7 +326,7 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 	defer c.dropDead(&dead) // after the unlock below
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := c.dests[destLabel]
+	h := c.dests.get(destLabel, c.dests.hash(destLabel))
 	if h == nil {
 		return -1, "", "", false
 	}
@@ -346,8 +347,9 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 // appended to dead, for dropDead to close once c.mu is released. c.mu must
 // be held; the caller frees the returned entry.
 func (c *Cache) takeSession(endpLabel string, dead *[]int) *entry {
+	x := c.endps.hash(endpLabel)
 	for {
-		h := c.endps[endpLabel]
+		h := c.endps.get(endpLabel, x)
 		if h == nil {
 			return nil
 		}
@@ -408,7 +410,7 @@ func peekAlive(fd int) bool {
 func (c *Cache) Size() Size {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Size{Dests: len(c.dests), Endps: len(c.endps), Sessions: c.sessions}
+	return Size{Dests: c.dests.len(), Endps: c.endps.len(), Sessions: c.sessions}
 }
 
 // Evictions returns the eviction counters since NewCache.
@@ -434,7 +436,7 @@ func (c *Cache) snapshot() Snapshot {
 	defer c.mu.Unlock()
 	at := func(t int64) time.Time { return c.base.Add(time.Duration(t)) }
 	var s Snapshot
-	for _, h := range c.dests {
+	for h := range c.dests.all() {
 		d := SnapshotDest{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			d.Bindings = append(d.Bindings, SnapshotBinding{
@@ -443,7 +445,7 @@ func (c *Cache) snapshot() Snapshot {
 		}
 		s.Dests = append(s.Dests, d)
 	}
-	for _, h := range c.endps {
+	for h := range c.endps.all() {
 		p := SnapshotEndp{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			p.Sessions = append(p.Sessions, SnapshotSession{
@@ -468,13 +470,14 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	fds := make([]int, 0, c.sessions)
-	for _, h := range c.endps {
+	for h := range c.endps.all() {
 		for e := h.first; e != nil; e = e.next {
 			fds = append(fds, e.fd())
 		}
 	}
 	c.evict.Closed += int64(len(fds))
-	c.dests, c.endps = map[string]*head{}, map[string]*head{}
+	c.dests.clear()
+	c.endps.clear()
 	c.byTTL, c.classes = map[classKey]*ttlClass{}, nil
 	c.sessions = 0
 	c.recentEndps = [recentEndps]string{}
@@ -506,7 +509,7 @@ func (c *Cache) drop(fd int) {
 // head) and from its expiry list. c.mu must be held.
 func (c *Cache) removeSession(e *entry) {
 	if e.h.remove(e) {
-		delete(c.endps, e.h.label)
+		c.endps.remove(e.h, c.endps.hash(e.h.label))
 		c.freeHead(e.h)
 	}
 	c.sessions--
@@ -517,7 +520,7 @@ func (c *Cache) removeSession(e *entry) {
 // empty head) and from its expiry list. c.mu must be held.
 func (c *Cache) removeBinding(e *entry) {
 	if e.h.remove(e) {
-		delete(c.dests, e.h.label)
+		c.dests.remove(e.h, c.dests.hash(e.h.label))
 		c.freeHead(e.h)
 	}
 	c.unschedule(e)
@@ -599,7 +602,7 @@ const recentEndps = 128
 
 // recentSlot returns the Cache.recentEndps slot of an endpoint label.
 func (c *Cache) recentSlot(endpLabel string) uint64 {
-	return maphash.String(c.seed, endpLabel) % recentEndps
+	return c.endps.hash(endpLabel) % recentEndps
 }
 
 // maxFree bounds each recycling list: enough for bursts, small enough
@@ -642,7 +645,7 @@ func (c *Cache) newHead(label string) *head {
 	return h
 }
 
-// freeHead recycles an empty head that was removed from its map. c.mu must
+// freeHead recycles an empty head that was removed from its table. c.mu must
 // be held.
 func (c *Cache) freeHead(h *head) {
 	*h = head{}

@@ -631,12 +631,12 @@ func TestCache_expiryInvariant(t *testing.T) {
 			}
 		}
 		n, nb := 0, 0
-		for _, h := range c.endps {
+		for h := range c.endps.all() {
 			for e := h.first; e != nil; e = e.next {
 				n++
 			}
 		}
-		for _, h := range c.dests {
+		for h := range c.dests.all() {
 			for e := h.first; e != nil; e = e.next {
 				nb++
 			}
@@ -697,7 +697,7 @@ func TestCache_layout(t *testing.T) {
 		t.Helper()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		b, h := c.dests["d"].first, c.endps[endp]
+		b, h := c.dests.get("d", c.dests.hash("d")).first, c.endps.get(endp, c.endps.hash(endp))
 		if unsafe.StringData(b.endp()) != unsafe.StringData(h.label) {
 			t.Errorf("binding and endpoint list hold separate copies of the endpoint label")
 		}
