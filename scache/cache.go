@@ -140,13 +140,17 @@ type Cache struct {
 }
 
 // head is a list of bindings (destination) or sessions (endpoint), oldest
-// first. Postfix uses a circular ring with a head node; first/last pointers
-// give the same append-at-tail, iterate-from-oldest behaviour. It is 32
-// bytes, a size class of its own: whether it lists bindings or sessions is
-// known from the table that holds it.
+// first. Postfix uses a circular ring with a head node; here the first
+// entry's prev points to the last (the last's next is nil), which gives the
+// same append-at-tail, iterate-from-oldest behaviour with one pointer in the
+// head. It is 32 bytes, a size class of its own: whether it lists bindings
+// or sessions is known from the table that holds it, which also keeps the
+// label's hash in it (so that moving or removing a head never hashes its
+// label again).
 type head struct {
-	label       string
-	first, last *entry
+	label string
+	first *entry // first.prev is the last entry
+	hash  uint64 // of label; set and used by table
 }
 
 // entry is a destination binding or a session. One type for both keeps
@@ -158,7 +162,7 @@ type head struct {
 // key.sess, and a session's creation time is its deadline minus its
 // class's ttl (sessions are never rescheduled).
 type entry struct {
-	prev, next   *entry // neighbours in h's list
+	prev, next   *entry // neighbours in h's list (see head)
 	h            *head
 	s            string // binding: destination properties + endpoint label; session: endpoint properties
 	expires      int64  // nanoseconds since Cache.base
@@ -509,7 +513,7 @@ func (c *Cache) drop(fd int) {
 // head) and from its expiry list. c.mu must be held.
 func (c *Cache) removeSession(e *entry) {
 	if e.h.remove(e) {
-		c.endps.remove(e.h, c.endps.hash(e.h.label))
+		c.endps.remove(e.h)
 		c.freeHead(e.h)
 	}
 	c.sessions--
@@ -520,7 +524,7 @@ func (c *Cache) removeSession(e *entry) {
 // empty head) and from its expiry list. c.mu must be held.
 func (c *Cache) removeBinding(e *entry) {
 	if e.h.remove(e) {
-		c.dests.remove(e.h, c.dests.hash(e.h.label))
+		c.dests.remove(e.h)
 		c.freeHead(e.h)
 	}
 	c.unschedule(e)
@@ -656,27 +660,30 @@ func (c *Cache) freeHead(h *head) {
 
 // append adds e at the tail of h.
 func (h *head) append(e *entry) {
-	e.prev = h.last
 	e.next = nil
-	if h.last != nil {
-		h.last.next = e
-	} else {
-		h.first = e
+	if h.first == nil {
+		h.first, e.prev = e, e
+		return
 	}
-	h.last = e
+	last := h.first.prev
+	last.next, e.prev = e, last
+	h.first.prev = e
 }
 
 // remove unlinks e from h and reports whether h became empty.
 func (h *head) remove(e *entry) bool {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
+	switch {
+	case e == h.first:
 		h.first = e.next
-	}
-	if e.next != nil {
+		if h.first != nil {
+			h.first.prev = e.prev // the last
+		}
+	case e.next == nil: // the last
+		e.prev.next = nil
+		h.first.prev = e.prev
+	default:
+		e.prev.next = e.next
 		e.next.prev = e.prev
-	} else {
-		h.last = e.prev
 	}
 	e.prev, e.next = nil, nil
 	return h.first == nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -740,4 +741,61 @@ func TestCache_layout(t *testing.T) {
 		c.SaveEndp(fresh(endp+"x"), "ep", 1<<20+1, time.Hour)
 		shared(t, c)
 	})
+}
+
+// TestHead_list checks the list of a head (the first entry's prev is the
+// last) against a slice, after each append or removal: the order from
+// first, every back link, and emptiness.
+func TestHead_list(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []int // n >= 0: append entry n; -n-1: remove entry n
+	}{
+		{"one", []int{0, -1}},
+		{"fifo", []int{0, 1, 2, -1, -2, -3}},
+		{"lifo", []int{0, 1, 2, -3, -2, -1}},
+		{"middle", []int{0, 1, 2, -2, 3, -1, -4, -3}},
+		{"refill", []int{0, -1, 1, 2, -2, 0, -3, -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h head
+			es := make([]*entry, 8)
+			for i := range es {
+				es[i] = &entry{aux: int64(i)}
+			}
+			want := []int64{}
+			for i, o := range tt.ops {
+				var empty bool
+				if o >= 0 {
+					h.append(es[o])
+					want = append(want, int64(o))
+				} else {
+					empty = h.remove(es[-o-1])
+					want = slices.DeleteFunc(want, func(v int64) bool { return v == int64(-o-1) })
+					if es[-o-1].prev != nil || es[-o-1].next != nil {
+						t.Fatalf("op %d: removed entry keeps its links", i)
+					}
+				}
+				got := []int64{}
+				var prev *entry
+				for e := h.first; e != nil; e = e.next {
+					if e != h.first && e.prev != prev {
+						t.Fatalf("op %d: entry %d: prev is not its predecessor", i, e.aux)
+					}
+					got = append(got, e.aux)
+					prev = e
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("op %d: list (-want +got):\n%s", i, diff)
+				}
+				if h.first != nil && h.first.prev != prev {
+					t.Fatalf("op %d: first.prev is not the last entry", i)
+				}
+				if o < 0 && empty != (len(want) == 0) {
+					t.Fatalf("op %d: remove reported empty %v with %d left", i, empty, len(want))
+				}
+			}
+		})
+	}
 }

@@ -8,8 +8,8 @@ import (
 // table is the cache's index of list heads by label, in place of a
 // map[string]*head, whose slots (a 16-byte string header, an 8-byte pointer
 // and a control byte, at 7/16 to 7/8 load) cost about 56 bytes per head. A
-// slot here is the head pointer alone, since the head holds its label, plus
-// a one-byte tag (8 bits of the label's hash, never 0; 0 marks an empty
+// slot here is the head pointer alone, since the head holds its label and
+// its hash, plus a one-byte tag (8 bits of the label's hash, never 0; 0 marks an empty
 // slot) that spares most string comparisons: 9 bytes per slot, at 3/8 to
 // 3/4 load, so 12 to 24 bytes per head.
 //
@@ -23,7 +23,10 @@ import (
 // allocate nothing.
 //
 // Labels come from the network, so the hash is maphash with a per-cache
-// random seed: no one can choose labels that all probe the same run.
+// random seed: no one can choose labels that all probe the same run. A
+// head keeps its label's hash (head.hash, set by insert), so that growing,
+// shrinking and the backward shift never hash a label again, nor touch the
+// label's bytes.
 //
 // The zero table has no slots; set seed before use. table is not safe for
 // concurrent use (Cache.mu guards it).
@@ -74,36 +77,38 @@ func (t *table) get(label string, x uint64) *head {
 		case 0:
 			return nil
 		case tg:
-			if h := t.slots[i]; h.label == label {
+			if h := t.slots[i]; h.hash == x && h.label == label {
 				return h
 			}
 		}
 	}
 }
 
-// insert adds h, whose label must not be in t yet. x is t.hash(h.label).
+// insert adds h, whose label must not be in t yet, and sets h.hash to x,
+// which is t.hash(h.label).
 func (t *table) insert(h *head, x uint64) {
 	if (t.n+1)*4 > len(t.tags)*3 {
 		t.resize(max(minTable, 2*len(t.tags)))
 	}
-	t.put(h, x)
+	h.hash = x
+	t.put(h)
 	t.n++
 }
 
 // put stores h in the first free slot of its probe; there must be one.
-func (t *table) put(h *head, x uint64) {
+func (t *table) put(h *head) {
 	mask := uint64(len(t.tags) - 1)
-	i := x & mask
+	i := h.hash & mask
 	for t.tags[i] != 0 {
 		i = (i + 1) & mask
 	}
-	t.slots[i], t.tags[i] = h, tagOf(x)
+	t.slots[i], t.tags[i] = h, tagOf(h.hash)
 }
 
-// remove takes h, which must be in t, out of t. x is t.hash(h.label).
-func (t *table) remove(h *head, x uint64) {
+// remove takes h, which must be in t, out of t.
+func (t *table) remove(h *head) {
 	mask := uint64(len(t.tags) - 1)
-	i := x & mask
+	i := h.hash & mask
 	for t.slots[i] != h {
 		i = (i + 1) & mask
 	}
@@ -111,7 +116,7 @@ func (t *table) remove(h *head, x uint64) {
 	// hole each entry whose probe starts at or before the hole (cyclically),
 	// so that every entry stays reachable from its start without a gap.
 	for j := (i + 1) & mask; t.tags[j] != 0; j = (j + 1) & mask {
-		start := t.hash(t.slots[j].label) & mask
+		start := t.slots[j].hash & mask
 		if (j-start)&mask >= (j-i)&mask {
 			t.slots[i], t.tags[i] = t.slots[j], t.tags[j]
 			i = j
@@ -130,7 +135,7 @@ func (t *table) resize(n int) {
 	t.slots, t.tags = make([]*head, n), make([]uint8, n)
 	for _, h := range old {
 		if h != nil {
-			t.put(h, t.hash(h.label))
+			t.put(h)
 		}
 	}
 }

@@ -46,6 +46,9 @@ func checkTable(t *testing.T, tb *table) {
 		}
 		n++
 		x := tb.hash(h.label)
+		if h.hash != x {
+			t.Fatalf("slot %d (%q): head.hash %#x, want %#x", i, h.label, h.hash, x)
+		}
 		if tb.tags[i] != tagOf(x) {
 			t.Fatalf("slot %d (%q): tag %#x, want %#x", i, h.label, tb.tags[i], tagOf(x))
 		}
@@ -138,7 +141,7 @@ func TestTable_ops(t *testing.T) {
 							t.Fatalf("op %d: get(%q) = %v, want found %v (%p)", i, o.label, h, o.found, heads[o.label])
 						}
 					case 'd':
-						tb.remove(heads[o.label], x)
+						tb.remove(heads[o.label])
 						delete(heads, o.label)
 					}
 					checkTable(t, tb)
@@ -180,7 +183,7 @@ func TestTable_growShrink(t *testing.T) {
 				if got := tb.get(h.label, tb.hash(h.label)); got != h {
 					t.Fatalf("get(%q) = %p, want %p", h.label, got, h)
 				}
-				tb.remove(h, tb.hash(h.label))
+				tb.remove(h)
 				if left := tt.n - i - 1; len(tb.tags) > minTable && left*8 < len(tb.tags) {
 					t.Fatalf("%d left in %d slots: not shrunk", left, len(tb.tags))
 				}
@@ -254,7 +257,7 @@ func tableStep(t *testing.T, tb *table, ref map[string]*head, label string, put 
 		tb.insert(h, x)
 		ref[label] = h
 	case !put && want != nil:
-		tb.remove(want, x)
+		tb.remove(want)
 		delete(ref, label)
 	}
 	if tb.len() != len(ref) {
