@@ -65,10 +65,13 @@ type scenario struct {
 	// lookups smtp(8) did make (each a connection opened although caching
 	// was on).
 	qmgrDriven bool
-	// disrupts: the scenario throws the cache away at a moment that falls
-	// before or after a wave's sessions were cached, so each side may lose up
-	// to the destination concurrency (2) cached sessions more than the other.
-	disrupts bool
+	// slack is how many more SMTP sessions than scache goscache may open
+	// here, for a cause that is not the daemon's (each scenario says which).
+	// Zero where the run is deterministic: with a destination concurrency of
+	// 1, smtp(8) saves a connection before the queue manager learns that the
+	// delivery is done and starts the next one, so every lookup after the
+	// first finds it.
+	slack int
 	// sinkTimed: the sink closes idle connections on its own timer, so
 	// whether a wave finds the previous wave's sessions alive depends on how
 	// long the queue manager took to deliver it, not on the daemon; the
@@ -117,11 +120,14 @@ func (r result) perSession() float64 {
 var baseMain = map[string]string{
 	"smtp_connection_cache_destinations": "127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 " +
 		"127.0.0.15 127.0.0.16 127.0.0.17 127.0.0.18 127.0.0.19",
-	// Two parallel deliveries per destination: the cache is still shared
-	// between smtp(8) processes, but how many connections a wave opens
-	// depends less on scheduling, so the two daemons compare fairly.
-	"initial_destination_concurrency":       "2",
-	"default_destination_concurrency_limit": "2",
+	// One delivery at a time per destination: each wave's deliveries still
+	// go to whichever smtp(8) process is free, and the destinations of a
+	// scenario run in parallel, so the cache is shared between processes;
+	// but no lookup races the save of the connection it should find, so
+	// how many connections a run opens does not depend on scheduling and
+	// the two daemons compare exactly (see scenario.slack).
+	"initial_destination_concurrency":       "1",
+	"default_destination_concurrency_limit": "1",
 	"smtp_connection_cache_on_demand":       "yes",
 	"smtp_tls_security_level":               "none",
 	"smtp_tls_connection_reuse":             "no",
@@ -173,6 +179,9 @@ func scenarios() []scenario {
 			hosts:    map[string][]int{"d5.test": {5}, "d6.test": {5}},
 			run:      waves([]string{"d5.test", "d6.test"}, 4, 6, 700*time.Millisecond),
 			minReuse: true,
+			// The first delivery to d6 opens a connection of its own when
+			// d5's connection to the shared address is in use just then.
+			slack: 1,
 		},
 		{
 			name:      "sink-closes-idle",
@@ -181,6 +190,10 @@ func scenarios() []scenario {
 			run:       waves([]string{"d7.test"}, 4, 8, 1200*time.Millisecond),
 			minReuse:  true,
 			sinkTimed: true,
+			// A wave that the queue manager delivers slowly ends within
+			// IdleClose of the next wave's start, which then finds its
+			// connection still open.
+			slack: 1,
 		},
 		{
 			name:  "reload-mid-run",
@@ -197,7 +210,9 @@ func scenarios() []scenario {
 			},
 			expect:   []string{`problem talking to service private/scache`, `reload -- version`},
 			minReuse: true,
-			disrupts: true,
+			// The cached connection is lost if the reload comes while it
+			// is idle in the cache, kept if while smtp(8) is using it.
+			slack: 1,
 		},
 		{
 			name:  "cache-killed-mid-run",
@@ -213,7 +228,9 @@ func scenarios() []scenario {
 			expect: []string{`problem talking to service private/scache`, `disabling connection caching`,
 				`killed by signal 9`, `connect to private/scache`, `unexpected protocol`},
 			minReuse: true,
-			disrupts: true,
+			// The cached connection is lost if the kill comes while it is
+			// idle in the cache, kept if while smtp(8) is using it.
+			slack: 1,
 		},
 		{
 			name:  "tls-reuse",
@@ -476,7 +493,9 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 		if sc.qmgrDriven {
 			gm := gos.stats.DestMiss + gos.stats.EndpMiss
 			rm := real.stats.DestMiss + real.stats.EndpMiss
-			if gm > rm+2*sessionSlack {
+			// A miss comes after each time the queue manager turned
+			// caching on; how often it does is its timing's doing.
+			if gm > rm+2 {
 				t.Errorf("lookup misses: goscache %d > scache %d", gm, rm)
 			}
 			if gos.stats.DestHits+gos.stats.EndpHits == 0 && real.stats.DestHits+real.stats.EndpHits > 0 {
@@ -485,31 +504,17 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 			return
 		}
 		if sc.sinkTimed {
-			if d := gos.deadHandouts(); d > sessionSlack {
+			// One at most: a close that races the liveness check.
+			if d := gos.deadHandouts(); d > 1 {
 				t.Errorf("goscache handed out %d connections the sink had closed (scache %d)", d, real.deadHandouts())
 			}
 		}
-		slack := sessionSlack + real.counts.Sessions/3
-		if sc.disrupts {
-			slack += 2
-		}
-		if gos.counts.Sessions > real.counts.Sessions+slack {
+		if gos.counts.Sessions > real.counts.Sessions+sc.slack {
 			t.Errorf("messages per SMTP session: goscache %.2f (%d sessions) < scache %.2f (%d sessions)",
 				gos.perSession(), gos.counts.Sessions, real.perSession(), real.counts.Sessions)
 		}
 	}
 }
-
-// sessionSlack: goscache's messages per SMTP session must be at least the
-// real scache's. Both runs send the same messages, so that means no more
-// sessions, give or take what the machine's scheduling adds: when a
-// delivery's save_endp arrives just after the next delivery's lookup, that
-// lookup misses and smtp(8) opens a connection, whichever daemon answers.
-// Runs side by side differ by that much (many-domains: 6 and 8 sessions in
-// one local run, scache being the one with 8), so the allowance is one
-// session plus one per three of scache's sessions. A cache that does not
-// work opens one session per message, far beyond it.
-const sessionSlack = 1
 
 var tableMu sync.Mutex
 
