@@ -38,6 +38,11 @@ SCALE_DURATION=${SCALE_DURATION:-2s}
 RESULTS=${RESULTS:-docs/bench}
 OUT=${OUT:-docs/BENCHMARKS.md}
 GO=${GO:-go}
+# The commit measured, taken before this script writes its outputs (which
+# are not "local changes" of the code under test).
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- . ":(exclude)$RESULTS" ":(exclude)$OUT" 2>/dev/null ||
+	commit="$commit (with local changes)"
 
 log() { printf 'bench-compare: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -179,8 +184,6 @@ heap_levels=1000
 [ "${SCALE##*,}" -gt 1000 ] && heap_levels="1000,${SCALE##*,}"
 "$BIN/scachectl" bench -json -clients "" -heap "$heap_levels" >"$RESULTS/heap.json"
 
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with local changes)"
 notes=()
 [ -f "$RESULTS/notes.md" ] && notes=(-notes "$RESULTS/notes.md")
 "$BIN/benchplot" -dir "$RESULTS" -out "$OUT" -svg "$RESULTS/throughput.svg" \
