@@ -638,15 +638,24 @@ func (c *Cache) freeEntry(e *entry) {
 // newHead returns an empty list head, recycled if possible. c.mu must be
 // held.
 func (c *Cache) newHead(label string) *head {
-	n := len(c.freeHeads)
-	if n == 0 {
-		return &head{label: label}
+	if h := popFree(&c.freeHeads); h != nil {
+		h.label = label
+		return h
 	}
-	h := c.freeHeads[n-1]
-	c.freeHeads[n-1] = nil
-	c.freeHeads = c.freeHeads[:n-1]
-	h.label = label
-	return h
+	return &head{label: label}
+}
+
+// popFree takes the last struct off a recycling list, or returns nil when
+// the list is empty.
+func popFree[T any](free *[]*T) *T {
+	n := len(*free)
+	if n == 0 {
+		return nil
+	}
+	x := (*free)[n-1]
+	(*free)[n-1] = nil
+	*free = (*free)[:n-1]
+	return x
 }
 
 // freeHead recycles an empty head that was removed from its table. c.mu must

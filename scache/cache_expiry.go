@@ -90,16 +90,12 @@ func (c *Cache) unschedule(e *entry) {
 // whenever the only session of its ttl is found and saved again.
 // c.mu must be held.
 func (c *Cache) newClass(k classKey) *ttlClass {
-	n := len(c.freeClasses)
-	if n == 0 {
-		cl := &ttlClass{key: k, id: int32(len(c.classTab))}
-		c.classTab = append(c.classTab, cl)
+	if cl := popFree(&c.freeClasses); cl != nil {
+		cl.key = k
 		return cl
 	}
-	cl := c.freeClasses[n-1]
-	c.freeClasses[n-1] = nil
-	c.freeClasses = c.freeClasses[:n-1]
-	cl.key = k
+	cl := &ttlClass{key: k, id: int32(len(c.classTab))}
+	c.classTab = append(c.classTab, cl)
 	return cl
 }
 
