@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +17,10 @@ import (
 // pairs, then the command-line overrides, over built-in defaults for the
 // parameters the multi-server skeleton and scache read
 // (global/mail_conf.c, util/dict.c dict_load_fp). Values are expanded with
-// $name, ${name}, $(name), ${name?value}, ${name:value}, ${name?{value}} and
-// ${name:{value}} like util/mac_expand.c. A Config is not safe for
+// $name, ${name}, $(name), ${name?value}, ${name:value}, ${name?{value}},
+// ${name:{value}}, ${name?{value1}:{value2}} and relational expressions
+// such as ${{value3} <= {value4} ? {value1} : {value2}} like
+// util/mac_expand.c (see [Config.Expand]). A Config is not safe for
 // concurrent use.
 type Config struct {
 	// Dir is the configuration directory, Path is Dir/main.cf.
@@ -201,35 +204,79 @@ func (c *Config) Get(name string) string {
 }
 
 // Expand expands $name references in s recursively, as mail_conf_eval
-// does. Unknown names expand to nothing. Syntax errors are recorded in
-// Warnings with util/mac_expand.c's texts and end the expansion early.
+// does (util/mac_expand.c with MAC_EXP_FLAG_RECURSE). Unknown names expand
+// to nothing. Relational expressions (Postfix >= 3.0) are supported:
+// ${{a} OP {b}}, optionally followed by ?{iftrue}, :{iffalse} or both,
+// with OP one of ==, !=, <, <=, >=, > (numeric when both operands are all
+// digits, else bytewise), or the same with the "level" suffix (<=level
+// and so on), which compares compatibility levels such as 3.6.
+//
+// Syntax errors are recorded in Warnings with mac_expand's texts, and the
+// rest of the expansion is skipped as mac_expand skips it; Postfix itself
+// then gives up with a fatal error. Postfix's other fatal error here, an
+// all-digit operand that overflows a C long, is recorded the same way as
+// "mac_exp_eval: bad conversion: N".
 func (c *Config) Expand(s string) string {
 	var b strings.Builder
-	if err := c.expand(&b, s, 0); err != nil {
-		c.Warnings = append(c.Warnings, err.Error())
-	}
+	c.macExpand(&b, s, 0, new(bool))
 	return b.String()
 }
 
 // maxNesting is mac_expand's limit on macro call nesting.
 const maxNesting = 100
 
-type expandError string
+// maxOperandDepth bounds relational operands inside relational operands.
+// Each operand starts a fresh mac_expand context whose nesting count starts
+// at zero, so Postfix has no limit there and crashes on a parameter that
+// compares its own value; here the expansion fails with the nesting warning.
+const maxOperandDepth = 100
 
-func (e expandError) Error() string { return string(e) }
+// macExpander is one mac_expand context: the output, the sticky error
+// flag and the nesting counter, which (as in mac_expand) goes up on every
+// callback and comes down only when the callback succeeds.
+type macExpander struct {
+	c      *Config
+	out    *strings.Builder
+	failed bool
+	level  int
+	depth  int   // relational operand nesting, see maxOperandDepth
+	abort  *bool // shared by every context of one Expand: set past maxOperandDepth
+}
 
-func (c *Config) expand(b *strings.Builder, s string, level int) error {
+// macExpand expands s into b in a fresh context and reports failure.
+func (c *Config) macExpand(b *strings.Builder, s string, depth int, abort *bool) (failed bool) {
+	e := &macExpander{c: c, out: b, depth: depth, abort: abort}
+	e.parse(s)
+	return e.failed
+}
+
+// warn records a syntax error and makes the context fail.
+func (e *macExpander) warn(format string, args ...any) {
+	e.c.Warnings = append(e.c.Warnings, fmt.Sprintf(format, args...))
+	e.failed = true
+}
+
+// parse splits s into literal text and macro references like
+// util/mac_parse.c and hands each piece to literal or expr. It goes on
+// after a failed piece (the context's sticky error makes later pieces
+// no-ops) and stops at its own errors. It reports whether this call saw a
+// failure.
+func (e *macExpander) parse(s string) (failed bool) {
+	var lit []byte
 	for i := 0; i < len(s); {
-		ch := s[i]
-		if ch != '$' {
-			b.WriteByte(ch)
+		if s[i] != '$' {
+			lit = append(lit, s[i])
 			i++
 			continue
 		}
 		if i+1 < len(s) && s[i+1] == '$' {
-			b.WriteByte('$')
+			lit = append(lit, '$')
 			i += 2
 			continue
+		}
+		if len(lit) > 0 {
+			failed = e.callback(string(lit), false) || failed
+			lit = lit[:0]
 		}
 		i++
 		var expr string
@@ -239,10 +286,7 @@ func (c *Config) expand(b *strings.Builder, s string, level int) error {
 				close = ')'
 			}
 			depth, j := 1, i+1
-			for ; ; j++ {
-				if j >= len(s) {
-					return expandError(fmt.Sprintf("truncated macro reference: \"%s\"", s))
-				}
+			for ; j < len(s); j++ {
 				if s[j] == open {
 					depth++
 				} else if s[j] == close {
@@ -250,6 +294,10 @@ func (c *Config) expand(b *strings.Builder, s string, level int) error {
 						break
 					}
 				}
+			}
+			if j >= len(s) {
+				e.warn("truncated macro reference: \"%s\"", s)
+				return true
 			}
 			expr, i = s[i+1:j], j+1
 		} else {
@@ -260,102 +308,389 @@ func (c *Config) expand(b *strings.Builder, s string, level int) error {
 			expr, i = s[i:j], j
 		}
 		if expr == "" {
-			return expandError(fmt.Sprintf("empty macro name: \"%s\"", s))
+			e.warn("empty macro name: \"%s\"", s)
+			return true
 		}
-		if err := c.expandExpr(b, expr, level+1); err != nil {
-			return err
-		}
+		failed = e.callback(expr, true) || failed
 	}
-	return nil
+	if len(lit) > 0 && !failed {
+		failed = e.callback(string(lit), false)
+	}
+	return failed
 }
 
 func isNameChar(ch byte) bool {
 	return ch == '_' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z'
 }
 
-// expandExpr handles the inside of one $name, ${...} or $(...) reference.
-func (c *Config) expandExpr(b *strings.Builder, expr string, level int) error {
-	if level > maxNesting {
-		return expandError(fmt.Sprintf("unreasonable macro call nesting: \"%s\"", expr))
+// macWhitespace is MAC_EXP_WHITESPACE (CHARS_SPACE).
+const macWhitespace = " \t\r\n"
+
+func skipSpace(s string) string { return strings.TrimLeft(s, macWhitespace) }
+
+// clip is C's "%.Ns": at most n bytes of s.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
-	cp := strings.TrimLeft(expr, " \t\r\n")
-	if strings.HasPrefix(cp, "{") {
-		return expandError(fmt.Sprintf("relational expressions are not supported: \"%s\"", expr))
+	return s
+}
+
+// callback handles one piece of parse's output and reports whether the
+// context has failed.
+func (e *macExpander) callback(text string, isExpr bool) bool {
+	if e.level > maxNesting {
+		e.warn("unreasonable macro call nesting: \"%s\"", text)
 	}
-	j := 0
-	for j < len(cp) && isNameChar(cp[j]) {
-		j++
+	e.level++
+	if *e.abort {
+		e.failed = true
 	}
-	name, rest := cp[:j], strings.TrimLeft(cp[j:], " \t\r\n")
-	var op byte
-	if rest != "" {
-		op = rest[0]
-		if op != '?' && op != ':' {
-			return expandError(fmt.Sprintf("attribute name syntax error at: \"...%s>>>%.20s\"", name, cp[j:]))
+	if e.failed {
+		return true
+	}
+	if !isExpr {
+		e.out.WriteString(text)
+	} else if !e.expr(text) {
+		return true // like mac_expand, a syntax error leaves level raised
+	}
+	e.level--
+	return e.failed
+}
+
+// expr handles the inside of one $name, ${...} or $(...) reference. It
+// returns false after a syntax error in expr itself; errors inside the
+// results it expands only set e.failed.
+func (e *macExpander) expr(expr string) bool {
+	var (
+		value   string // the looked-up value or the relational result
+		defined bool
+		op      byte   // '?', ':' or 0
+		rest    string // what follows op
+	)
+	if cp := skipSpace(expr); strings.HasPrefix(cp, "{") {
+		result, after, ok := e.relational(cp)
+		if !ok {
+			return false
 		}
-		rest = rest[1:]
+		value, defined = result, true
+		if after != "" {
+			if after[0] != '?' && after[0] != ':' {
+				e.warn("\"?\" or \":\" expected at: \"...}>>>%s\"", clip(after, 20))
+				return false
+			}
+			op, rest = after[0], after[1:]
+		}
+	} else {
+		j := 0
+		for j < len(cp) && isNameChar(cp[j]) {
+			j++
+		}
+		name, after := cp[:j], skipSpace(cp[j:])
+		if after != "" {
+			if after[0] != '?' && after[0] != ':' {
+				consumed := len(expr) - len(cp) + j
+				e.warn("attribute name syntax error at: \"...%s>>>%s\"", expr[:consumed], clip(expr[consumed:], 20))
+				return false
+			}
+			op, rest = after[0], after[1:]
+		}
+		value, defined = e.c.Raw(name)
 	}
-	value, defined := c.Raw(name)
 	nonEmpty := defined && value != ""
 	switch op {
 	case 0:
 		if nonEmpty {
-			return c.expand(b, value, level)
+			e.parse(value)
 		}
-		return nil
+		return true
 	case '?':
-		payload, after, err := curlyOperand(rest)
-		if err != nil {
-			return err
+		payload, after, ok := e.operand(rest)
+		if !ok {
+			return false
 		}
 		if nonEmpty {
-			if err := c.expand(b, payload, level); err != nil {
-				return err
-			}
+			e.parse(payload)
 		}
 		if after == "" {
-			return nil
+			return true
 		}
 		if after[0] != ':' {
-			return expandError(fmt.Sprintf("\":\" expected at: \"...%s}>>>%.20s\"", payload, after))
+			e.warn("\":\" expected at: \"...%s}>>>%s\"", payload, clip(after, 20))
+			return false
 		}
 		rest = after[1:]
 	}
-	payload, after, err := curlyOperand(rest)
-	if err != nil {
-		return err
+	payload, after, ok := e.operand(rest)
+	if !ok {
+		return false
 	}
 	if !nonEmpty {
-		if err := c.expand(b, payload, level); err != nil {
-			return err
-		}
+		e.parse(payload)
 	}
 	if after != "" {
-		return expandError(fmt.Sprintf("unexpected input at: \"...%s}>>>%.20s\"", payload, after))
+		e.warn("unexpected input at: \"...%s}>>>%s\"", payload, clip(after, 20))
+		return false
 	}
-	return nil
+	return true
 }
 
-// curlyOperand splits the operand after ? or :. A {...} operand ends at its
-// balanced closing brace (white space after it is skipped); any other
-// operand is the rest of the expression.
-func curlyOperand(s string) (payload, after string, err error) {
-	t := strings.TrimLeft(s, " \t\r\n")
-	if !strings.HasPrefix(t, "{") {
-		return s, "", nil
+// operand splits the result operand after ? or :. A {...} operand ends at
+// its balanced closing brace (white space after it is skipped); any other
+// operand is the rest of the expression, white space included.
+func (e *macExpander) operand(s string) (payload, after string, ok bool) {
+	if t := skipSpace(s); strings.HasPrefix(t, "{") {
+		return e.curly(t)
 	}
+	return s, "", true
+}
+
+// curly takes the {...} payload at the start of s and skips the white
+// space after it.
+func (e *macExpander) curly(s string) (payload, after string, ok bool) {
 	depth := 1
-	for i := 1; i < len(t); i++ {
-		switch t[i] {
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
 		case '{':
 			depth++
 		case '}':
 			if depth--; depth == 0 {
-				return t[1:i], strings.TrimLeft(t[i+1:], " \t\r\n"), nil
+				return s[1:i], skipSpace(s[i+1:]), true
 			}
 		}
 	}
-	return "", "", expandError(fmt.Sprintf("unbalanced {} in attribute expression: \"%s\"", t))
+	e.warn("unbalanced {} in attribute expression: \"%s\"", s)
+	return "", "", false
+}
+
+// Relational operators, in the order of mac_expand's operator table.
+const (
+	relEQ = "=="
+	relNE = "!="
+	relLT = "<"
+	relLE = "<="
+	relGE = ">="
+	relGT = ">"
+)
+
+// relOpChars are the characters mac_expand takes as one operator token.
+const relOpChars = "<>!=?+-*/~&|%"
+
+// relSuffixLevel is the operator suffix that compat_level.c registers
+// (compat_level_relop_register): <=level and so on compare compatibility
+// levels.
+const relSuffixLevel = "level"
+
+// relational evaluates "{left} OP {right}" at the start of s (which starts
+// with '{') to "true" or "" and returns the text after the right operand,
+// white space skipped. ok is false after a syntax or evaluation error.
+func (e *macExpander) relational(s string) (result, after string, ok bool) {
+	left, cp, ok := e.curly(s)
+	if !ok {
+		return "", "", false
+	}
+	n := 0
+	for n < len(cp) && strings.IndexByte(relOpChars, cp[n]) >= 0 {
+		n++
+	}
+	op := cp[:n]
+	switch op {
+	case relEQ, relNE, relLT, relLE, relGE, relGT:
+	default:
+		e.warn("\"%s\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\" expected at: \"...%s}>>>%s\"",
+			relEQ, relNE, relLT, relLE, relGE, relGT, left, clip(cp, 20))
+		return "", "", false
+	}
+	cp = cp[n:]
+	level := false
+	if cp != "" && isAlnum(cp[0]) {
+		m := 1
+		for m < len(cp) && isAlnum(cp[m]) {
+			m++
+		}
+		if cp[:m] != relSuffixLevel {
+			e.warn("bad operator suffix at: \"...%s>>>%s\"", op, cp[:m])
+			return "", "", false
+		}
+		level, cp = true, cp[m:]
+	}
+	t := skipSpace(cp)
+	if !strings.HasPrefix(t, "{") {
+		e.warn("\"{expression}\" expected at: \"...{%s} %s>>>%s\"", left, op, clip(cp, 20))
+		return "", "", false
+	}
+	right, after, ok := e.curly(t)
+	if !ok {
+		return "", "", false
+	}
+	var lb, rb strings.Builder
+	if e.depth >= maxOperandDepth {
+		e.warn("unreasonable macro call nesting: \"%s\"", left)
+		*e.abort = true
+		return "", "", false
+	}
+	if e.c.macExpand(&lb, left, e.depth+1, e.abort) {
+		e.failed = true
+	}
+	if e.c.macExpand(&rb, right, e.depth+1, e.abort) {
+		e.failed = true
+	}
+	if *e.abort {
+		return "", "", false
+	}
+	var delta int
+	if level {
+		delta, ok = e.compareLevels(lb.String(), rb.String())
+	} else {
+		delta, ok = e.compare(lb.String(), rb.String())
+	}
+	if !ok {
+		e.failed = true
+	}
+	if e.failed {
+		return "", "", false
+	}
+	var truth bool
+	switch op {
+	case relEQ:
+		truth = delta == 0
+	case relNE:
+		truth = delta != 0
+	case relLT:
+		truth = delta < 0
+	case relLE:
+		truth = delta <= 0
+	case relGE:
+		truth = delta >= 0
+	case relGT:
+		truth = delta > 0
+	}
+	if truth {
+		return "true", after, true
+	}
+	return "", after, true
+}
+
+func isAlnum(ch byte) bool {
+	return ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z'
+}
+
+// compare is mac_exp_eval: numeric when both operands are non-empty and
+// all digits, else bytewise like strcmp. A number beyond a C long is
+// Postfix's fatal "mac_exp_eval: bad conversion".
+func (e *macExpander) compare(left, right string) (delta int, ok bool) {
+	if !allDigits(left) || !allDigits(right) {
+		return strings.Compare(left, right), true
+	}
+	l, _, lErr := strtoLong(left)
+	r, _, rErr := strtoLong(right)
+	switch {
+	case lErr:
+		e.warn("mac_exp_eval: bad conversion: %s", left)
+		return 0, false
+	case rErr:
+		e.warn("mac_exp_eval: bad conversion: %s", right)
+		return 0, false
+	}
+	return cmpInt64(l, r), true
+}
+
+// compareLevels is compat_level.c's relational operator: both operands
+// are compatibility levels "major[.minor[.patch]]".
+func (e *macExpander) compareLevels(left, right string) (delta int, ok bool) {
+	l, ok := e.compatLevel(left)
+	if !ok {
+		return 0, false
+	}
+	r, ok := e.compatLevel(right)
+	if !ok {
+		return 0, false
+	}
+	return cmpInt64(l, r), true
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// compatLevel is compat_level_from_string: major (up to LONG_MAX>>20),
+// minor and patch (up to 1023) packed into one number, each parsed with
+// strtol rules.
+func (e *macExpander) compatLevel(s string) (int64, bool) {
+	limits := []int64{math.MaxInt64 >> 20, 0x3ff, 0x3ff}
+	shifts := []uint{20, 10, 0}
+	var res int64
+	rest := s
+	for k := range limits {
+		n, end, rangeErr := strtoLong(rest)
+		if end == 0 || rangeErr || n < 0 || n > limits[k] ||
+			(end < len(rest) && (rest[end] != '.' || k == 2)) {
+			break
+		}
+		res |= n << shifts[k]
+		if end == len(rest) {
+			return res, true
+		}
+		rest = rest[end+1:]
+	}
+	e.warn("malformed compatibility level syntax: \"%s\"", s)
+	return 0, false
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// strtoLong is strtol(s, &end, 10) for a 64-bit long: leading white space
+// (C isspace) and a sign are accepted; end is 0 when there are no digits;
+// rangeErr reports ERANGE (n is then clamped).
+func strtoLong(s string) (n int64, end int, rangeErr bool) {
+	i := 0
+	for i < len(s) && strings.IndexByte(spaceChars, s[i]) >= 0 {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	start := i
+	var u uint64
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		d := uint64(s[i] - '0')
+		if u > (math.MaxUint64-d)/10 {
+			rangeErr = true
+		} else {
+			u = u*10 + d
+		}
+		i++
+	}
+	if i == start {
+		return 0, 0, false
+	}
+	switch {
+	case !neg && (rangeErr || u > math.MaxInt64):
+		return math.MaxInt64, i, true
+	case neg && (rangeErr || u > 1<<63):
+		return math.MinInt64, i, true
+	case neg:
+		return int64(-u), i, false
+	}
+	return int64(u), i, false
 }
 
 // Time returns a time parameter as get_mail_conf_time does: an integer with
