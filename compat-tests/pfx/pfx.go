@@ -203,6 +203,28 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 	return in, nil
 }
 
+// Open returns the Instance of an existing configuration directory, for
+// example the default instance's /etc/postfix, without changing anything:
+// its directories and maillog_file are read with postconf, so main.cf must
+// exist. Root is empty, and DaemonDir is the instance's daemon_directory.
+func Open(ctx context.Context, configDir, commandDir string) (*Instance, error) {
+	if commandDir == "" {
+		commandDir = DefaultCommandDir
+	}
+	in := &Instance{ConfigDir: configDir, commandDir: commandDir}
+	out, err := in.command(ctx, "postconf", "-c", configDir, "-h",
+		"queue_directory", "data_directory", "daemon_directory", "maillog_file").Output()
+	if err != nil {
+		return nil, fmt.Errorf("pfx: postconf: %w", err)
+	}
+	v := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(v) != 4 {
+		return nil, fmt.Errorf("pfx: postconf: unexpected output %q", out)
+	}
+	in.QueueDir, in.DataDir, in.DaemonDir, in.LogFile = v[0], v[1], v[2], v[3]
+	return in, nil
+}
+
 // masterCF has no inet service: mail enters through sendmail/postdrop.
 // Everything but scache runs unchrooted so that no files need copying into
 // the queue directory; scache keeps Debian's chroot (y) so a replacement is
