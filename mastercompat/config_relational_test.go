@@ -412,3 +412,29 @@ func writeRelationalGolden(path string, results map[string]relResult) error {
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// FuzzExpand expands arbitrary text against a few fixed parameters whose
+// values expand to at most 4 bytes: Expand must not panic, and since every
+// output byte comes from the input, from such a value or from "true" (for
+// a relational expression of at least 9 bytes), the output is at most
+// twice as long as the input.
+func FuzzExpand(f *testing.F) {
+	for _, tc := range relCases {
+		f.Add(tc.expr)
+	}
+	f.Add("${{$t} == {}}")
+	f.Add("${x?{a}b}$(y:{c})$$ ${z")
+	f.Fuzz(func(t *testing.T, s string) {
+		c := NewConfig("/etc/postfix", "host")
+		c.Set("one", "1")
+		c.Set("two", "$one$one")
+		c.Set("empty", "")
+		c.Set("rel", "${{$one} < {$two}}")
+		c.Set("t", "${{$t} == {}}")
+		c.Set("compatibility_level", "3.6")
+		got := c.Expand(s)
+		if len(got) > 2*len(s) {
+			t.Errorf("Expand(%q) = %d bytes (%q)", s, len(got), got)
+		}
+	})
+}
