@@ -100,4 +100,4 @@ docker build --network host -q -t "$image" --build-arg BASE_IMAGE="$base" "$stag
 gos=/compat/bin/goscache
 [ -x "$stage/goscache" ] || gos=none
 log "running the suite in $image (--network host)"
-docker run --rm --network host -e CI="${CI:-false}" -e COMPAT_GOSCACHE="$gos" "$image"
+docker run --rm --init --network host -e CI="${CI:-false}" -e COMPAT_GOSCACHE="$gos" "$image"

@@ -247,14 +247,33 @@ func scenarios() []scenario {
 	}
 }
 
-// killCache sends SIGKILL to the running cache daemon of v (by pid).
+// killCache sends SIGKILL to the running cache daemon of v (by pid). It is
+// an error when there is none: the scenario would then test nothing.
 func killCache(t *testing.T, v *variant) {
 	t.Helper()
-	for _, name := range []string{"scache", "goscache"} {
-		for _, pid := range v.inst.Pids(name) {
-			t.Logf("%s: kill -9 %s[%d]", v.name, name, pid)
-			syscall.Kill(pid, syscall.SIGKILL)
+	killed := 0
+	var pids map[string][]int
+	// The daemon normally runs by now (smtp(8) is delivering); give
+	// master(8) a moment if it was just restarting it.
+	for range 20 {
+		pids = map[string][]int{"scache": v.inst.Pids("scache"), "goscache": v.inst.Pids("goscache")}
+		if len(pids["scache"])+len(pids["goscache"]) > 0 {
+			break
 		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, name := range []string{"scache", "goscache"} {
+		for _, pid := range pids[name] {
+			t.Logf("%s: kill -9 %s[%d]", v.name, name, pid)
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Errorf("%s: kill %s[%d]: %v", v.name, name, pid, err)
+				continue
+			}
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Errorf("%s: no cache daemon process under master[%d] to kill", v.name, v.inst.MasterPid())
 	}
 }
 

@@ -305,9 +305,9 @@ func systemWay(ctx context.Context, t *testing.T, in *pfx.Instance, sk *sink.Sin
 	if masterPid == 0 {
 		t.Errorf("%s: no master pid in %s/pid/master.pid", way, in.QueueDir)
 	}
-	for _, pid := range procsNamed("scache") {
+	for _, pid := range pfx.ProcsNamed("scache") {
 		_, _, args, _ := procInfo(pid)
-		if ppid := parentPid(pid); ppid == masterPid {
+		if ppid := pfx.ParentPid(pid); ppid == masterPid {
 			t.Errorf("%s: Postfix's own scache runs under master[%d] (pid %d, argv %q): smtp(8) is not using goscache only", way, masterPid, pid, args)
 		} else {
 			t.Logf("%s: an scache not of this instance: pid %d, parent %d, argv %q", way, pid, ppid, args)
@@ -382,40 +382,6 @@ func serviceName(args []string) string {
 		}
 	}
 	return filepath.Base(args[0])
-}
-
-// parentPid returns the parent of pid from /proc/PID/stat, or -1.
-func parentPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return -1
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
-	}
-	return ppid
-}
-
-// procsNamed returns the pids of the processes whose comm is name.
-func procsNamed(name string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if c, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.TrimSpace(string(c)) == name {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // runCmd runs a command that must succeed and returns its output.

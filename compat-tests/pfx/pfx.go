@@ -12,6 +12,7 @@ package pfx
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -405,10 +406,38 @@ func (in *Instance) LogSince(offset int64) ([]LogLine, error) {
 	return lines, sc.Err()
 }
 
-// Pids returns the ids of running processes whose executable is the named
-// file of the instance's daemon directory (e.g. "scache", "goscache").
+// MasterPid returns the pid of the instance's master(8) from its pid
+// file, or 0 when it is not running.
+func (in *Instance) MasterPid() int {
+	b, err := os.ReadFile(filepath.Join(in.QueueDir, "pid", "master.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Pids returns the pids of the instance's master(8) children that run the
+// command name (their comm, the base name of the file master executed).
+// It reads only /proc/PID/comm and /proc/PID/stat, which every user may
+// read: /proc/PID/exe of another user's process needs CAP_SYS_PTRACE,
+// which a Docker container's root does not have.
 func (in *Instance) Pids(name string) []int {
-	want := filepath.Join(in.DaemonDir, name)
+	master := in.MasterPid()
+	if master == 0 {
+		return nil
+	}
+	var pids []int
+	for _, pid := range ProcsNamed(name) {
+		if ParentPid(pid) == master {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// ProcsNamed returns the pids of the processes whose comm is name.
+func ProcsNamed(name string) []int {
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range ents {
@@ -416,15 +445,29 @@ func (in *Instance) Pids(name string) []int {
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil {
-			continue
-		}
-		if strings.TrimSuffix(exe, " (deleted)") == want {
+		if c, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.TrimSpace(string(c)) == name {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// ParentPid returns the parent of pid from /proc/PID/stat, or -1.
+func ParentPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
 }
 
 // LogLine is one maillog line.
