@@ -12,13 +12,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "goscache:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(context.Background(), os.Args, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitCode returns the exit status for run's result and prints the error
+// on stderr, unless it is an [errFatal]: that one has been logged already
+// in Postfix's format (and on stderr too under -V), as scache logs it.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	if _, ok := errors.AsType[errFatal](err); !ok {
+		fmt.Fprintln(stderr, "goscache:", err)
+	}
+	return 1
 }

@@ -120,6 +120,17 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	cfg.Set("process_name", args.ProcessName)
 	cfg.Set("service_name", args.ServiceName)
 	cfg.Set("process_id", strconv.Itoa(pid))
+	// scache expands many parameters at startup (its own and the global
+	// ones of mail_params_init) before it checks their types; a syntax
+	// error in any of them is fatal, after mac_expand's warnings.
+	if err := cfg.EvalParams(mastercompat.StartupParams()); err != nil {
+		if ee, ok := errors.AsType[*mastercompat.ExpandError](err); ok {
+			for _, w := range ee.Warnings {
+				log.Warn(w)
+			}
+		}
+		return fatal(err)
+	}
 	params, err := cfg.Params()
 	cfg.Warnings = cfg.Warnings[:0]
 	if err != nil {

@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/mastercompat"
@@ -41,10 +43,7 @@ func TestMasterChildHelper(t *testing.T) {
 		lookupEnv: os.LookupEnv,
 		stdinTTY:  func() bool { return false },
 	})
-	if err != nil {
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(exitCode(err, os.Stderr)) // as main does
 }
 
 type masterChild struct {
@@ -309,7 +308,8 @@ func TestMaster_fatal(t *testing.T) {
 	tests := []struct {
 		name, argv, mainCF string
 		env                []string
-		request            bool // the fatal error comes with the first request
+		request            bool     // the fatal error comes with the first request
+		warnings           []string // logged before the fatal error
 		want               string
 	}{
 		{name: "no -l", argv: "goscache -n scache -t unix -u -c", want: "fatal: service scache requires a process limit of 1"},
@@ -319,6 +319,28 @@ func TestMaster_fatal(t *testing.T) {
 		{name: "bad ttl limit", argv: "scache -l -t unix", mainCF: "connection_cache_ttl_limit = 0\n", want: "fatal: invalid connection_cache_ttl_limit: 0 (min 1)"},
 		{name: "bad time unit", argv: "scache -l -t unix -o connection_cache_status_update_time=10x", want: "fatal: parameter connection_cache_status_update_time: bad time value or unit: 10x"},
 		{name: "unknown mail_owner", argv: "scache -l -t unix -u", mainCF: "mail_owner = no-such-user-x\n", want: "fatal: file %s/main.cf: parameter mail_owner: unknown user name value: no-such-user-x"},
+		// Expansion syntax errors, with the texts of the real scache
+		// (-V copies the log to stderr, which is compared too).
+		{
+			name: "macro error in ttl limit", argv: "scache -l -t unix -V", mainCF: "connection_cache_ttl_limit = ${{2s} == }\n",
+			warnings: []string{`warning: "{expression}" expected at: "...{2s} ==>>> "`},
+			want:     "fatal: dictionary mail_dict: macro processing error",
+		},
+		{
+			name: "macro error in mydomain", argv: "scache -l -t unix -V", mainCF: "mydomain = ${{a} = {b}}\n",
+			warnings: []string{`warning: "==" or "!="" or "<"" or "<="" or ">="" or ">" expected at: "...a}>>>= {b}"`},
+			want:     "fatal: dictionary mail_dict: macro processing error",
+		},
+		{
+			name: "macro error in -o mydomain", argv: "scache -l -t unix -o mydomain=${{a}<={b}x}",
+			warnings: []string{`warning: "?" or ":" expected at: "...}>>>x"`},
+			want:     "fatal: dictionary mail_dict: macro processing error",
+		},
+		{
+			name: "first macro error only", argv: "scache -l -t unix -V", mainCF: "connection_cache_ttl_limit = ${{2s} == }\nmydomain = ${{a} = {b}}\n",
+			warnings: []string{`warning: "==" or "!="" or "<"" or "<="" or ">="" or ">" expected at: "...a}>>>= {b}"`},
+			want:     "fatal: dictionary mail_dict: macro processing error",
+		},
 		{name: "leftover argument", argv: "scache -l -t unix extra", request: true, want: "fatal: unexpected command-line argument: extra"},
 	}
 	for _, tt := range tests {
@@ -339,11 +361,48 @@ func TestMaster_fatal(t *testing.T) {
 			if strings.Contains(want, "%s") {
 				want = fmt.Sprintf(want, c.cmd.Env[2][len("MAIL_CONFIG="):])
 			}
-			want = fmt.Sprintf("postfix/scache[%d]: %s", c.cmd.Process.Pid, want)
-			logs := c.logLines(t)
-			if len(logs) != 1 || logs[0] != want {
-				t.Errorf("log = %q, want [%q]", logs, want)
+			var wantLog, wantStderr []string
+			for _, line := range append(slices.Clip(tt.warnings), want) {
+				wantLog = append(wantLog, fmt.Sprintf("postfix/scache[%d]: %s", c.cmd.Process.Pid, line))
+				if slices.Contains(strings.Fields(tt.argv), "-V") {
+					wantStderr = append(wantStderr, "postfix/scache: "+line)
+				}
+			}
+			if diff := cmp.Diff(wantLog, c.logLines(t)); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+			// Nothing else on stderr: main prints an error only when it
+			// was not logged already.
+			var gotStderr []string
+			if s := c.stderr.String(); s != "" {
+				gotStderr = strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+			}
+			if diff := cmp.Diff(wantStderr, gotStderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A syntax error in a parameter that scache does not expand at startup is
+// harmless, as in the real scache.
+func TestMaster_unrelatedMacroError(t *testing.T) {
+	c := startMasterChild(t, "scache -l -t unix", "unrelated_param = ${{a} = {b}}\n")
+	cl, err := scache.Dial(t.Context(), c.sock)
+	if err != nil {
+		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+	}
+	defer cl.Close()
+	if _, _, st, err := cl.FindEndp("x"); err != nil || st != scache.StatusFail {
+		t.Fatalf("FindEndp = %d, %v", st, err)
+	}
+	c.status.Close() // postfix reload
+	if code, sig := c.wait(t); code != 0 || sig != 0 {
+		t.Fatalf("exit code %d signal %v, want 0; stderr:\n%s", code, sig, &c.stderr)
+	}
+	for _, line := range c.logLines(t) {
+		if strings.Contains(line, "warning") || strings.Contains(line, "fatal") {
+			t.Errorf("logged %q", line)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -153,5 +155,27 @@ func TestRun_standalone(t *testing.T) {
 	}
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Errorf("socket file left behind: %v", err)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		code       int
+		wantStderr string
+	}{
+		{"success", nil, 0, ""},
+		{"logged fatal", errFatal{"dictionary mail_dict: macro processing error"}, 1, ""},
+		{"wrapped logged fatal", fmt.Errorf("master: %w", errFatal{"bad generation: 8x"}), 1, ""},
+		{"other error", errors.New("listen: address in use"), 1, "goscache: listen: address in use\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := exitCode(tt.err, &stderr); code != tt.code || stderr.String() != tt.wantStderr {
+				t.Errorf("exitCode(%v) = %d, stderr %q; want %d, %q", tt.err, code, stderr.String(), tt.code, tt.wantStderr)
+			}
+		})
 	}
 }
