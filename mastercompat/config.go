@@ -763,35 +763,14 @@ func strtol(s string) (n int64, end int, ok bool) {
 	if s == "" {
 		return 0, 0, false
 	}
-	i := 0
-	for i < len(s) && strings.IndexByte(spaceChars, s[i]) >= 0 {
-		i++
-	}
-	neg := false
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		neg = s[i] == '-'
-		i++
-	}
-	start := i
-	overflow := false
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		if n > (1<<31)*10 { // far beyond int; remember and keep scanning
-			overflow = true
-		} else {
-			n = n*10 + int64(s[i]-'0')
-		}
-		i++
-	}
-	if i == start {
+	n, end, rangeErr := strtoLong(s)
+	if end == 0 {
 		return 0, 0, true // no digits: value 0, end at the start of s
 	}
-	if neg {
-		n = -n
+	if rangeErr || n > math.MaxInt32 || n < math.MinInt32 {
+		return 0, end, false
 	}
-	if overflow || n > 1<<31-1 || n < -1<<31 {
-		return 0, i, false
-	}
-	return n, i, true
+	return n, end, true
 }
 
 // Params are the parameters the multi-server skeleton itself reads
