@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 )
@@ -16,29 +15,7 @@ func dumpCommand() command {
 }
 
 func runDump(e *env, args []string) error {
-	fs := e.flags("dump", "[-json]")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	d, err := c.Dump()
-	if errors.Is(err, errNoExtensions) {
-		return e.fallback(*asJSON, dumpNote)
-	}
-	if err != nil {
-		return fmt.Errorf("dump: %w", err)
-	}
-	d.Socket = e.socket
-	if *asJSON {
-		return writeJSON(e.stdout, d)
-	}
-	writeDump(e.stdout, d)
-	return nil
+	return runView(e, args, "dump", cacheConn.Dump, func(d *dumpView) *string { return &d.Socket }, writeDump, dumpNote)
 }
 
 func writeDump(w io.Writer, d *dumpView) {

@@ -18,7 +18,15 @@ func statsCommand() command {
 }
 
 func runStats(e *env, args []string) error {
-	fs := e.flags("stats", "[-json]")
+	return runView(e, args, "stats", cacheConn.Stats, func(s *statsView) *string { return &s.Socket }, writeStats, statsNote)
+}
+
+// runView is what dump and stats share: fetch one view with an extension
+// request and print it as a table (write) or JSON; against a peer without
+// the extension requests (Postfix's scache), print note instead.
+func runView[V any](e *env, args []string, name string, fetch func(cacheConn) (V, error),
+	socket func(V) *string, write func(io.Writer, V), note string) error {
+	fs := e.flags(name, "[-json]")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -28,18 +36,18 @@ func runStats(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	s, err := c.Stats()
+	v, err := fetch(c)
 	if errors.Is(err, errNoExtensions) {
-		return e.statsFallback(*asJSON)
+		return e.fallback(*asJSON, note)
 	}
 	if err != nil {
-		return fmt.Errorf("stats: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	s.Socket = e.socket
+	*socket(v) = e.socket
 	if *asJSON {
-		return writeJSON(e.stdout, s)
+		return writeJSON(e.stdout, v)
 	}
-	writeStats(e.stdout, s)
+	write(e.stdout, v)
 	return nil
 }
 
