@@ -150,6 +150,18 @@ func scenarios() []scenario {
 			return n
 		}
 	}
+	// disrupted sends 10 messages to domain three times, and calls disrupt
+	// while the first ten are being delivered.
+	disrupted := func(domain string, disrupt func(context.Context, *testing.T, *variant)) func(context.Context, *testing.T, *variant, sender) int {
+		return func(ctx context.Context, t *testing.T, v *variant, send sender) int {
+			n := send(domain, 10)
+			time.Sleep(300 * time.Millisecond)
+			disrupt(ctx, t, v)
+			n += send(domain, 10)
+			time.Sleep(700 * time.Millisecond)
+			return n + send(domain, 10)
+		}
+	}
 	return []scenario{
 		{
 			name:     "many-domains",
@@ -198,16 +210,11 @@ func scenarios() []scenario {
 		{
 			name:  "reload-mid-run",
 			hosts: map[string][]int{"d8.test": {7}},
-			run: func(ctx context.Context, t *testing.T, v *variant, send sender) int {
-				n := send("d8.test", 10)
-				time.Sleep(300 * time.Millisecond)
+			run: disrupted("d8.test", func(ctx context.Context, t *testing.T, v *variant) {
 				if err := v.inst.Reload(ctx); err != nil {
 					t.Error(err)
 				}
-				n += send("d8.test", 10)
-				time.Sleep(700 * time.Millisecond)
-				return n + send("d8.test", 10)
-			},
+			}),
 			expect:   []string{`problem talking to service private/scache`, `reload -- version`},
 			minReuse: true,
 			// The cached connection is lost if the reload comes while it
@@ -217,14 +224,7 @@ func scenarios() []scenario {
 		{
 			name:  "cache-killed-mid-run",
 			hosts: map[string][]int{"d9.test": {8}},
-			run: func(ctx context.Context, t *testing.T, v *variant, send sender) int {
-				n := send("d9.test", 10)
-				time.Sleep(300 * time.Millisecond)
-				killCache(t, v)
-				n += send("d9.test", 10)
-				time.Sleep(700 * time.Millisecond)
-				return n + send("d9.test", 10)
-			},
+			run:   disrupted("d9.test", func(_ context.Context, t *testing.T, v *variant) { killCache(t, v) }),
 			expect: []string{`problem talking to service private/scache`, `disabling connection caching`,
 				`killed by signal 9`, `connect to private/scache`, `unexpected protocol`},
 			minReuse: true,
