@@ -417,21 +417,8 @@ func runScenario(ctx context.Context, t *testing.T, sc scenario, v *variant) res
 
 	// Wait for every message, then for cached sessions to expire and the
 	// statistics to be logged.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		q, err := v.inst.QueueCount()
-		if err != nil {
-			t.Error(err)
-			break
-		}
-		if q == 0 && v.sink.Total().Messages >= sent {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: %d messages still queued, %d of %d delivered after 60s", v.name, q, v.sink.Total().Messages, sent)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitDelivered(v.inst, v.sink, sent); err != nil {
+		t.Errorf("%s: %v", v.name, err)
 	}
 	time.Sleep(3500 * time.Millisecond)
 

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/goscache/goscache/compat-tests/pfx"
+	"github.com/goscache/goscache/compat-tests/sink"
 )
 
 var (
@@ -123,4 +125,24 @@ func requireGoscache(t *testing.T) string {
 		t.Fatalf("goscache: %v", err)
 	}
 	return bin
+}
+
+// waitDelivered waits until inst's queue is empty and sk has received
+// sent messages, for at most a minute.
+func waitDelivered(inst *pfx.Instance, sk *sink.Sink, sent int) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		q, err := inst.QueueCount()
+		if err != nil {
+			return err
+		}
+		got := sk.Total().Messages
+		if q == 0 && got >= sent {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d messages still queued, %d of %d delivered after a minute (log %s)", q, got, sent, inst.LogFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

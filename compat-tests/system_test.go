@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,25 +230,14 @@ func systemWay(ctx context.Context, t *testing.T, in *pfx.Instance, sk *sink.Sin
 		r.sent++
 	}
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		q, err := in.QueueCount()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q == 0 && sk.Total().Messages >= r.sent {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d messages still queued, %d of %d delivered after 60s (log %s)", way, q, sk.Total().Messages, r.sent, in.LogFile)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitDelivered(in, sk, r.sent); err != nil {
+		t.Fatalf("%s: %v", way, err)
 	}
 
 	// The statistics come once per connection_cache_status_update_time
 	// (1s) after activity.
 	var lines []pfx.LogLine
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var err error
 		if lines, err = in.LogSince(off); err != nil {
@@ -298,10 +286,7 @@ func systemWay(ctx context.Context, t *testing.T, in *pfx.Instance, sk *sink.Sin
 	}
 	// Postfix's own scache must not run under this instance's master (the
 	// private instances of the other tests may have left some of theirs).
-	masterPid := 0
-	if b, err := os.ReadFile(filepath.Join(in.QueueDir, "pid", "master.pid")); err == nil {
-		masterPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
+	masterPid := in.MasterPid()
 	if masterPid == 0 {
 		t.Errorf("%s: no master pid in %s/pid/master.pid", way, in.QueueDir)
 	}
