@@ -18,41 +18,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startExtServer serves srv on a socket in t.TempDir() with the extension
-// requests registered (Server.init registers them too: a no-op here),
-// and returns the socket path.
-func startExtServer(t *testing.T, srv *Server) string {
-	t.Helper()
+// startServer serves srv on a socket in tb.TempDir() and returns the
+// socket path; the server is shut down when the test ends.
+func startServer(tb testing.TB, srv *Server) string {
+	tb.Helper()
 	if srv.Logger == nil {
-		srv.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+		srv.Logger = slog.New(slog.NewTextHandler(tb.Output(), nil))
 	}
-	srv.init()
-	addExtHandlers(srv.handlers)
-	path := filepath.Join(t.TempDir(), "scache")
+	srv.init() // srv.Cache exists when startServer returns
+	path := filepath.Join(tb.TempDir(), "scache")
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
+			tb.Errorf("Serve: %v", err)
 		}
 	})
 	return path
 }
 
-func dialExt(t *testing.T, path string) *Client {
-	t.Helper()
-	c, err := Dial(t.Context(), path)
+// dialServer connects a client, closed when the test ends.
+func dialServer(tb testing.TB, path string) *Client {
+	tb.Helper()
+	c, err := Dial(tb.Context(), path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -66,9 +65,9 @@ const (
 
 func TestExtStats(t *testing.T) {
 	srv := &Server{TTLLimit: time.Hour}
-	path := startExtServer(t, srv)
+	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
-	c := dialExt(t, path)
+	c := dialServer(t, path)
 	if st, err := c.SaveDest(60, destA, propD, endpA); err != nil || st != StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
@@ -85,7 +84,7 @@ func TestExtStats(t *testing.T) {
 	if _, _, st, err := c.FindEndp(endpB); err != nil || st != StatusFail {
 		t.Fatalf("FindEndp(miss) = %d, %v", st, err)
 	}
-	dialExt(t, path) // a second client
+	dialServer(t, path) // a second client
 
 	got, err := c.ServerStats()
 	if err != nil {
@@ -108,9 +107,9 @@ func TestExtStats(t *testing.T) {
 
 func TestExtDump(t *testing.T) {
 	srv := &Server{TTLLimit: time.Hour}
-	path := startExtServer(t, srv)
+	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
-	c := dialExt(t, path)
+	c := dialServer(t, path)
 	mustOK := func(st int, err error) {
 		t.Helper()
 		if err != nil || st != StatusOK {
@@ -161,8 +160,8 @@ func TestExtDump(t *testing.T) {
 }
 
 func TestExtDump_empty(t *testing.T) {
-	path := startExtServer(t, &Server{})
-	d, err := dialExt(t, path).Dump()
+	path := startServer(t, &Server{})
+	d, err := dialServer(t, path).Dump()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +173,8 @@ func TestExtDump_empty(t *testing.T) {
 // TestExtRequest_extraAttribute: like Postfix's strict scans, an extra
 // attribute is logged and the request still served.
 func TestExtRequest_extraAttribute(t *testing.T) {
-	path := startExtServer(t, &Server{})
-	c := dialExt(t, path)
+	path := startServer(t, &Server{})
+	c := dialServer(t, path)
 	for _, req := range []string{ReqStats, ReqDump} {
 		l, err := c.Request(attr.List{attr.Str(AttrReq, req), attr.Str("extra", "1")})
 		if err != nil {
@@ -195,7 +194,7 @@ func TestExtRequest_extraAttribute(t *testing.T) {
 // TestExtRequest_truncated: a client that leaves in the middle of an
 // extension request gets status=1 (if anything) and the server goes on.
 func TestExtRequest_truncated(t *testing.T) {
-	path := startExtServer(t, &Server{})
+	path := startServer(t, &Server{})
 	nc, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +211,7 @@ func TestExtRequest_truncated(t *testing.T) {
 		t.Errorf("reply to a truncated request = %v, %v; want status=1", l, err)
 	}
 	nc.Close()
-	if _, err := dialExt(t, path).ServerStats(); err != nil {
+	if _, err := dialServer(t, path).ServerStats(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -221,7 +220,7 @@ func TestExtRequest_truncated(t *testing.T) {
 // than the socket buffers and does not read it stalls only itself.
 func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 	srv := &Server{TTLLimit: time.Hour}
-	path := startExtServer(t, srv)
+	path := startServer(t, srv)
 	big := strings.Repeat("p", 4096)
 	for i := 0; i < 2000; i++ {
 		srv.Cache.SaveDest(destA, big+string(rune('a'+i%26))+strings.Repeat("x", i), endpA, time.Hour)
@@ -240,7 +239,7 @@ func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 	if _, err := stalled.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	c := dialExt(t, path)
+	c := dialServer(t, path)
 	peer := fdtest.NewTCPPeer(t)
 	if st, err := c.SaveEndp(1, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
 		t.Fatalf("SaveEndp while a dump is stalled = %d, %v", st, err)
@@ -273,7 +272,7 @@ func fakePostfix(t *testing.T) string {
 }
 
 func TestExt_postfixAnswersStatusBad(t *testing.T) {
-	c := dialExt(t, fakePostfix(t))
+	c := dialServer(t, fakePostfix(t))
 	if _, err := c.ServerStats(); !errors.Is(err, ErrNoExtensions) {
 		t.Errorf("ServerStats = %v, want ErrNoExtensions", err)
 	}

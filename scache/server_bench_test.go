@@ -1,11 +1,7 @@
 package scache
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,22 +49,8 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 		c.SaveDest(benchDestLabel(i), benchDestProp, benchEndpLabel(i), time.Hour)
 		c.SaveEndp(benchEndpLabel(i), benchEndpProp, fakeFDBase+i, time.Hour)
 	}
-	srv := &Server{Cache: c, StatusUpdateTime: -1}
-	l, err := net.Listen("unix", filepath.Join(b.TempDir(), "scache"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) {
-			b.Errorf("shutdown: %v", err)
-		}
-		<-served
-		c.Close()
-	})
+	path := startServer(b, &Server{Cache: c, StatusUpdateTime: -1})
+	b.Cleanup(func() { c.Close() }) // after the server's shutdown: cleanups run last first
 
 	// Each client's own session: a socketpair end, the peer kept open so
 	// that the connection is alive.
@@ -79,10 +61,7 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 	}
 	cls := make([]client, clients)
 	for i := range cls {
-		cl, err := Dial(b.Context(), l.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
+		cl := dialServer(b, path)
 		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			b.Fatal(err)
@@ -96,10 +75,7 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 			b.Fatalf("save_endp: %d, %v", st, err)
 		}
 		unix.Close(sp[0])
-		b.Cleanup(func() {
-			cl.Close()
-			unix.Close(sp[1])
-		})
+		b.Cleanup(func() { unix.Close(sp[1]) })
 	}
 
 	b.ReportAllocs()
