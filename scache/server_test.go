@@ -274,22 +274,33 @@ func TestServer_shutdownTwice(t *testing.T) {
 	}
 }
 
-func TestServer_closeTwice(t *testing.T) {
-	srv := &scache.Server{}
+// serveInFlight serves srv on a fresh socket and connects a raw client
+// that has sent the first half of a find_endp request, so that a request
+// is in progress. It returns the client (closed when the test ends), the
+// socket path and what Serve returns.
+func serveInFlight(t *testing.T, srv *scache.Server) (raw net.Conn, path string, served <-chan error) {
+	t.Helper()
 	l, err := net.Listen("unix", t.TempDir()+"/s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	raw, err := net.Dial("unix", l.Addr().String())
+	path = l.Addr().String()
+	raw, err = net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	t.Cleanup(func() { raw.Close() })
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	mustRead(t, raw, scachetest.Announcement)
-	mustWrite(t, raw, "request\x00find_endp\x00lab") // in flight
+	mustWrite(t, raw, "request\x00find_endp\x00lab")
+	return raw, path, done
+}
+
+func TestServer_closeTwice(t *testing.T) {
+	srv := &scache.Server{}
+	raw, _, done := serveInFlight(t, srv)
 	if err := srv.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
@@ -308,20 +319,7 @@ func TestServer_closeTwice(t *testing.T) {
 func TestServer_shutdownWaits(t *testing.T) {
 	busy := make(chan bool, 4)
 	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
-	l, err := net.Listen("unix", t.TempDir()+"/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := l.Addr().String()
-	go srv.Serve(l)
-	raw, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	mustRead(t, raw, scachetest.Announcement)
-	mustWrite(t, raw, "request\x00find_endp\x00lab")
+	raw, path, _ := serveInFlight(t, srv)
 	<-busy // the request is in progress
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(context.Background()) }()
@@ -349,19 +347,7 @@ func TestServer_shutdownWaits(t *testing.T) {
 func TestServer_shutdownContext(t *testing.T) {
 	busy := make(chan bool, 4)
 	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
-	l, err := net.Listen("unix", t.TempDir()+"/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	raw, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	mustRead(t, raw, scachetest.Announcement)
-	mustWrite(t, raw, "request\x00find_endp\x00lab")
+	raw, _, _ := serveInFlight(t, srv)
 	<-busy
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
