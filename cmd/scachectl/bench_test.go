@@ -29,23 +29,23 @@ import (
 func startBenchFloor(t *testing.T, status bool) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "floor")
+	// Socket and status pipe exist before serving starts: no connect is
+	// refused and descriptor counts taken from now on are stable.
+	l, fs, release, err := newFloorPath(path, status)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveFloorPath(ctx, path, status, io.Discard) }()
+	go func() { done <- serveFloorOn(ctx, l, fs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("floor: %v", err)
 		}
+		release()
 	})
-	for range 500 { // the socket appears once the floor listens
-		if _, err := os.Stat(path); err == nil {
-			return path
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("floor socket %s did not appear", path)
-	return ""
+	return path
 }
 
 func startBenchGoscache(t *testing.T) string {

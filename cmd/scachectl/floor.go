@@ -47,42 +47,63 @@ type floorServer struct {
 // done. With status set, the floor writes 12-byte status records to a pipe
 // that a goroutine drains; under master(8) use serveFloorMaster instead.
 func serveFloorPath(ctx context.Context, path string, status bool, stderr io.Writer) error {
-	os.Remove(path)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, fs, done, err := newFloorPath(path, status)
 	if err != nil {
-		return fmt.Errorf("bench: floor: %w", err)
+		return err
 	}
-	defer os.Remove(path)
-	os.Chmod(path, 0o666)
-	fs := &floorServer{}
-	if status {
-		r, w, err := os.Pipe()
-		if err != nil {
-			l.Close()
-			return fmt.Errorf("bench: floor: %w", err)
-		}
-		defer r.Close()
-		defer w.Close()
-		go io.Copy(io.Discard, r)
-		var mu sync.Mutex
-		pid := int32(os.Getpid())
-		fs.notify = func(busy bool) {
-			avail := int32(mastercompat.StatusAvail)
-			if busy {
-				avail = mastercompat.StatusTaken
-			}
-			rec := mastercompat.AppendRecord(make([]byte, 0, mastercompat.RecordSize), pid, 1, avail)
-			mu.Lock()
-			w.Write(rec)
-			mu.Unlock()
-		}
-	}
+	defer done()
 	fmt.Fprintf(stderr, "floor: serving %s\n", path)
+	return serveFloorOn(ctx, l, fs)
+}
+
+// newFloorPath creates the floor's socket at path, open to every user, and
+// the floor server (with its status pipe when status is set). Clients may
+// connect as soon as it returns; done releases the socket and the pipe.
+func newFloorPath(path string, status bool) (l *net.UnixListener, fs *floorServer, done func(), err error) {
+	os.Remove(path)
+	l, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bench: floor: %w", err)
+	}
+	os.Chmod(path, 0o666)
+	fs = &floorServer{}
+	done = func() { os.Remove(path) }
+	if !status {
+		return l, fs, done, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		l.Close()
+		done()
+		return nil, nil, nil, fmt.Errorf("bench: floor: %w", err)
+	}
+	go io.Copy(io.Discard, r)
+	var mu sync.Mutex
+	pid := int32(os.Getpid())
+	fs.notify = func(busy bool) {
+		avail := int32(mastercompat.StatusAvail)
+		if busy {
+			avail = mastercompat.StatusTaken
+		}
+		rec := mastercompat.AppendRecord(make([]byte, 0, mastercompat.RecordSize), pid, 1, avail)
+		mu.Lock()
+		w.Write(rec)
+		mu.Unlock()
+	}
+	return l, fs, func() {
+		w.Close()
+		r.Close()
+		os.Remove(path)
+	}, nil
+}
+
+// serveFloorOn serves fs on l until ctx is done.
+func serveFloorOn(ctx context.Context, l *net.UnixListener, fs *floorServer) error {
 	go func() {
 		<-ctx.Done()
 		l.Close()
 	}()
-	err = fs.serve(l)
+	err := fs.serve(l)
 	if ctx.Err() != nil {
 		return nil
 	}
