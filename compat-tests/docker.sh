@@ -43,15 +43,24 @@ need() {
 	command -v "$1" >/dev/null 2>&1 && return 0
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		log "installing $2"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-		return 0
+		# A fresh machine may have no package lists yet: update once, then install.
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 || {
+			apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+		}
+		command -v "$1" >/dev/null 2>&1 && return 0
+		log "$1 is still missing after installing $2"
+		exit 1
 	fi
 	log "$1 is missing (install $2)"
 	exit 1
 }
 
 engine() {
+	# The client alone is not enough: an image may ship docker without
+	# dockerd. Debian's docker.io brings both (and containerd, runc).
 	need docker docker.io
+	need dockerd docker.io
 	docker info >/dev/null 2>&1 && return 0
 	if [ "$(id -u)" != 0 ]; then
 		log "no Docker engine is running (start one, or run as root)"
