@@ -7,7 +7,7 @@ import (
 )
 
 // TestDeps keeps attr free of everything but the standard library
-// (../shared/STYLE.md §1).
+// (docs/contributing.md, "Layout and boundaries").
 func TestDeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")

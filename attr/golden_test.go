@@ -19,7 +19,7 @@ import (
 
 var (
 	update = flag.Bool("update", false, "regenerate testdata/golden from the strace transcript")
-	strace = flag.String("strace", "../../shared/golden/smtp-scache-trace.full.strace", "strace transcript read by -update")
+	strace = flag.String("strace", "testdata/trace/smtp-scache-trace.full.strace", "strace transcript read by -update")
 )
 
 const goldenDir = "testdata/golden"

@@ -9,7 +9,7 @@ import (
 
 // TestParseUint32 pins the integer syntax to glibc's sscanf("%u%c") (checked
 // with a throwaway C program on Debian 12) and to what the real scache does
-// with a ttl (../shared/spec/OBSERVED.md): the value is then read as a C
+// with a ttl (docs/spec/OBSERVED.md): the value is then read as a C
 // int and rejected when <= 0.
 func TestParseUint32(t *testing.T) {
 	tests := []struct {
