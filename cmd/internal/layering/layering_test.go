@@ -1,0 +1,96 @@
+package layering
+
+import (
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/goscache/goscache"
+
+// allowed lists, for every package of the module, the module packages and
+// the third-party modules it may depend on, directly or not (go list -deps,
+// test files excluded). A package missing from this table fails the test:
+// a new package states its place in the graph when it is added.
+var allowed = map[string][]string{
+	"attr":                  {},
+	"mastercompat":          {"golang.org/x/sys"},
+	"scache":                {"attr", "golang.org/x/sys"},
+	"scache/fdtest":         {"golang.org/x/sys"},
+	"scache/scachetest":     {"scache", "attr", "golang.org/x/sys"},
+	"cmd/goscache":          {"mastercompat", "scache", "attr", "golang.org/x/sys"},
+	"cmd/goscache-demo":     {"scache", "attr", "golang.org/x/sys"},
+	"cmd/scachectl":         {"scache", "attr", "mastercompat", "golang.org/x/sys"},
+	"cmd/benchplot":         {},
+	"cmd/internal/layering": {},
+	"compat-tests":          {"*"},
+	"compat-tests/pfx":      {"*"},
+	"compat-tests/sink":     {"*"},
+}
+
+// TestLayering fails when a package depends on a module package or a
+// third-party module that its row in allowed does not name.
+func TestLayering(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not in PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-f", "{{.ImportPath}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+		t.Run(rel, func(t *testing.T) {
+			ok, known := allowed[rel]
+			if !known {
+				t.Fatalf("%s is not in the layering table: add its row (and to docs/architecture.md)", rel)
+			}
+			if len(ok) == 1 && ok[0] == "*" {
+				return
+			}
+			for _, dep := range deps(t, goTool, pkg) {
+				if !permitted(dep, ok) {
+					t.Errorf("%s depends on %s, which its row does not allow", rel, dep)
+				}
+			}
+		})
+	}
+}
+
+// deps returns the non-standard packages pkg depends on, itself excluded.
+func deps(t *testing.T, goTool, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command(goTool, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	var ds []string
+	for _, d := range strings.Fields(string(out)) {
+		if d != pkg {
+			ds = append(ds, d)
+		}
+	}
+	sort.Strings(ds)
+	return ds
+}
+
+// permitted reports whether dep is named by ok: a module package by its
+// path relative to the module, a third-party package by a module prefix.
+func permitted(dep string, ok []string) bool {
+	if rel, in := strings.CutPrefix(dep, module+"/"); in {
+		for _, a := range ok {
+			if rel == a {
+				return true
+			}
+		}
+		return false
+	}
+	for _, a := range ok {
+		if dep == a || strings.HasPrefix(dep, a+"/") {
+			return true
+		}
+	}
+	return false
+}
