@@ -36,6 +36,11 @@ func ParseUint64(s string) (uint64, error) {
 	return v, nil
 }
 
+// parseUlong is strtoul(s, &end, 10) with the whole of s consumed, as
+// sscanf("%lu%c") accepts it. mastercompat has a strtol of its own
+// (strtoLong, for main.cf values): the layering keeps the two packages
+// apart (neither may import the other), and the two differ in sign and
+// range handling, so each keeps its scanner.
 func parseUlong[T string | []byte](s T) (uint64, bool) {
 	i := 0
 	for i < len(s) && isCSpace(s[i]) {

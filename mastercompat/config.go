@@ -657,7 +657,9 @@ func allDigits(s string) bool {
 
 // strtoLong is strtol(s, &end, 10) for a 64-bit long: leading white space
 // (C isspace) and a sign are accepted; end is 0 when there are no digits;
-// rangeErr reports ERANGE (n is then clamped).
+// rangeErr reports ERANGE (n is then clamped). attr has the unsigned
+// counterpart for the wire (parseUlong); mastercompat may not import attr,
+// and the two differ in sign and range handling, so each keeps its own.
 func strtoLong(s string) (n int64, end int, rangeErr bool) {
 	i := 0
 	for i < len(s) && strings.IndexByte(spaceChars, s[i]) >= 0 {
