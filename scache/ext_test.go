@@ -254,33 +254,6 @@ func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 	}
 }
 
-// fakePostfix answers every request with status=1 and nothing else, as
-// Postfix's scache answers a request name it does not know.
-func fakePostfix(t *testing.T) string {
-	t.Helper()
-	return fdtest.ServeUnix(t, func(nc net.Conn) {
-		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
-		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
-		enc.Encode(announcement)
-		for {
-			if _, err := dec.Decode(); err != nil {
-				return
-			}
-			enc.Encode(replyStatusBad)
-		}
-	})
-}
-
-func TestExt_postfixAnswersStatusBad(t *testing.T) {
-	c := dialServer(t, fakePostfix(t))
-	if _, err := c.ServerStats(); !errors.Is(err, ErrNoExtensions) {
-		t.Errorf("ServerStats = %v, want ErrNoExtensions", err)
-	}
-	if _, err := c.Dump(); !errors.Is(err, ErrNoExtensions) {
-		t.Errorf("Dump = %v, want ErrNoExtensions", err)
-	}
-}
-
 func TestPeerAddr(t *testing.T) {
 	peer := fdtest.NewTCPPeer(t)
 	if got, want := PeerAddr(peer.Dial(t)), peer.Addr(); got != want {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
@@ -301,38 +299,11 @@ func (n *notifyWriter) Write(p []byte) (int, error) {
 	return n.w.Write(p)
 }
 
-// fakePostfix listens on a socket and answers every request with status=1,
-// the way Postfix's scache answers a request name it does not know (and
-// here every other request too, with the properties of Postfix's BAD
-// replies to finds).
-func fakePostfix(t *testing.T) string {
-	t.Helper()
-	return fdtest.ServeUnix(t, func(nc net.Conn) {
-		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
-		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
-		enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
-		for {
-			l, err := dec.Decode()
-			if err != nil {
-				return
-			}
-			reply := attr.List{attr.Str("status", "1")}
-			switch req, _ := l.Get("request"); req {
-			case "find_endp":
-				reply = append(reply, attr.Str("property", ""))
-			case "find_dest":
-				reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
-			}
-			enc.Encode(reply)
-		}
-	})
-}
-
 // TestNoExtensions: against a server that rejects the extension requests,
 // stats and dump say so, show what they can and exit 3; find-dest refuses
 // to take a connection it could not give back.
 func TestNoExtensions(t *testing.T) {
-	sock := fakePostfix(t)
+	sock := scachetest.NoExtensions(t)
 	for _, tc := range []struct {
 		name string
 		args []string

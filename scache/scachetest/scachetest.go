@@ -5,6 +5,7 @@
 package scachetest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 )
 
 // Announcement is the 36-byte record a server writes on every new
@@ -92,4 +95,31 @@ func (s *Server) Raw(t testing.TB) *net.UnixConn {
 	}
 	nc.SetReadDeadline(time.Time{})
 	return nc.(*net.UnixConn)
+}
+
+// NoExtensions starts a server on a fresh socket that answers the way
+// Postfix's own scache answers a request it cannot serve: status=1, with
+// the empty properties of a failed find, and status=1 alone to anything
+// else, the extension requests included. It returns the socket's path.
+func NoExtensions(t testing.TB) string {
+	t.Helper()
+	return fdtest.ServeUnix(t, func(nc net.Conn) {
+		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
+		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
+		enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
+		for {
+			l, err := dec.Decode()
+			if err != nil {
+				return
+			}
+			reply := attr.List{attr.Str("status", "1")}
+			switch req, _ := l.Get("request"); req {
+			case scache.ReqFindEndp:
+				reply = append(reply, attr.Str("property", ""))
+			case scache.ReqFindDest:
+				reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
+			}
+			enc.Encode(reply)
+		}
+	})
 }

@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"mastercompat":          {"golang.org/x/sys"},
 	"scache":                {"attr", "golang.org/x/sys"},
 	"scache/fdtest":         {"golang.org/x/sys"},
-	"scache/scachetest":     {"scache", "attr", "golang.org/x/sys"},
+	"scache/scachetest":     {"scache", "scache/fdtest", "attr", "golang.org/x/sys"},
 	"cmd/goscache":          {"mastercompat", "scache", "attr", "golang.org/x/sys"},
 	"cmd/goscache-demo":     {"scache", "attr", "golang.org/x/sys"},
 	"cmd/scachectl":         {"scache", "attr", "mastercompat", "golang.org/x/sys"},
