@@ -63,6 +63,8 @@ func builtinDefaults() map[string]string {
 		"command_directory":                   "/usr/sbin",
 		"data_directory":                      "/var/lib/postfix",
 		"meta_directory":                      "/etc/postfix",
+		"compatibility_level":                 "0",
+		"smtputf8_enable":                     "${{$compatibility_level} <level {1} ? {no} : {yes}}",
 	}
 }
 
@@ -789,6 +791,9 @@ type Params struct {
 	MaxIdle             time.Duration // max_idle (min 1s)
 	IPCTimeout          time.Duration // ipc_timeout (min 1s)
 	DaemonTimeout       time.Duration // daemon_timeout (min 1s)
+	// SMTPUTF8Enable is smtputf8_enable, which Postfix copies into
+	// util_utf8_enable: log text then keeps UTF-8 (see [Printable]).
+	SMTPUTF8Enable bool
 }
 
 // Params reads the skeleton's parameters. Errors are [*FatalError]s.
@@ -816,5 +821,22 @@ func (c *Config) Params() (Params, error) {
 			return Params{}, err
 		}
 	}
+	if p.SMTPUTF8Enable, err = c.Bool("smtputf8_enable"); err != nil {
+		return Params{}, err
+	}
 	return p, nil
+}
+
+// Bool reads a boolean parameter as get_mail_conf_bool does: "yes" or
+// "no" in any case; anything else is fatal ("bad boolean configuration:
+// NAME = VALUE").
+func (c *Config) Bool(name string) (bool, error) {
+	v := c.Get(name)
+	switch {
+	case strings.EqualFold(v, "yes"):
+		return true, nil
+	case strings.EqualFold(v, "no"):
+		return false, nil
+	}
+	return false, fatalf("bad boolean configuration: %s = %s", name, v)
 }

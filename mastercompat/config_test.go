@@ -207,6 +207,38 @@ func TestConfig_Time(t *testing.T) {
 	}
 }
 
+func TestConfig_Bool(t *testing.T) {
+	tests := []struct {
+		name, mainCF string
+		want         bool
+		err          string
+	}{
+		{"default at level 0", "", false, ""},
+		{"default at level 3.6", "compatibility_level = 3.6", true, ""},
+		{"explicit no", "compatibility_level = 3.6\nsmtputf8_enable = No", false, ""},
+		{"explicit YES", "smtputf8_enable = YES", true, ""},
+		{"bad", "smtputf8_enable = maybe", false, "bad boolean configuration: smtputf8_enable = maybe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewConfig("/etc/postfix", "host")
+			if err := c.Load(strings.NewReader(tt.mainCF)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Bool("smtputf8_enable")
+			if tt.err != "" {
+				if fe, ok := errors.AsType[*FatalError](err); !ok || fe.Text != tt.err {
+					t.Fatalf("Bool error = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Bool = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestConfig_Params(t *testing.T) {
 	c := loadTestConfig(t)
 	c.Apply([]Override{{"max_idle", "30"}})
@@ -218,6 +250,7 @@ func TestConfig_Params(t *testing.T) {
 		QueueDirectory: "/var/spool/postfix", MailOwner: "postfix", SyslogName: "postfix-out",
 		SyslogFacility: "mail", MaillogFilePrefixes: "/var, /dev/stdout", PostlogServiceName: "postlog",
 		MyHostname: "mx1.example.net", MaxIdle: 30 * time.Second, IPCTimeout: 24 * time.Hour, DaemonTimeout: 7 * 24 * time.Hour,
+		SMTPUTF8Enable: true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Params mismatch (-want +got):\n%s", diff)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // LevelFatal is the slog level of Postfix's msg_fatal lines: they get the
@@ -32,13 +33,17 @@ type Sink interface {
 // message is the Postfix text; Warn, Error and LevelFatal records get the
 // prefixes "warning: ", "error: " and "fatal: ". Attributes are appended as
 // " key=value" only while the level is Debug or lower (Postfix's -v), so
-// normal logs carry exactly Postfix's text. Safe for concurrent use if the
-// Sink is.
+// normal logs carry exactly Postfix's text. The whole text, attributes
+// included, then goes through [Printable] as Postfix's msg_vprintf does,
+// so that client-supplied bytes (labels, properties, request names) can
+// neither forge a line nor put control characters into the log. Safe for
+// concurrent use if the Sink is.
 type Handler struct {
 	sink   Sink
 	level  slog.Leveler
 	attrs  string // preformatted " key=value" pairs from WithAttrs
 	prefix string // group prefix "g1.g2."
+	utf8   bool   // Printable keeps UTF-8 (smtputf8_enable)
 }
 
 // NewHandler returns a Handler writing to s. level may be a *slog.LevelVar
@@ -57,6 +62,15 @@ func NewStderrHandler(w io.Writer, tag string, pid int, level slog.Leveler) *Han
 	return NewHandler(&WriterSink{W: w, Tag: tag, PID: pid}, level)
 }
 
+// WithUTF8 returns a handler that keeps UTF-8 sequences in log text, as
+// Postfix does when smtputf8_enable is yes (util_utf8_enable); by default
+// every byte outside printable ASCII is logged as '?'.
+func (h *Handler) WithUTF8(enable bool) *Handler {
+	h2 := *h
+	h2.utf8 = enable
+	return &h2
+}
+
 // Enabled reports whether level is at or above the handler's level.
 func (h *Handler) Enabled(_ context.Context, level slog.Level) bool {
 	return level >= h.level.Level()
@@ -73,7 +87,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 			return true
 		})
 	}
-	text := b.String()
+	text := Printable(b.String(), h.utf8)
 	if len(text) > MaxText {
 		text = text[:MaxText]
 	}
@@ -121,10 +135,26 @@ func appendAttr(b *strings.Builder, prefix string, a slog.Attr) {
 		return
 	}
 	v := a.Value.String()
-	if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+	if needsQuote(v) {
 		v = strconv.Quote(v)
 	}
 	b.WriteString(" " + prefix + a.Key + "=" + v)
+}
+
+// needsQuote reports whether an attribute value must be quoted to stay one
+// token: it is empty or holds a space, a quote, '=', a control character,
+// DEL or invalid UTF-8. Quoting shows a newline as \n rather than as the
+// '?' that Printable would make of it.
+func needsQuote(v string) bool {
+	if v == "" {
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		if ch := v[i]; ch <= ' ' || ch == '"' || ch == '=' || ch == 0x7f {
+			return true
+		}
+	}
+	return !utf8.ValidString(v)
 }
 
 // SeverityPrefix returns Postfix's text prefix for level: "" for info and

@@ -152,7 +152,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		return fatal(err)
 	}
 	closers = append(closers, closer)
-	log = slog.New(mastercompat.NewHandler(sink, &level))
+	log = slog.New(mastercompat.NewHandler(sink, &level).WithUTF8(params.SMTPUTF8Enable))
 	log.Debug("daemon started")
 
 	if err := args.CheckStdin(o.stdinTTY()); err != nil {
