@@ -113,6 +113,9 @@ func (c *conn) serve() {
 		c.log.Debug("connection closed")
 	}()
 	c.log.Debug("connection established")
+	if !c.srv.checkPeer(c.nc) {
+		return
+	}
 	c.dr.timeout = c.srv.IPCTimeout
 	if err := c.enc.Encode(announcement); err != nil {
 		c.log.Debug("write announcement", "err", err)

@@ -47,6 +47,7 @@ const (
 	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
 	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
 	AttrEvictedDead     = "evicted_dead"     // sessions a find found closed or talking, and dropped
+	AttrRefused         = "refused_clients"  // connections refused by the peer check (Server.Peers)
 	AttrBindings        = "bindings"         // dump: number of binding records that follow
 	AttrDestination     = "destination"      // dump: destination label of a binding
 	AttrEndpoint        = "endpoint"         // dump: endpoint label of a binding or session
@@ -70,6 +71,9 @@ type ServerStats struct {
 	Size      Size      // the cache population now
 	Evictions Evictions // sessions and bindings that left the cache other than by a find
 	Clients   int       // connected clients, the asking one included
+	// Refused counts connections the peer check refused ([Server.Refused]);
+	// 0 from a server that does not report it.
+	Refused int64
 }
 
 // Dump is the reply to [ReqDump]: the cache contents at Time.
@@ -132,6 +136,7 @@ func (c *conn) extStats() {
 		attr.Long(AttrEvictedClosed, ev.Closed),
 		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
 		attr.Long(AttrEvictedDead, ev.Dead),
+		attr.Long(AttrRefused, s.refused.Load()),
 	})
 }
 
@@ -278,6 +283,7 @@ func (c *Client) ServerStats() (*ServerStats, error) {
 			Dead:            r.long(AttrEvictedDead),
 		},
 		Clients: r.int(AttrClients),
+		Refused: r.optLong(AttrRefused),
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -414,6 +420,15 @@ func (r *extReader) long(name string) int64 {
 		r.err = fmt.Errorf("%w: attribute %s=%q is not a number", ErrProtocol, name, v)
 	}
 	return n
+}
+
+// optLong is long for an attribute that older servers do not send: a
+// missing one reads as 0.
+func (r *extReader) optLong(name string) int64 {
+	if _, ok := r.l.Get(name); !ok {
+		return 0
+	}
+	return r.long(name)
 }
 
 func (r *extReader) int(name string) int {

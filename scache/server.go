@@ -70,6 +70,11 @@ type Server struct {
 	// ConnCount, if not nil, is called with the number of connected
 	// clients whenever it changes. Calls never overlap and come in order.
 	ConnCount func(n int)
+	// Peers, if not nil, admits only the local users it allows: each
+	// accepted connection is checked once, before the announcement, and a
+	// refused one is closed unanswered (see [PeerPolicy]). Nil checks
+	// nobody; the goscache daemon always sets it.
+	Peers *PeerPolicy
 
 	initOnce  sync.Once
 	logger    *slog.Logger
@@ -80,6 +85,8 @@ type Server struct {
 	tickStop  chan struct{}
 	tickDone  chan struct{}
 	tickStart sync.Once
+	refused   atomic.Int64 // connections refused by Peers
+	refusals  refusalLog
 
 	mu        sync.Mutex
 	closed    bool // Shutdown or Close called
@@ -124,6 +131,10 @@ func (s *Server) Stats() *Stats {
 	s.init()
 	return s.stats
 }
+
+// Refused returns the number of connections refused by Peers since the
+// server started.
+func (s *Server) Refused() int64 { return s.refused.Load() }
 
 // LogStatistics logs the "statistics: ..." lines of the current interval
 // at Info and starts a new interval, as scache(8) does every
