@@ -7,7 +7,12 @@
 //
 //	goscache -listen unix:/path/to/socket [-ttl-limit 2s]
 //	         [-status-update-time 600s] [-ipc-timeout 3600s]
-//	         [-max-sessions N] [-log stderr|PATH] [-v]
+//	         [-max-sessions N] [-socket-mode 0600] [-allow-group GROUP]
+//	         [-log stderr|PATH] [-v]
+//
+// Standalone, the socket is created 0600 and every client is checked with
+// SO_PEERCRED: root, the daemon's own user and members of -allow-group
+// only. SIGHUP, SIGINT and SIGTERM end it gracefully.
 package main
 
 import (

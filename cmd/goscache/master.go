@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"strconv"
 	"syscall"
 	"time"
@@ -209,6 +210,11 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		}
 		jail.Owner = &owner
 	}
+	// Looked up before chroot hides /etc/passwd and /etc/group.
+	peers, err := masterPeers(cfg, params, jail.Owner)
+	if err != nil {
+		return fatal(err)
+	}
 	if args.Chroot {
 		jail.Root = params.QueueDirectory
 	}
@@ -224,6 +230,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		TTLLimit:         ttlLimit,
 		StatusUpdateTime: statusTime,
 		IPCTimeout:       params.IPCTimeout,
+		Peers:            peers,
 		ConnCount:        idle.ConnCount,
 		Busy: func(busy bool) {
 			if busy {
@@ -291,6 +298,47 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	}
 	srv.Close()
 	return result
+}
+
+// allowGroupParam names the group whose members may use the service
+// besides root, the daemon's user and mail_owner (main.cf or -o).
+const allowGroupParam = "goscache_allow_group"
+
+// masterPeers builds the peer check of a master(8) child: root, the
+// process's own user (mail_owner after -u), mail_owner in any case, and the
+// members of goscache_allow_group. master's private/ directory already
+// keeps others out; this is defence in depth. owner is mail_owner when -u
+// looked it up already.
+func masterPeers(cfg *mastercompat.Config, params mastercompat.Params, owner *mastercompat.Owner) (*scache.PeerPolicy, error) {
+	p := &scache.PeerPolicy{}
+	if owner != nil {
+		p.UIDs = append(p.UIDs, owner.UID)
+	} else if u, err := user.Lookup(params.MailOwner); err == nil {
+		if uid, err := strconv.Atoi(u.Uid); err == nil {
+			p.UIDs = append(p.UIDs, uid)
+		}
+	}
+	if name := cfg.Get(allowGroupParam); name != "" {
+		gid, err := lookupGroup(name)
+		if err != nil {
+			return nil, &mastercompat.FatalError{Text: fmt.Sprintf("file %s/main.cf: parameter %s: unknown group name: %s", cfg.Dir, allowGroupParam, name), Err: err}
+		}
+		p.GIDs = append(p.GIDs, gid)
+	}
+	return p, nil
+}
+
+// lookupGroup resolves a group name to a gid; a decimal number is taken as
+// a gid as it is, as chown(1) takes it.
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if gid, nerr := strconv.ParseUint(name, 10, 31); nerr == nil {
+			return int(gid), nil
+		}
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // earlyLog picks the log sink used before main.cf is read.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,7 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// statistics), so no signal handler is installed here.
 		return runMaster(ctx, args, stderr)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP, SIGINT and SIGTERM all end a standalone daemon the same way:
+	// graceful shutdown, statistics logged, socket file removed.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runStandalone(ctx, args, stdout, stderr)
 }
@@ -73,6 +76,9 @@ type standaloneConfig struct {
 	keepDead         bool
 	log              string
 	verbose          bool
+	socketMode       os.FileMode // permissions of the socket file
+	allowGroup       string      // group that may use the socket, or ""
+	allowGID         int         // allowGroup resolved; -1 when none
 }
 
 func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error) {
@@ -87,6 +93,8 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: no limit)")
 	fs.StringVar(&cfg.log, "log", "stderr", "where to log: `stderr or a file name`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request (debug level)")
+	mode := fs.String("socket-mode", "0600", "permissions of the socket file, octal (0660 by default with -allow-group)")
+	fs.StringVar(&cfg.allowGroup, "allow-group", "", "`group` whose members may use the cache besides root and the daemon's user; the socket file gets this group")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s -listen unix:/path/to/socket [flags]\n", fs.Name())
 		fs.PrintDefaults()
@@ -113,6 +121,22 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	if cfg.maxSessions < 0 {
 		return nil, fmt.Errorf("-max-sessions %d: must not be negative", cfg.maxSessions)
 	}
+	modeSet := false
+	fs.Visit(func(f *flag.Flag) { modeSet = modeSet || f.Name == "socket-mode" })
+	if !modeSet && cfg.allowGroup != "" {
+		*mode = "0660"
+	}
+	m, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || m > 0o777 {
+		return nil, fmt.Errorf("-socket-mode %q: want octal permissions such as 0600", *mode)
+	}
+	cfg.socketMode = os.FileMode(m)
+	cfg.allowGID = -1
+	if cfg.allowGroup != "" {
+		if cfg.allowGID, err = lookupGroup(cfg.allowGroup); err != nil {
+			return nil, fmt.Errorf("-allow-group %s: %w", cfg.allowGroup, err)
+		}
+	}
 	return &cfg, nil
 }
 
@@ -137,11 +161,16 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	logger := newLogger(logw, cfg.verbose)
 
-	l, err := listen(cfg.listen)
+	l, err := listen(cfg.listen, cfg.socketMode, cfg.allowGID)
 	if err != nil {
 		return err
 	}
+	peers := &scache.PeerPolicy{}
+	if cfg.allowGID >= 0 {
+		peers.GIDs = []int{cfg.allowGID}
+	}
 	srv := &scache.Server{
+		Peers:            peers,
 		Logger:           logger,
 		TTLLimit:         cfg.ttlLimit,
 		StatusUpdateTime: cfg.statusUpdateTime,
@@ -180,8 +209,11 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 
 // listen opens the socket named by addr ("unix:/path"). A stale socket
 // file, one nobody accepts on, is removed first; a live one is an error.
-// The socket is made world-writable (0666), as master(8) makes it.
-func listen(addr string) (net.Listener, error) {
+// The socket file is created with no permission beyond the owner's (the
+// umask is tightened around bind), then given mode and, when gid is not
+// -1, that group. Standalone, nothing else keeps other users out: master(8)
+// makes its sockets 0666, but inside the 0700 private/ directory.
+func listen(addr string, mode os.FileMode, gid int) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok || path == "" {
 		return nil, fmt.Errorf("-listen %q: want unix:/path/to/socket", addr)
@@ -198,11 +230,19 @@ func listen(addr string) (net.Listener, error) {
 			return nil, err
 		}
 	}
+	old := syscall.Umask(0o177)
 	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o666); err != nil {
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
 		return nil, err
 	}

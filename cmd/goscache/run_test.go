@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +57,9 @@ func TestParseStandalone_errors(t *testing.T) {
 		{"negative max", []string{"-listen", "unix:/x", "-max-sessions", "-1"}, "must not be negative"},
 		{"extra arg", []string{"-listen", "unix:/x", "junk"}, "unexpected argument: junk"},
 		{"unknown flag", []string{"-frob"}, "flag provided but not defined"},
+		{"mode not octal", []string{"-listen", "unix:/x", "-socket-mode", "0689"}, "want octal permissions"},
+		{"mode too wide", []string{"-listen", "unix:/x", "-socket-mode", "01777"}, "want octal permissions"},
+		{"unknown group", []string{"-listen", "unix:/x", "-allow-group", "no-such-group-goscache"}, "-allow-group no-such-group-goscache"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,9 +72,72 @@ func TestParseStandalone_errors(t *testing.T) {
 	}
 }
 
+func TestParseStandalone_socket(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		mode os.FileMode
+		gid  int
+	}{
+		{"default", nil, 0o600, -1},
+		{"wider mode", []string{"-socket-mode", "0666"}, 0o666, -1},
+		{"group widens the default", []string{"-allow-group", "4242"}, 0o660, 4242},
+		{"group and explicit mode", []string{"-allow-group", "4242", "-socket-mode", "0640"}, 0o640, 4242},
+		{"group by name", []string{"-allow-group", "root"}, 0o660, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseStandalone(append([]string{"goscache", "-listen", "unix:/x"}, tt.args...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.socketMode != tt.mode || cfg.allowGID != tt.gid {
+				t.Errorf("mode %v gid %d, want %v %d", cfg.socketMode, cfg.allowGID, tt.mode, tt.gid)
+			}
+		})
+	}
+}
+
+// TestListen_mode checks the socket file's permissions and group as
+// created, before anyone could connect.
+func TestListen_mode(t *testing.T) {
+	tests := []struct {
+		name string
+		mode os.FileMode
+		gid  int
+	}{
+		{"owner only", 0o600, -1},
+		{"group", 0o660, 4242},
+		{"everyone", 0o666, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.gid >= 0 && os.Geteuid() != 0 {
+				t.Skip("chown to another group needs root")
+			}
+			path := filepath.Join(t.TempDir(), "sock")
+			l, err := listen("unix:"+path, tt.mode, tt.gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != tt.mode {
+				t.Errorf("socket mode %v, want %v", perm, tt.mode)
+			}
+			if gid := int(fi.Sys().(*syscall.Stat_t).Gid); tt.gid >= 0 && gid != tt.gid {
+				t.Errorf("socket group %d, want %d", gid, tt.gid)
+			}
+		})
+	}
+}
+
 func TestListen_badAddress(t *testing.T) {
 	for _, addr := range []string{"/tmp/x", "tcp:127.0.0.1:1", "unix:"} {
-		if l, err := listen(addr); err == nil {
+		if l, err := listen(addr, 0o600, -1); err == nil {
 			l.Close()
 			t.Errorf("listen(%q) succeeded", addr)
 		}
@@ -81,7 +149,7 @@ func TestListen_notASocket(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := listen("unix:" + path); err == nil {
+	if l, err := listen("unix:"+path, 0o600, -1); err == nil {
 		l.Close()
 		t.Fatal("listen over a regular file succeeded")
 	}
@@ -89,12 +157,12 @@ func TestListen_notASocket(t *testing.T) {
 
 func TestListen_liveSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sock")
-	l, err := listen("unix:" + path)
+	l, err := listen("unix:"+path, 0o600, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if l2, err := listen("unix:" + path); err == nil {
+	if l2, err := listen("unix:"+path, 0o600, -1); err == nil {
 		l2.Close()
 		t.Fatal("second listen on a live socket succeeded")
 	}
@@ -135,8 +203,8 @@ func TestRun_standalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm != 0o666 {
-		t.Errorf("socket mode %v, want 0666", perm)
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("socket mode %v, want 0600", perm)
 	}
 	fd, _, _, status, err := c.FindDest("smtp\nexample.com\n")
 	if err != nil || status != scache.StatusFail || fd != -1 {
