@@ -48,6 +48,11 @@ func recvFD(uc *net.UnixConn) (int, error) {
 	case perr != nil:
 		closeAll(fds)
 		return -1, perr
+	case flags&unix.MSG_CTRUNC != 0 && len(fds) < maxRecvFDs:
+		// The buffer had room: the kernel could not install a descriptor
+		// in this process, which is almost always the descriptor limit.
+		closeAll(fds)
+		return -1, lostDescriptor()
 	case flags&unix.MSG_CTRUNC != 0:
 		closeAll(fds)
 		return -1, fmt.Errorf("%w (control data truncated)", ErrTooManyDescriptors)
@@ -59,6 +64,21 @@ func recvFD(uc *net.UnixConn) (int, error) {
 		return -1, ErrNoDescriptor
 	}
 	return fds[0], nil
+}
+
+// lostDescriptor explains a descriptor the kernel dropped on receipt
+// (MSG_CTRUNC with room to spare): it tries to open a descriptor itself,
+// and returns that errno (EMFILE, the process limit, or ENFILE, the
+// system's) wrapped in ErrDescriptorDropped; when that works, the cause is
+// unknown (a security module, or a limit that passed) and
+// ErrDescriptorDropped comes alone. Called on failure paths only.
+func lostDescriptor() error {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDescriptorDropped, err)
+	}
+	unix.Close(fd)
+	return ErrDescriptorDropped
 }
 
 // parseRights returns every descriptor carried by SCM_RIGHTS messages in

@@ -55,6 +55,11 @@ var (
 	// one descriptor, or the kernel truncated its control data
 	// (MSG_CTRUNC). Every descriptor received was closed.
 	ErrTooManyDescriptors = errors.New("scache: more than one descriptor received")
+	// ErrDescriptorDropped means a descriptor was sent but the kernel did
+	// not install it in this process, usually because the process is out
+	// of descriptors; the error then also wraps syscall.EMFILE (or
+	// ENFILE, when the whole system is).
+	ErrDescriptorDropped = errors.New("scache: descriptor dropped on receipt")
 	// ErrBuffered means input was already buffered where a descriptor was
 	// due, so the byte carrying it may have been read as data.
 	ErrBuffered = errors.New("scache: data buffered before a descriptor")

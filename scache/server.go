@@ -58,8 +58,18 @@ type Server struct {
 	// for a descriptor (ipc_timeout); 0 means DefaultIPCTimeout. There is
 	// no deadline while a client sits idle between requests.
 	IPCTimeout time.Duration
-	// MaxSessions is passed to the Cache the Server creates (0: unlimited).
+	// MaxSessions bounds the Cache the Server creates: beyond it a save
+	// evicts the oldest cached session (counted in Evictions.Limit). 0
+	// means the share of RLIMIT_NOFILE that [DescriptorBudget] leaves to
+	// cached sessions, so that the server never runs out of descriptors
+	// for its clients; a negative value means no limit.
 	MaxSessions int
+	// MaxConns bounds the client connections served at once: beyond it
+	// new clients wait in the listen backlog until one leaves (stalled
+	// clients still leave after IPCTimeout). 0 means the share of
+	// RLIMIT_NOFILE that [DescriptorBudget] gives to clients; a negative
+	// value means no limit.
+	MaxConns int
 	// KeepDead is passed to the Cache the Server creates: true hands out
 	// cached connections whose peer has gone, as Postfix's scache does.
 	KeepDead bool
@@ -85,7 +95,10 @@ type Server struct {
 	tickStop  chan struct{}
 	tickDone  chan struct{}
 	tickStart sync.Once
-	refused   atomic.Int64 // connections refused by Peers
+	slots     chan struct{} // one per client served, MaxConns of them; nil: no limit
+	closing   chan struct{} // closed when Shutdown or Close begins
+	onFull    func()        // test hook: Serve found every slot taken
+	refused   atomic.Int64  // connections refused by Peers
 	refusals  refusalLog
 
 	mu        sync.Mutex
@@ -112,8 +125,21 @@ func (s *Server) init() {
 		if s.IPCTimeout <= 0 {
 			s.IPCTimeout = DefaultIPCTimeout
 		}
+		if s.MaxConns == 0 || s.MaxSessions == 0 {
+			conns, sessions := DescriptorBudget(noFileLimit())
+			if s.MaxConns == 0 {
+				s.MaxConns = conns
+			}
+			if s.MaxSessions == 0 {
+				s.MaxSessions = sessions
+			}
+		}
+		if s.MaxConns > 0 {
+			s.slots = make(chan struct{}, s.MaxConns)
+		}
+		s.closing = make(chan struct{})
 		if s.Cache == nil {
-			s.Cache = NewCache(CacheOptions{MaxSessions: s.MaxSessions, KeepDead: s.KeepDead, Logger: s.Logger})
+			s.Cache = NewCache(CacheOptions{MaxSessions: max(s.MaxSessions, 0), KeepDead: s.KeepDead, Logger: s.Logger})
 			s.ownCache = true
 		}
 		s.stats = NewStats(time.Now())
@@ -165,8 +191,12 @@ func (s *Server) Serve(l net.Listener) error {
 
 	var delay time.Duration
 	for {
+		if !s.takeSlot() {
+			return ErrServerClosed
+		}
 		nc, err := l.Accept()
 		if err != nil {
+			s.releaseSlot()
 			if s.isClosed() {
 				return ErrServerClosed
 			}
@@ -186,11 +216,52 @@ func (s *Server) Serve(l net.Listener) error {
 		delay = 0
 		c := s.newConn(nc)
 		if !s.trackConn(c, true) {
+			s.releaseSlot()
 			nc.Close()
 			return ErrServerClosed
 		}
-		go c.serve()
+		go func() {
+			c.serve()
+			s.releaseSlot()
+		}()
 	}
+}
+
+// takeSlot waits until fewer than MaxConns clients are served and counts
+// one more. Meanwhile new clients wait in the listen backlog. It reports
+// false when the server closes first.
+func (s *Server) takeSlot() bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if s.onFull != nil {
+		s.onFull()
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.closing:
+		return false
+	}
+}
+
+// releaseSlot ends what takeSlot counted.
+func (s *Server) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+// Limits returns the effective client and session limits, the defaults
+// derived from RLIMIT_NOFILE filled in (negative: no limit).
+func (s *Server) Limits() (maxConns, maxSessions int) {
+	s.init()
+	return s.MaxConns, s.MaxSessions
 }
 
 // retryAccept reports whether an accept error is worth retrying.
@@ -321,6 +392,7 @@ func (s *Server) beginClose() (bool, error) {
 		return false, nil
 	}
 	s.closed = true
+	close(s.closing)
 	var errs []error
 	for l := range s.listeners {
 		if err := (*l).Close(); err != nil {

@@ -73,6 +73,7 @@ type standaloneConfig struct {
 	statusUpdateTime time.Duration
 	ipcTimeout       time.Duration
 	maxSessions      int
+	maxClients       int
 	keepDead         bool
 	log              string
 	verbose          bool
@@ -90,7 +91,8 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs.DurationVar(&cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged")
 	fs.DurationVar(&cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request")
 	fs.BoolVar(&cfg.keepDead, "keep-dead", false, "hand out cached connections whose peer has gone, as Postfix's scache does")
-	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: no limit)")
+	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: derived from RLIMIT_NOFILE, -1: no limit)")
+	fs.IntVar(&cfg.maxClients, "max-clients", 0, "most clients served at once; more wait in the listen backlog (0: derived from RLIMIT_NOFILE, -1: no limit)")
 	fs.StringVar(&cfg.log, "log", "stderr", "where to log: `stderr or a file name`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request (debug level)")
 	mode := fs.String("socket-mode", "0600", "permissions of the socket file, octal (0660 by default with -allow-group)")
@@ -118,8 +120,11 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	if cfg.ipcTimeout <= 0 {
 		return nil, fmt.Errorf("-ipc-timeout %v: must be positive", cfg.ipcTimeout)
 	}
-	if cfg.maxSessions < 0 {
-		return nil, fmt.Errorf("-max-sessions %d: must not be negative", cfg.maxSessions)
+	if cfg.maxSessions < -1 {
+		return nil, fmt.Errorf("-max-sessions %d: must be -1 (no limit) or more", cfg.maxSessions)
+	}
+	if cfg.maxClients < -1 {
+		return nil, fmt.Errorf("-max-clients %d: must be -1 (no limit) or more", cfg.maxClients)
 	}
 	modeSet := false
 	fs.Visit(func(f *flag.Flag) { modeSet = modeSet || f.Name == "socket-mode" })
@@ -176,9 +181,12 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		StatusUpdateTime: cfg.statusUpdateTime,
 		IPCTimeout:       cfg.ipcTimeout,
 		MaxSessions:      cfg.maxSessions,
+		MaxConns:         cfg.maxClients,
 		KeepDead:         cfg.keepDead,
 	}
 	logger.Info("listening on " + cfg.listen)
+	clients, sessions := srv.Limits()
+	logger.Info(fmt.Sprintf("limits: %s clients served at once, %s connections cached", limitText(clients), limitText(sessions)))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 
@@ -195,6 +203,14 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	srv.LogStatistics()
 	logger.Info("stopped")
 	return err
+}
+
+// limitText shows a limit, negative meaning none.
+func limitText(n int) string {
+	if n < 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
 }
 
 // newLogger is the one place that picks the log format. The Postfix

@@ -86,7 +86,8 @@ func startServer(ttlLimit time.Duration) (string, func(), error) {
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("bench: %w", err)
 	}
-	srv := &scache.Server{TTLLimit: ttlLimit}
+	// No limits: the scale run measures what holding n connections costs.
+	srv := &scache.Server{TTLLimit: ttlLimit, MaxSessions: -1, MaxConns: -1}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
