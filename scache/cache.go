@@ -102,9 +102,9 @@ type SnapshotSession struct {
 type Cache struct {
 	log     *slog.Logger
 	max     int
-	closeFD func(fd int) error // unix.Close; replaced by tests only
-	alive   func(fd int) bool  // peekAlive, or nil to hand out dead sessions too
-	base    time.Time          // origin of the int64 clock below
+	closeFD func(fd int) error     // unix.Close; replaced by tests only
+	alive   func(fd int) peerState // peekAlive, or nil to hand out dead sessions too
+	base    time.Time              // origin of the int64 clock below
 
 	// dropping counts descriptors taken out of the cache under mu and
 	// being closed outside it, so that Close can wait for them: when Close
@@ -122,6 +122,8 @@ type Cache struct {
 	armedAt  int64 // the deadline the timer is armed for
 	closed   bool
 	evict    Evictions
+	// nonSockets counts handed-out descriptors that were not sockets.
+	nonSockets int64
 
 	// recentEndps holds the endpoint labels of recent SaveDest calls, as
 	// their bindings hold them, in a slot chosen by hash: each smtp(8)
@@ -359,7 +361,17 @@ func (c *Cache) takeSession(endpLabel string, dead *[]int) *entry {
 		}
 		e := h.first
 		c.removeSession(e)
-		if c.alive == nil || c.alive(e.fd()) {
+		if c.alive == nil {
+			return e
+		}
+		switch c.alive(e.fd()) {
+		case peerAlive:
+			return e
+		case peerNotSocket:
+			// Handed out all the same, as Postfix would; rare enough to
+			// be logged here, under the lock.
+			c.nonSockets++
+			c.log.Warn(fmt.Sprintf("endpoint %s: cached descriptor %d is not a socket", endpLabel, e.fd()))
 			return e
 		}
 		if *dead == nil {
@@ -387,9 +399,10 @@ func (c *Cache) dropDead(dead *[]int) {
 // nothing until spoken to; a 421 timeout reply or a FIN ends the session).
 // It peeks at one byte with MSG_PEEK|MSG_DONTWAIT, which consumes nothing
 // and leaves the descriptor's flags alone. A descriptor that is not a
-// socket, or a failure that says nothing about the peer, counts as alive:
-// then the session is handed out, as Postfix would.
-func peekAlive(fd int) bool {
+// socket (peerNotSocket: a client saved a pipe or a file), or a failure
+// that says nothing about the peer, counts as alive: then the session is
+// handed out, as Postfix would.
+func peekAlive(fd int) peerState {
 	// recvfrom(2) with no source address: unix.Recvfrom would allocate a
 	// 112-byte sockaddr buffer on every find.
 	var b [1]byte
@@ -400,14 +413,35 @@ func peekAlive(fd int) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return true // nothing to read: the peer is quiet
+			return peerAlive // nothing to read: the peer is quiet
 		case 0:
-			return false // end of file, or unsolicited data
+			return peerDead // end of file, or unsolicited data
 		case unix.ECONNRESET, unix.EPIPE, unix.ETIMEDOUT:
-			return false
+			return peerDead
+		case unix.ENOTSOCK:
+			return peerNotSocket
 		}
-		return true
+		return peerAlive
 	}
+}
+
+// peerState is what peekAlive found out about a cached descriptor.
+type peerState uint8
+
+const (
+	peerAlive     peerState = iota // usable, as far as can be told
+	peerDead                       // the peer closed or spoke
+	peerNotSocket                  // not a socket: handed out, but counted
+)
+
+// NonSockets returns how many cached descriptors that are not sockets
+// (pipes, files) finds have handed out since NewCache. The liveness check
+// finds them at no extra cost; with KeepDead there is no check, and they
+// are not counted.
+func (c *Cache) NonSockets() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nonSockets
 }
 
 // Size returns the current population (scache_multi_size).

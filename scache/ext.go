@@ -48,6 +48,7 @@ const (
 	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
 	AttrEvictedDead     = "evicted_dead"     // sessions a find found closed or talking, and dropped
 	AttrRefused         = "refused_clients"  // connections refused by the peer check (Server.Peers)
+	AttrNonSockets      = "non_sockets"      // cached descriptors handed out that were not sockets
 	AttrBindings        = "bindings"         // dump: number of binding records that follow
 	AttrDestination     = "destination"      // dump: destination label of a binding
 	AttrEndpoint        = "endpoint"         // dump: endpoint label of a binding or session
@@ -74,6 +75,10 @@ type ServerStats struct {
 	// Refused counts connections the peer check refused ([Server.Refused]);
 	// 0 from a server that does not report it.
 	Refused int64
+	// NonSockets counts cached descriptors that finds handed out although
+	// they were not sockets ([Cache.NonSockets]); 0 from a server that does
+	// not report it.
+	NonSockets int64
 }
 
 // Dump is the reply to [ReqDump]: the cache contents at Time.
@@ -137,6 +142,7 @@ func (c *conn) extStats() {
 		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
 		attr.Long(AttrEvictedDead, ev.Dead),
 		attr.Long(AttrRefused, s.refused.Load()),
+		attr.Long(AttrNonSockets, s.Cache.NonSockets()),
 	})
 }
 
@@ -282,8 +288,9 @@ func (c *Client) ServerStats() (*ServerStats, error) {
 			ExpiredBindings: r.long(AttrExpiredBindings),
 			Dead:            r.long(AttrEvictedDead),
 		},
-		Clients: r.int(AttrClients),
-		Refused: r.optLong(AttrRefused),
+		Clients:    r.int(AttrClients),
+		Refused:    r.optLong(AttrRefused),
+		NonSockets: r.optLong(AttrNonSockets),
 	}
 	if r.err != nil {
 		return nil, r.err
