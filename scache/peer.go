@@ -79,8 +79,9 @@ func (p *PeerPolicy) Allows(cred PeerCred, euid int) bool {
 // errNoCredentials means a connection cannot tell who is at the other end.
 var errNoCredentials = errors.New("scache: no peer credentials on this kind of connection")
 
-// peerCred asks the kernel for the credentials of nc's peer.
-func peerCred(nc net.Conn) (PeerCred, error) {
+// peerCred asks the kernel for the credentials of nc's peer; Groups is
+// set only when withGroups.
+func peerCred(nc net.Conn, withGroups bool) (PeerCred, error) {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
 		return PeerCred{}, errNoCredentials
@@ -102,6 +103,9 @@ func peerCred(nc net.Conn) (PeerCred, error) {
 		return PeerCred{}, uerr
 	}
 	cred := PeerCred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}
+	if !withGroups {
+		return cred, nil
+	}
 	cred.Groups = func() ([]int, error) {
 		var groups []int
 		var gerr error
@@ -144,18 +148,21 @@ func (s *Server) checkPeer(nc net.Conn) bool {
 	if p == nil {
 		return true
 	}
-	cred, err := peerCred(nc)
+	cred, err := peerCred(nc, len(p.GIDs) > 0)
 	if err == nil && p.Allows(cred, os.Geteuid()) {
 		return true
 	}
 	s.refused.Add(1)
-	if err != nil {
-		s.logger.Warn("refusing connection: cannot get peer credentials: " + errText(err))
-		return false
-	}
 	every := p.LogInterval
 	if every <= 0 {
 		every = DefaultRefusalLogInterval
+	}
+	if err != nil {
+		// Rate-limited as one user of its own.
+		if ok, _ := s.refusals.note(-1, time.Now(), every); ok {
+			s.logger.Warn("refusing connection: cannot get peer credentials: " + errText(err))
+		}
+		return false
 	}
 	if ok, suppressed := s.refusals.note(cred.UID, time.Now(), every); ok {
 		msg := fmt.Sprintf("refusing connection from uid %d (pid %d, gid %d): user not allowed to use this service", cred.UID, cred.PID, cred.GID)

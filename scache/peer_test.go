@@ -191,3 +191,35 @@ func TestServer_noPeerPolicy(t *testing.T) {
 		t.Errorf("client as uid 65534 without a policy: %s, want announced", got)
 	}
 }
+
+// TestServer_peerNoCredentials: with a policy, a connection that cannot
+// say who is at the other end (TCP here) is refused too.
+func TestServer_peerNoCredentials(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(fdtest.SyncBuffer)
+	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &scache.PeerPolicy{}}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	defer func() {
+		srv.Close()
+		<-done
+	}()
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := nc.Read(make([]byte, 64)); err != io.EOF {
+		t.Fatalf("read %d bytes, %v; want EOF before any byte", n, err)
+	}
+	if got := srv.Refused(); got != 1 {
+		t.Errorf("Refused() = %d, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "refusing connection: cannot get peer credentials") {
+		t.Errorf("refusal not logged:\n%s", logs.String())
+	}
+}
