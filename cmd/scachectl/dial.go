@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"syscall"
 	"time"
@@ -33,6 +34,8 @@ func socketError(path string, err error) error {
 		return fmt.Errorf("permission denied on %s: the cache socket is normally only reachable by root or the postfix user (run scachectl as one of them): %w", path, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("nothing is listening on %s (a stale socket of a stopped cache?): %w", path, err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%s closed the connection without announcing itself: goscache does that to users it does not admit (only root, its own user, mail_owner and -allow-group members): %w", path, err)
 	case errors.Is(err, syscall.ENOTSOCK):
 		return fmt.Errorf("%s is not a socket: %w", path, err)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -409,6 +410,7 @@ func TestSocketError(t *testing.T) {
 		{opErr(syscall.ECONNREFUSED), "nothing is listening on /s"},
 		{opErr(syscall.ENOTSOCK), "/s is not a socket"},
 		{context.DeadlineExceeded, "no answer from /s within the -timeout"},
+		{fmt.Errorf("scache: read announcement: %w", io.ErrUnexpectedEOF), "/s closed the connection without announcing itself: goscache does that to users it does not admit"},
 		{opErr(syscall.EIO), "connect to /s: dial unix: connect: input/output error"},
 	} {
 		if got := socketError("/s", tc.err).Error(); !strings.HasPrefix(got, tc.want) {
