@@ -212,7 +212,9 @@ func (c *conn) serveRequest() bool {
 		return c.reply(replyStatusBad) == nil
 	}
 	c.log.Debug("request", "request", req)
+	start := time.Now()
 	h(c)
+	c.srv.latency.observe(req, time.Since(start))
 	return !c.broken
 }
 

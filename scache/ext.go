@@ -79,6 +79,12 @@ type ServerStats struct {
 	// they were not sockets ([Cache.NonSockets]); 0 from a server that does
 	// not report it.
 	NonSockets int64
+	// LatencyBounds are the server's latency bucket bounds, nil when it
+	// reported no histograms (a goscache from before they were added).
+	LatencyBounds []time.Duration
+	// Latency holds the request latency histograms (see [RequestKinds]);
+	// their Buckets are nil when LatencyBounds is.
+	Latency Latency
 }
 
 // Dump is the reply to [ReqDump]: the cache contents at Time.
@@ -120,7 +126,7 @@ func (c *conn) extStats() {
 	s.mu.Lock()
 	clients := len(s.conns)
 	s.mu.Unlock()
-	c.reply(attr.List{
+	l := attr.List{
 		attr.Int(AttrStatus, StatusOK),
 		attr.Str(AttrServer, ServerName),
 		attr.Long(AttrTime, time.Now().UnixNano()),
@@ -143,7 +149,13 @@ func (c *conn) extStats() {
 		attr.Long(AttrEvictedDead, ev.Dead),
 		attr.Long(AttrRefused, s.refused.Load()),
 		attr.Long(AttrNonSockets, s.Cache.NonSockets()),
-	})
+	}
+	lat := s.latency.snapshot()
+	l = append(l, attr.Str(AttrLatencyBounds, formatBounds()))
+	for k, h := range lat.Requests {
+		l = append(l, attr.Str(AttrLatencyPrefix+RequestKinds[k], h.format()))
+	}
+	c.reply(l)
 }
 
 // extDump answers with a header record, one record per destination
@@ -295,7 +307,34 @@ func (c *Client) ServerStats() (*ServerStats, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if err := s.readLatency(l); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// readLatency fills the latency histograms from a goscache_stats reply.
+// They are optional: a goscache from before they were added sends none.
+func (s *ServerStats) readLatency(l attr.List) error {
+	v, ok := l.Get(AttrLatencyBounds)
+	if !ok {
+		return nil
+	}
+	bounds, err := parseBounds(v)
+	if err != nil {
+		return err
+	}
+	s.LatencyBounds = bounds
+	for k, req := range RequestKinds {
+		v, ok := l.Get(AttrLatencyPrefix + req)
+		if !ok {
+			continue
+		}
+		if s.Latency.Requests[k], err = parseHistogram(v, len(bounds)); err != nil {
+			return fmt.Errorf("%s%s: %w", AttrLatencyPrefix, req, err)
+		}
+	}
+	return nil
 }
 
 // Dump asks the server for its cache contents ([ReqDump]). It returns

@@ -89,6 +89,7 @@ type Server struct {
 	initOnce  sync.Once
 	logger    *slog.Logger
 	stats     *Stats
+	latency   latencies // latency.go: per request kind, lock-free
 	ownCache  bool
 	handlers  map[string]handler
 	connID    atomic.Uint64
