@@ -69,7 +69,17 @@ func (c *scacheConn) Stats() (*statsView, error) {
 		return nil, err
 	}
 	t := s.Totals
+	var lat *latencyView
+	if s.LatencyBounds != nil {
+		lat = &latencyView{Bounds: s.LatencyBounds}
+		for k, h := range s.Latency.Requests {
+			if h.Buckets != nil {
+				lat.Requests = append(lat.Requests, requestLatency{Request: scache.RequestKinds[k], Count: h.Count, Sum: h.Sum, Buckets: h.Buckets})
+			}
+		}
+	}
 	return &statsView{
+		Latency:       lat,
 		Server:        scache.ServerName,
 		Time:          s.Time,
 		Start:         t.Start,

@@ -47,6 +47,7 @@ func commands() []command {
 		saveEndpCommand(),
 		saveDestCommand(),
 		watchCommand(),
+		metricsCommand(),
 		benchCommand(),
 	}
 }

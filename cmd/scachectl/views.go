@@ -42,6 +42,25 @@ type statsView struct {
 	Cached        sizeView      `json:"cached"`
 	Peak          sizeView      `json:"peak"`
 	Evictions     evictionsView `json:"evictions"`
+	// Latency holds the request latency histograms for "scachectl metrics";
+	// nil when the server reported none (a goscache from before they were
+	// added). Not part of the JSON form.
+	Latency *latencyView `json:"-"`
+}
+
+// latencyView is the server's request latency histograms.
+type latencyView struct {
+	Bounds   []time.Duration // bucket upper bounds; a last, unbounded bucket follows
+	Requests []requestLatency
+}
+
+// requestLatency is one request kind's histogram; Buckets are per-bucket
+// counts (not cumulative), len(Bounds)+1 of them.
+type requestLatency struct {
+	Request string
+	Count   uint64
+	Sum     time.Duration
+	Buckets []uint64
 }
 
 // lookupsView holds the hit and miss counters since the server started,

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
+	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/common/expfmt"
+)
+
+// scrape gathers the collector's metrics for socket once, as the HTTP
+// handler does, checks them with promlint (the linter behind promtool
+// check metrics) and returns the text exposition format and what was logged.
+func scrape(t *testing.T, socket string) (text, stderr string) {
+	t.Helper()
+	var errb bytes.Buffer
+	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: socket, timeout: 5 * time.Second, dial: dialScache}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(e))
+	return gatherText(t, reg), errb.String()
+}
+
+func gatherText(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	var b bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+// normalizeMetrics replaces the values that change from run to run: times,
+// and the latency histograms' sums and buckets (their counts stay).
+func normalizeMetrics(s string) string {
+	for _, r := range []struct{ re, repl string }{
+		{`(?m)^(goscache_(start_time|uptime)_seconds) \S+$`, "$1 X"},
+		{`(?m)^(goscache_request_duration_seconds_(bucket|sum)\{[^}]*\}) \S+$`, "$1 X"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.repl)
+	}
+	return s
+}
+
+// TestMetrics_goscache: after a scripted run, every counter the exporter
+// shows is the one the requests made.
+func TestMetrics_goscache(t *testing.T) {
+	g := startGoscacheIdle(t)
+	sk := fdtest.NewTCPPeer(t)
+	cli := func(args ...string) {
+		t.Helper()
+		mustRun(t, append([]string{"-socket", g.path}, args...)...)
+		g.waitIdle()
+	}
+	endp := `smtp\n127.0.0.1\n` + sk.Port() + `\n1\n`
+	cli("save-dest", "-ttl", "60s", destLabel, endp)
+	cli("save-endp", "-ttl", "60s", sk.Addr())
+	cli("find-dest", destLabel)                          // hit; given back with a save_endp
+	cli("find-endp", `smtp\n127.0.0.9\n25\n1\n`)         // miss
+	cli("find-dest", "-take", `smtp\nnowhere.example\n`) // miss
+	text, stderr := scrape(t, g.path)
+	if stderr != "" {
+		t.Errorf("stderr: %s", stderr)
+	}
+	golden(t, "metrics.txt", normalizeMetrics(text))
+
+	// A second scrape counts the first one's goscache_stats request.
+	text, _ = scrape(t, g.path)
+	if !strings.Contains(text, `goscache_request_duration_seconds_count{request="goscache_stats"} 1`) {
+		t.Errorf("second scrape does not count the first one's request:\n%s", text)
+	}
+}
+
+// TestMetrics_postfix: against a peer without the extension requests the
+// exporter shows goscache_up with extensions="false" and no error.
+func TestMetrics_postfix(t *testing.T) {
+	text, stderr := scrape(t, scachetest.NoExtensions(t))
+	if stderr != "" {
+		t.Errorf("stderr: %s", stderr)
+	}
+	golden(t, "metrics_postfix.txt", text)
+}
+
+// TestMetrics_restart: a daemon that is down makes goscache_up 0 and
+// counts a scrape error; once a daemon listens on the socket again, the
+// next scrape reads it, with nothing to restart on the exporter's side.
+func TestMetrics_restart(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "scache")
+	var errb bytes.Buffer
+	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: socket, timeout: 5 * time.Second, dial: dialScache}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(e))
+
+	text := gatherText(t, reg)
+	for _, want := range []string{`goscache_up{extensions="",server=""} 0`, "goscache_scrape_errors_total 1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("daemon down: no %q in\n%s", want, text)
+		}
+	}
+	if !strings.Contains(errb.String(), "no cache socket at "+socket) {
+		t.Errorf("daemon down: stderr %q", errb.String())
+	}
+
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &scache.Server{StatusUpdateTime: -1}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	text = gatherText(t, reg)
+	for _, want := range []string{`goscache_up{extensions="true",server="goscache"} 1`, "goscache_scrape_errors_total 1", "goscache_clients 0"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("daemon back: no %q in\n%s", want, text)
+		}
+	}
+}
+
+// TestMetrics_serve runs "scachectl metrics" and scrapes it over HTTP.
+func TestMetrics_serve(t *testing.T) {
+	sock := startGoscache(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out bytes.Buffer
+	w := &notifyWriter{w: &out, first: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-socket", sock, "metrics", "-listen", "127.0.0.1:0"}, io.Discard, w)
+	}()
+	select {
+	case <-w.first:
+	case err := <-done:
+		t.Fatalf("metrics ended: %v: %s", err, out.String())
+	}
+	w.mu.Lock()
+	m := regexp.MustCompile(`on (http://\S+/metrics)\n`).FindStringSubmatch(out.String())
+	w.mu.Unlock()
+	if m == nil {
+		t.Fatalf("no URL in %q", out.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`goscache_up{extensions="true",server="goscache"} 1`)) {
+		t.Errorf("GET %s: %s\n%s", m[1], resp.Status, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("metrics after interrupt: %v", err)
+	}
+}
+
+func TestMetrics_usage(t *testing.T) {
+	r := runCLI(t, "-socket", "/nonexistent", "metrics", "-listen", "256.0.0.1:1")
+	if r.code != exitError || !strings.Contains(r.stderr, "scachectl: metrics: listen tcp") {
+		t.Errorf("bad -listen: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, "metrics", "extra")
+	if r.code != exitUsage {
+		t.Errorf("extra argument: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
