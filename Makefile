@@ -1,7 +1,8 @@
 # goscache: a drop-in replacement for Postfix's scache(8).
 #
 #   make demo    build, start goscache standalone, cache a real TCP connection, find it back
-#   make test    everything a merge needs: gofmt, go vet, go test -race, the compat suite
+#   make test    everything a merge needs: gofmt, go vet, go test -race, the package checks, the compat suite
+#   make deb     bin/goscache_<version>_<arch>.deb (cmd/goscache/deb/build.sh)
 #
 GO        ?= go
 FUZZTIME  ?= 30s
@@ -10,7 +11,7 @@ PKGS      := ./...
 DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test setup check fmt vet race unit cover fuzz bench install demo compat compat-docker bench-compare clean
+.PHONY: all build test setup check fmt vet race unit cover fuzz bench install demo compat compat-docker bench-compare clean deb deb-check man-check
 
 all: build
 
@@ -21,11 +22,34 @@ build:
 # suite against real Postfix, natively and in Docker. setup comes first so
 # that the unit tests which compare with the real Postfix binaries (postconf
 # defaults, the real scache's answers) run instead of skipping.
-test: setup check compat compat-docker
+test: setup check deb-check compat compat-docker
 
-# setup installs Debian's postfix package when it is missing (root only).
+# setup installs Debian's postfix package when it is missing (root only),
+# and the tools of deb-check and the metrics tests (lintian, man-db,
+# prometheus for promtool, curl).
 setup:
 	@sh compat-tests/setup.sh
+	@sh cmd/goscache/deb/setup-tools.sh
+
+# deb builds the Debian package with dpkg-deb on a staged tree; the control
+# files and maintainer scripts are in cmd/goscache/deb/.
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+deb:
+	@DEB_ARCH=$(DEB_ARCH) sh cmd/goscache/deb/build.sh $(BIN)
+
+# deb-check builds the package and fails on any lintian error (warnings are
+# printed) or any warning of man(1) on the manual pages.
+deb-check: man-check
+	@pkg=$$(DEB_ARCH=$(DEB_ARCH) sh cmd/goscache/deb/build.sh $(BIN)) && \
+	  echo "== lintian $$pkg" && lintian --fail-on error --allow-root "$$pkg" && \
+	  echo "deb-check: $$pkg: no lintian errors"
+
+# man-check renders the manual pages as man(1) does and fails on warnings.
+man-check:
+	@for p in docs/man/*.[18]; do \
+	  err=$$(MANWIDTH=80 man --warnings -l "$$p" 2>&1 >/dev/null); \
+	  if [ -n "$$err" ]; then echo "$$p:"; echo "$$err"; exit 1; fi; \
+	done; echo "man-check: docs/man/*.[18] render without warnings"
 
 check: fmt vet race
 
@@ -71,12 +95,18 @@ bench-compare:
 	./compat-tests/bench/bench-compare.sh
 
 # install puts goscache next to Postfix's own daemons (master.cf's command
-# field is relative to daemon_directory) and scachectl, when it builds, into
-# /usr/local/bin. It changes no Postfix configuration: see docs/operator.md.
+# field is relative to daemon_directory), scachectl, when it builds, into
+# /usr/local/bin and the manual pages into /usr/local/share/man. It changes
+# no Postfix configuration: see docs/operator.md.
+MAN_DIR ?= /usr/local/share/man
 install:
 	$(GO) build -o $(BIN)/goscache ./cmd/goscache
 	install -m 0755 $(BIN)/goscache $(DAEMON_DIR)/goscache
 	@echo "installed $(DAEMON_DIR)/goscache"
+	install -d $(MAN_DIR)/man8 $(MAN_DIR)/man1
+	install -m 0644 docs/man/goscache.8 $(MAN_DIR)/man8/goscache.8
+	install -m 0644 docs/man/scachectl.1 $(MAN_DIR)/man1/scachectl.1
+	@echo "installed $(MAN_DIR)/man8/goscache.8 and $(MAN_DIR)/man1/scachectl.1"
 	@if [ -d cmd/scachectl ] && $(GO) build -o $(BIN)/scachectl ./cmd/scachectl 2>/dev/null; then \
 	  install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl && echo "installed /usr/local/bin/scachectl"; \
 	else echo "scachectl not built: skipped"; fi
