@@ -36,6 +36,10 @@ stage() {
 		cat "$stage/goscache.err" >&2
 		rm -f "$stage/goscache.err"
 	fi
+	# TestSystemInstall installs goscache's Debian package (make deb); the
+	# image installs curl, promtool and man with setup-tools.sh.
+	sh cmd/goscache/deb/build.sh "$stage" >/dev/null
+	cp cmd/goscache/deb/setup-tools.sh "$stage/"
 }
 
 # need CMD PACKAGE: install Debian's PACKAGE when CMD is missing (root only).

@@ -21,11 +21,14 @@ import (
 	"github.com/goscache/goscache/compat-tests/sink"
 )
 
-// TestSystemInstall is issue 4's "done means" on the machine's own Postfix,
-// the default instance in /etc/postfix: goscache installed as make install
-// installs it, master.cf switched each of the two ways docs/operator.md
-// tells operators, postfix start, mail delivered over reused connections
-// and goscache's statistics in the log. It changes the system, so it runs
+// TestSystemInstall is issues 4's and 12's "done means" on the machine's
+// own Postfix, the default instance in /etc/postfix: goscache installed from
+// its Debian package (dpkg -i), master.cf switched each of the two ways
+// docs/operator.md tells operators, postfix start, mail delivered over
+// reused connections and goscache's statistics in the log; the package's
+// exporter (scachectl metrics) scraped with curl during the run and
+// checked against the statistics lines, the sink and promtool; switched
+// back, then dpkg --purge, after which no file of the package remains. It changes the system, so it runs
 // only with COMPAT_SYSTEM=1, which the Docker image of make compat-docker
 // sets; the native make compat skips it and keeps to private instances.
 //
@@ -52,20 +55,30 @@ func TestSystemInstall(t *testing.T) {
 		t.Fatalf("Debian's package installs master.cf even with \"No configuration\": %v", err)
 	}
 
-	// 1. make install's copy step: the container has no Go toolchain, so
-	// the binary under test is installed the way the Makefile's install
-	// target does it, into daemon_directory as postconf reports it (with
-	// the same fallback: without main.cf postconf fails).
+	// 1. The Debian package (make deb; docker.sh stages it next to the
+	// binary). daemon_directory as postconf reports it, with make
+	// install's fallback: without main.cf postconf fails.
+	deb := debPackage(t, bin)
 	daemonDir := pfx.DefaultDaemonDir
 	if out, err := exec.CommandContext(ctx, postconf, "-h", "daemon_directory").Output(); err == nil {
 		daemonDir = strings.TrimSpace(string(out))
 	}
 	installed := filepath.Join(daemonDir, "goscache")
-	_, statErr := os.Stat(installed)
-	hadGoscache := statErr == nil
-	if out, err := exec.CommandContext(ctx, "install", "-m", "0755", bin, installed).CombinedOutput(); err != nil {
-		t.Fatalf("install -m 0755 %s %s: %v: %s", bin, installed, err, out)
+	if _, err := os.Stat(installed); err == nil {
+		t.Fatalf("%s exists before the package is installed: this test wants a machine without goscache", installed)
 	}
+	if err := exec.CommandContext(ctx, "dpkg", "-s", "goscache").Run(); err == nil {
+		t.Fatal("the goscache package is installed already: this test wants a machine without it")
+	}
+	pkgFiles := installDeb(t, deb, installed)
+	purged := false
+	// Runs after the files are restored (cleanups run last first): a
+	// failed run still leaves the machine without the package.
+	t.Cleanup(func() {
+		if !purged {
+			exec.Command("dpkg", "--purge", "goscache").Run()
+		}
+	})
 
 	// Restore the machine as we found it, even after a failure; runs last
 	// (after postfix stop below).
@@ -75,9 +88,6 @@ func TestSystemInstall(t *testing.T) {
 		}
 		if err := os.Remove(mainCF); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("remove %s: %v", mainCF, err)
-		}
-		if !hadGoscache {
-			os.Remove(installed)
 		}
 		if t.Failed() || *flagKeep {
 			t.Logf("system log kept in %s", systemLogFile)
@@ -135,7 +145,12 @@ func TestSystemInstall(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	// The package's exporter, on the socket of way 1 (and of way 1's
+	// switch back), for the whole run: it must survive master restarting
+	// the cache daemon behind it.
+	exp := startExporter(t, filepath.Join(in.QueueDir, "private", "scache"))
 	way1 := systemWay(ctx, t, in, sk, off, "way1", "scache", nil)
+	checkMetrics(t, exp, in, off, way1)
 
 	// Way 2: the scache line back as it was, goscache as a service of its
 	// own, smtp(8) pointed at it (Makefile install's text, docs/operator.md).
@@ -153,10 +168,33 @@ func TestSystemInstall(t *testing.T) {
 	sk.Reset()
 	way2 := systemWay(ctx, t, in, sk, off, "way2", "goscache", way1.pids)
 
+	// prerm warns, and succeeds, while master.cf runs goscache.
+	prerm := "/var/lib/dpkg/info/goscache.prerm"
+	if out := runCmd(t, prerm, "remove"); !strings.Contains(out, "warning: master.cf still runs goscache") {
+		t.Errorf("%s remove with goscache in master.cf: no warning in %q", prerm, out)
+	}
+
+	// Switch back (docs/operator.md, way 2), then the exporter, still on
+	// private/scache, finds Postfix's own scache there.
+	runCmd(t, postconf, "-e", "connection_cache_service_name = scache")
+	runCmd(t, postconf, "-MX", "goscache/unix")
+	checkQuiet(t)
+	if err := in.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	checkMetricsPostfix(t, exp)
+	if out := runCmd(t, prerm, "remove"); out != "" {
+		t.Errorf("%s remove after switching back printed %q", prerm, out)
+	}
+
 	if err := in.Stop(ctx); err != nil {
 		t.Error(err)
 	}
-	fmt.Fprintf(os.Stdout, "\n== compat: system install (%s, %s): %s; %s\n", systemConfigDir, installed, way1, way2)
+	purgeDeb(t, pkgFiles)
+	purged = true
+	fmt.Fprintf(os.Stdout, "\n== compat: system install (%s, %s from %s): %s; %s; purged, %d files gone\n",
+		systemConfigDir, installed, filepath.Base(deb), way1, way2, len(pkgFiles))
 }
 
 const (
