@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -54,6 +56,26 @@ func gatherText(t *testing.T, reg *prometheus.Registry) string {
 	return b.String()
 }
 
+// promtool runs "promtool check metrics" (Debian's prometheus package,
+// installed by make setup) on a scrape. Without it the check is skipped,
+// except under CI=true.
+func promtool(t *testing.T, text string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Error("promtool is missing: make setup installs Debian's prometheus package")
+		}
+		t.Log("promtool is missing: promtool check metrics skipped (promlint ran)")
+		return
+	}
+	cmd := exec.CommandContext(t.Context(), path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("promtool check metrics: %v: %s", err, out)
+	}
+}
+
 // normalizeMetrics replaces the values that change from run to run: times,
 // and the latency histograms' sums and buckets (their counts stay).
 func normalizeMetrics(s string) string {
@@ -87,6 +109,7 @@ func TestMetrics_goscache(t *testing.T) {
 		t.Errorf("stderr: %s", stderr)
 	}
 	golden(t, "metrics.txt", normalizeMetrics(text))
+	promtool(t, text)
 
 	// A second scrape counts the first one's goscache_stats request.
 	text, _ = scrape(t, g.path)
@@ -103,6 +126,7 @@ func TestMetrics_postfix(t *testing.T) {
 		t.Errorf("stderr: %s", stderr)
 	}
 	golden(t, "metrics_postfix.txt", text)
+	promtool(t, text)
 }
 
 // TestMetrics_restart: a daemon that is down makes goscache_up 0 and
@@ -185,7 +209,7 @@ func TestMetrics_usage(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "scachectl: metrics: listen tcp") {
 		t.Errorf("bad -listen: exit %d, stderr %q", r.code, r.stderr)
 	}
-	r = runCLI(t, "metrics", "extra")
+	r = runCLI(t, "-socket", "/nonexistent", "metrics", "extra")
 	if r.code != exitUsage {
 		t.Errorf("extra argument: exit %d, stderr %q", r.code, r.stderr)
 	}
