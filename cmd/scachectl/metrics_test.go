@@ -214,3 +214,49 @@ func TestMetrics_usage(t *testing.T) {
 		t.Errorf("extra argument: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestOperatorGuide_alertRules: the alert rules of docs/operator.md name
+// only metrics the exporter serves, and promtool accepts them.
+func TestOperatorGuide_alertRules(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operator.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(groups:.*?)```").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no ```yaml block starting with groups: in docs/operator.md")
+	}
+	rules := m[1]
+	served := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 32)
+	newCollector(nil).Describe(ch)
+	close(ch)
+	for d := range ch {
+		name := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1]
+		served[name] = true
+		if strings.HasSuffix(name, "_seconds") {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				served[name+s] = true
+			}
+		}
+	}
+	for _, name := range regexp.MustCompile(`\bgoscache_[a-z_]+`).FindAll(rules, -1) {
+		if !served[string(name)] {
+			t.Errorf("the alert rules use %s, which the exporter does not serve", name)
+		}
+	}
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Error("promtool is missing: make setup installs Debian's prometheus package")
+		}
+		t.Skip("promtool is missing: promtool check rules skipped")
+	}
+	f := filepath.Join(t.TempDir(), "goscache.rules.yml")
+	if err := os.WriteFile(f, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(t.Context(), path, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+}
