@@ -103,14 +103,16 @@ func checkManPage(t *testing.T, name string) {
 		return
 	}
 	cmd := exec.CommandContext(t.Context(), "man", "--warnings", name)
-	cmd.Env = append(os.Environ(), "MANWIDTH=80", "MAN_KEEP_FORMATTING=0", "PAGER=cat")
+	cmd.Env = append(os.Environ(), "MANWIDTH=80", "PAGER=cat")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
 		t.Errorf("man --warnings %s: %v: %s", name, err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), strings.ToUpper(name)+"(") {
-		t.Errorf("man %s rendered no %s( header:\n%.300s", name, strings.ToUpper(name), stdout.String())
+	// Newer man-db keeps grotty's SGR escapes even without a terminal.
+	text := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(stdout.String(), "")
+	if !strings.Contains(text, strings.ToUpper(name)+"(") {
+		t.Errorf("man %s rendered no %s( header:\n%.300s", name, strings.ToUpper(name), text)
 	}
 }
 

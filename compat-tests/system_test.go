@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -417,11 +418,17 @@ func runCmd(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
+var chrootUpdateRE = regexp.MustCompile(`(?m)^updating /\S+ => /\S+\n`)
+
 // checkQuiet requires what docs/operator.md promises after either switch:
 // postfix check and postconf print no warnings.
 func checkQuiet(t *testing.T) {
 	t.Helper()
-	if out := runCmd(t, filepath.Join(*flagCommandDir, "postfix"), "check"); out != "" {
+	// Debian's postfix check copies /etc files into the chroot and says
+	// so ("updating /etc/hosts => /var/spool/postfix//etc/hosts"), on
+	// trixie and later the first time it runs: not a warning.
+	out := runCmd(t, filepath.Join(*flagCommandDir, "postfix"), "check")
+	if out = chrootUpdateRE.ReplaceAllString(out, ""); out != "" {
 		t.Errorf("postfix check printed:\n%s", out)
 	}
 	cmd := exec.CommandContext(t.Context(), filepath.Join(*flagCommandDir, "postconf"))

@@ -25,6 +25,8 @@ export DEBIAN_FRONTEND=noninteractive
 # A fresh machine may have no package lists yet: update once, then install.
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
-	apt-get update -qq
+	# Debian unstable's Release file carries a Valid-Until date a few days
+	# ahead; an archive snapshot or a late clock must not stop the install.
+	apt-get -o Acquire::Check-Valid-Until=false update -qq
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
