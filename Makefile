@@ -96,9 +96,11 @@ bench-compare:
 
 # install puts goscache next to Postfix's own daemons (master.cf's command
 # field is relative to daemon_directory), scachectl, when it builds, into
-# /usr/local/bin and the manual pages into /usr/local/share/man. It changes
+# /usr/local/bin (BIN_DIR) and the manual pages into /usr/local/share/man
+# (MAN_DIR); DAEMON_DIR overrides daemon_directory. It changes
 # no Postfix configuration: see docs/operator.md.
 MAN_DIR ?= /usr/local/share/man
+BIN_DIR ?= /usr/local/bin
 install:
 	$(GO) build -o $(BIN)/goscache ./cmd/goscache
 	install -m 0755 $(BIN)/goscache $(DAEMON_DIR)/goscache
@@ -108,7 +110,7 @@ install:
 	install -m 0644 docs/man/scachectl.1 $(MAN_DIR)/man1/scachectl.1
 	@echo "installed $(MAN_DIR)/man8/goscache.8 and $(MAN_DIR)/man1/scachectl.1"
 	@if [ -d cmd/scachectl ] && $(GO) build -o $(BIN)/scachectl ./cmd/scachectl 2>/dev/null; then \
-	  install -m 0755 $(BIN)/scachectl /usr/local/bin/scachectl && echo "installed /usr/local/bin/scachectl"; \
+	  install -m 0755 $(BIN)/scachectl $(BIN_DIR)/scachectl && echo "installed $(BIN_DIR)/scachectl"; \
 	else echo "scachectl not built: skipped"; fi
 	@echo ""
 	@echo "Switch Postfix to goscache in one of two ways (docs/operator.md):"
