@@ -79,12 +79,14 @@ func (c *scacheConn) Stats() (*statsView, error) {
 		}
 	}
 	return &statsView{
-		Latency:       lat,
-		Server:        scache.ServerName,
-		Time:          s.Time,
-		Start:         t.Start,
-		UptimeSeconds: seconds(s.Time.Sub(t.Start)),
-		Clients:       s.Clients,
+		Latency:        lat,
+		RefusedClients: s.Refused,
+		NonSockets:     s.NonSockets,
+		Server:         scache.ServerName,
+		Time:           s.Time,
+		Start:          t.Start,
+		UptimeSeconds:  seconds(s.Time.Sub(t.Start)),
+		Clients:        s.Clients,
 		Lookups: lookupsView{
 			Domain:  lookupView{Hits: t.DestHits, Misses: t.DestMisses},
 			Address: lookupView{Hits: t.EndpHits, Misses: t.EndpMisses},

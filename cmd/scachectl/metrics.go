@@ -98,6 +98,10 @@ var (
 		"Destination-to-endpoint bindings whose ttl ran out.", nil, nil)
 	descDead = prometheus.NewDesc("goscache_dead_connections_dropped_total",
 		"Cached connections a lookup found closed by the remote server (or talking unasked) and dropped instead of handing them out.", nil, nil)
+	descRefused = prometheus.NewDesc("goscache_refused_clients_total",
+		"Client connections the daemon refused because the peer's user may not use the cache (SO_PEERCRED check).", nil, nil)
+	descNonSockets = prometheus.NewDesc("goscache_non_socket_descriptors_total",
+		"Cached descriptors a lookup found were not sockets (a pipe or file saved as a connection).", nil, nil)
 	descDuration = prometheus.NewDesc("goscache_request_duration_seconds",
 		"Time the daemon spent on each request, by request type, measured by the daemon itself; _count is the number of requests.",
 		[]string{"request"}, nil)
@@ -124,7 +128,7 @@ func newCollector(e *env) *collector { return &collector{e: e} }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descLookups, descCachedDests, descCachedEndps, descCachedConns,
 		descPeakDests, descPeakEndps, descPeakConns, descEvictions,
-		descExpiredBindings, descDead, descDuration, descClients, descStart, descUptime, descScrapeErrors} {
+		descExpiredBindings, descDead, descRefused, descNonSockets, descDuration, descClients, descStart, descUptime, descScrapeErrors} {
 		ch <- d
 	}
 }
@@ -180,6 +184,8 @@ func collectStats(ch chan<- prometheus.Metric, s *statsView) {
 	counter(descEvictions, s.Evictions.Closed, "closed")
 	counter(descExpiredBindings, s.Evictions.ExpiredBindings)
 	counter(descDead, s.Evictions.Dead)
+	counter(descRefused, s.RefusedClients)
+	counter(descNonSockets, s.NonSockets)
 	gauge(descClients, float64(max(s.Clients-1, 0)))
 	gauge(descStart, float64(s.Start.UnixNano())/1e9)
 	gauge(descUptime, s.Time.Sub(s.Start).Seconds())

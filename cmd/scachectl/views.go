@@ -46,6 +46,11 @@ type statsView struct {
 	// nil when the server reported none (a goscache from before they were
 	// added). Not part of the JSON form.
 	Latency *latencyView `json:"-"`
+	// Counters for "scachectl metrics" only (0 from a goscache that does
+	// not report them): clients the peer check refused, and cached
+	// descriptors a find found were not sockets.
+	RefusedClients int64 `json:"-"`
+	NonSockets     int64 `json:"-"`
 }
 
 // latencyView is the server's request latency histograms.
