@@ -219,7 +219,7 @@ func runBench(e *env, args []string) error {
 // report holds what was measured before it.
 func bench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchReport, error) {
 	raiseNoFile(cfg)
-	before := countFDs()
+	before := openFDs()
 	rep := &benchReport{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
@@ -247,11 +247,11 @@ func bench(ctx context.Context, cfg benchConfig, progress io.Writer) (*benchRepo
 	if err == nil && len(cfg.heap) > 0 {
 		rep.Heap, err = measureHeap(ctx, cfg, progress)
 	}
-	if before >= 0 && cfg.checkFDs {
-		if after := settledFDs(before); after > before {
-			rep.FDsLeaked = after - before
+	if before != nil && cfg.checkFDs {
+		if leaked := leakedFDs(before); len(leaked) > 0 {
+			rep.FDsLeaked = len(leaked)
 			if err == nil {
-				err = fmt.Errorf("bench: %d descriptors leaked", rep.FDsLeaked)
+				err = fmt.Errorf("bench: %d descriptors leaked: %s", rep.FDsLeaked, strings.Join(leaked, ", "))
 			}
 		}
 	}

@@ -424,23 +424,68 @@ func percentile(s []int64, p int) int64 {
 	return s[i-1]
 }
 
-// countFDs returns the number of open descriptors of this process, or -1.
-func countFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
+// fdSet is a snapshot of this process's descriptors: number -> what
+// /proc/self/fd says it is ("socket:[123]", "pipe:[45]", a path).
+type fdSet map[int]string
+
+// openFDs returns a snapshot of this process's descriptors, or nil.
+func openFDs() fdSet {
+	dir, err := os.Open("/proc/self/fd")
 	if err != nil {
-		return -1
+		return nil
 	}
-	return len(ents) - 1 // the directory being read
+	defer dir.Close()
+	self := int(dir.Fd())
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	s := make(fdSet, len(names))
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd == self {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + name); err == nil {
+			s[fd] = target
+		}
+	}
+	return s
 }
 
-// settledFDs returns the number of open descriptors once it is back to
-// want, or after a second: in-process servers close their side of a
-// connection shortly after the client does.
-func settledFDs(want int) int {
-	n := countFDs()
-	for i := 0; i < 100 && n > want; i++ {
-		time.Sleep(10 * time.Millisecond)
-		n = countFDs()
+// runtimeFD reports whether a descriptor is one the Go runtime opens for
+// itself, on first need: the netpoller's epoll instance and its wake-up
+// eventfd. The bench never opens either.
+func runtimeFD(target string) bool {
+	return target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]"
+}
+
+// leakedFDs returns the descriptors open now that were not open (as the
+// same thing) in before, other than the runtime's own: the ones the bench
+// opened and did not close. It waits up to a second for the count to
+// settle, since in-process servers close their side of a connection
+// shortly after the client does.
+func leakedFDs(before fdSet) []string {
+	for i := 0; ; i++ {
+		now := openFDs()
+		var fds []int
+		for fd, target := range now {
+			if before[fd] != target && !runtimeFD(target) {
+				fds = append(fds, fd)
+			}
+		}
+		if len(fds) == 0 {
+			return nil
+		}
+		if i < 100 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		slices.Sort(fds)
+		leaked := make([]string, len(fds))
+		for j, fd := range fds {
+			leaked[j] = strconv.Itoa(fd) + " " + now[fd]
+		}
+		return leaked
 	}
-	return n
 }
