@@ -19,7 +19,7 @@ import (
 func benchCommand() command {
 	return command{
 		name:     "bench",
-		synopsis: "[-clients 1,4,16,64] [-duration D] [-target NAME=PATH ...] [-scale 10,1000,...] [-json]",
+		synopsis: "[-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json]",
 		summary:  "measure a cache: smtp(8)'s request cycle from N concurrent clients",
 		run:      runBench,
 	}
@@ -96,6 +96,9 @@ type benchConfig struct {
 	warmup     time.Duration
 	duration   time.Duration
 	cycles     int // per client; 0 = run for duration
+	labels     string
+	dests      int
+	rate       float64
 	ttl        int
 	timeout    time.Duration
 	scale      []int
@@ -132,6 +135,9 @@ func runBench(e *env, args []string) error {
 		duration  = fs.Duration("duration", 5*time.Second, "measurement time per run")
 		cycles    = fs.Int("cycles", 0, "measure this many cycles per client instead of -duration")
 		ttl       = fs.Int("ttl", 2, "ttl sent with save requests (seconds; smtp(8) sends 2)")
+		labels    = fs.String("labels", labelsFresh, "`mode` of the sweep's labels: fresh (new labels every cycle, the cache grows) or reuse (each client cycles through -dests destinations, the cache stays small)")
+		dests     = fs.Int("dests", 4, "with -labels reuse: destinations per client")
+		rate      = fs.Float64("rate", 0, "open loop: offered load in cycles per second over all clients, each client on a fixed schedule, latency counted from the scheduled start (0: closed loop, each client as fast as it can)")
 		asJSON    = fs.Bool("json", false, "write the results as JSON")
 		scale     = fs.String("scale", "", "scale run: comma-separated `list` of cached-connection counts to fill each target to, measuring 1 client at each")
 		scaleTTL  = fs.Int("scale-ttl", 3600, "ttl of the connections cached by -scale (raise the server's connection_cache_ttl_limit to match)")
@@ -145,7 +151,7 @@ func runBench(e *env, args []string) error {
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
 	)
 	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
-	fs.Var(pids, "pid", "`NAME=PID` of a target's server process, for VmRSS in -scale (repeatable)")
+	fs.Var(pids, "pid", "`NAME=PID` of a target's server process, for its CPU time per cycle and VmRSS in -scale (repeatable)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -171,6 +177,7 @@ func runBench(e *env, args []string) error {
 	}
 	cfg := benchConfig{
 		targets: targets, rounds: *rounds, warmup: *warmup, duration: *duration, cycles: *cycles,
+		labels: *labels, dests: *dests, rate: *rate,
 		ttl: *ttl, timeout: e.timeout, scaleTTL: *scaleTTL, scaleFill: *scaleFill, pids: pids,
 		checkFDs: *checkFDs, memProfile: *memprof,
 	}
@@ -190,8 +197,11 @@ func runBench(e *env, args []string) error {
 			return &usageError{msg: "bench: -heap: " + err.Error()}
 		}
 	}
-	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 {
-		return &usageError{msg: "bench: -rounds, -ttl and -scale-fill must be positive"}
+	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
+		return &usageError{msg: "bench: -rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
+	}
+	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
+		return &usageError{msg: "bench: -labels must be fresh or reuse"}
 	}
 	if len(cfg.targets) == 0 && len(cfg.heap) == 0 {
 		cfg.targets = []benchTarget{{Name: "server", Socket: e.socket}}
@@ -270,13 +280,14 @@ func runSweep(ctx context.Context, cfg benchConfig, targets []benchTarget, rep *
 				res, err := runLoad(ctx, loadSpec{
 					target: t, clients: n, warmup: cfg.warmup, duration: cfg.duration,
 					cycles: cfg.cycles, ttl: cfg.ttl, timeout: cfg.timeout,
+					labels: cfg.labels, dests: cfg.dests, rate: cfg.rate,
 				})
 				res.Round = round
 				rep.Runs = append(rep.Runs, res)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(progress, "round %d %-10s clients=%-3d %9.0f cycles/s  errors=%d\n", round, t.Name, n, res.CyclesPerSec, res.Errors)
+				fmt.Fprintf(progress, "round %d %-10s clients=%-3d %9.0f cycles/s  server CPU %6.1f µs/cycle  errors=%d\n", round, t.Name, n, res.CyclesPerSec, res.CPUPerCycle, res.Errors)
 			}
 			k++
 		}
@@ -287,7 +298,7 @@ func runSweep(ctx context.Context, cfg benchConfig, targets []benchTarget, rep *
 // printReport writes rep as tables.
 func printReport(w io.Writer, rep *benchReport) {
 	if len(rep.Runs) > 0 {
-		fmt.Fprintf(w, "%-10s %5s %7s %10s %10s %7s", "target", "round", "clients", "cycles/s", "requests/s", "errors")
+		fmt.Fprintf(w, "%-10s %5s %7s %10s %10s %10s %7s", "target", "round", "clients", "cycles/s", "requests/s", "cpu/cycle", "errors")
 		for _, k := range reqKinds {
 			fmt.Fprintf(w, "  %-24s", k.String()+" p50/p99/max")
 		}
@@ -297,7 +308,7 @@ func printReport(w io.Writer, rep *benchReport) {
 		}
 	}
 	if len(rep.Scale) > 0 {
-		fmt.Fprintf(w, "\nscale (1 client):\n%-10s %5s %7s %10s %10s %7s\n", "target", "round", "cached", "cycles/s", "requests/s", "errors")
+		fmt.Fprintf(w, "\nscale (1 client):\n%-10s %5s %7s %10s %10s %10s %7s\n", "target", "round", "cached", "cycles/s", "requests/s", "cpu/cycle", "errors")
 		for _, r := range rep.Scale {
 			printRun(w, r, r.Cached)
 		}
@@ -320,7 +331,11 @@ func printReport(w io.Writer, rep *benchReport) {
 }
 
 func printRun(w io.Writer, r runResult, n int) {
-	fmt.Fprintf(w, "%-10s %5d %7d %10.0f %10.0f %7d", r.Target, r.Round, n, r.CyclesPerSec, r.RequestsPerSec, r.Errors)
+	cpu := "-"
+	if r.CPUPerCycle > 0 {
+		cpu = fmtDur(int64(r.CPUPerCycle * 1e3))
+	}
+	fmt.Fprintf(w, "%-10s %5d %7d %10.0f %10.0f %10s %7d", r.Target, r.Round, n, r.CyclesPerSec, r.RequestsPerSec, cpu, r.Errors)
 	for _, k := range reqKinds {
 		l := r.Latency[k.String()]
 		fmt.Fprintf(w, "  %-24s", fmt.Sprintf("%s/%s/%s", fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max)))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,19 @@ const (
 	benchDestHost = "\nhost_name=mx.bench.test\nhost_addr=127.0.0.1\ndestination_features=4096\n\n"
 )
 
+// Label modes of the cycle (-labels).
+const (
+	// labelsFresh gives every cycle of every client labels of its own, so
+	// that the server's cache grows by one binding per cycle (until the
+	// bindings expire after ttl).
+	labelsFresh = "fresh"
+	// labelsReuse has each client cycle through a small fixed set of
+	// destinations (loadSpec.dests), as at a site that sends mostly to a few
+	// big providers: the cache stays small, each save_dest refreshes a
+	// binding that exists.
+	labelsReuse = "reuse"
+)
+
 // loadSpec is one measurement: clients concurrent connections running the
 // cycle against target.
 type loadSpec struct {
@@ -62,7 +77,14 @@ type loadSpec struct {
 	cycles   int // per client, instead of duration
 	ttl      int
 	timeout  time.Duration
-	cached   int // connections cached beforehand (scale runs), for the report
+	cached   int    // connections cached beforehand (scale runs), for the report
+	labels   string // labelsFresh ("" too) or labelsReuse
+	dests    int    // destinations per client with labelsReuse
+	// rate, if positive, makes the run open-loop: rate cycles per second
+	// in all, each client starting its cycles on a fixed schedule
+	// (clients/rate apart) whatever the server's answers, and latencies
+	// counted from the scheduled start.
+	rate float64
 }
 
 // latStats summarises the latencies of one request kind, in nanoseconds.
@@ -76,10 +98,18 @@ type latStats struct {
 
 // runResult is the outcome of one loadSpec.
 type runResult struct {
-	Target         string              `json:"target"`
-	Round          int                 `json:"round"`
-	Clients        int                 `json:"clients"`
-	Cached         int                 `json:"cached,omitempty"`
+	Target  string  `json:"target"`
+	Round   int     `json:"round"`
+	Clients int     `json:"clients"`
+	Cached  int     `json:"cached,omitempty"`
+	Labels  string  `json:"labels,omitempty"`
+	Rate    float64 `json:"rate,omitempty"` // offered cycles/s of an open-loop run
+	// ServerCPU is the CPU time (user and system, from /proc/PID/stat) the
+	// target's server process used while the run was measured, in seconds;
+	// zero when its pid is not known. CPUPerCycle is ServerCPU/Cycles in
+	// microseconds.
+	ServerCPU      float64             `json:"server_cpu_s,omitempty"`
+	CPUPerCycle    float64             `json:"server_cpu_per_cycle_us,omitempty"`
 	Seconds        float64             `json:"seconds"`
 	Cycles         int                 `json:"cycles"`
 	Requests       int                 `json:"requests"`
@@ -110,6 +140,12 @@ type worker struct {
 	errors  int
 	samples []string
 	label   []byte
+	set     []cycleLabels // labelsReuse: the client's destinations
+}
+
+// cycleLabels are the labels and destination property of one cycle.
+type cycleLabels struct {
+	dest, endp, destProp string
 }
 
 // kindCycle indexes the whole-cycle latencies in worker.lat.
@@ -128,6 +164,13 @@ func newWorker(spec *loadSpec, id int, prefix string) (*worker, error) {
 		return nil, fmt.Errorf("bench: fstat: %w", err)
 	}
 	w.dev, w.ino = st.Dev, st.Ino
+	if spec.labels == labelsReuse {
+		for i := range max(spec.dests, 1) {
+			w.iter = i
+			w.set = append(w.set, w.freshLabels())
+		}
+		w.iter = 0
+	}
 	return w, nil
 }
 
@@ -176,10 +219,19 @@ func (w *worker) fail(err error) {
 	}
 }
 
-// labels returns this iteration's destination and endpoint labels, unique
-// per run, client and iteration so that every lookup has the outcome the
-// cycle expects, on any server.
-func (w *worker) labels() (dest, endp string) {
+// labels returns this iteration's labels: with labelsReuse the next of
+// the client's fixed set (the previous cycle on it took its session back,
+// so the cycle's first lookups still miss), otherwise labels of its own.
+func (w *worker) labels() cycleLabels {
+	if len(w.set) > 0 {
+		return w.set[w.iter%len(w.set)]
+	}
+	return w.freshLabels()
+}
+
+// freshLabels returns labels unique per run, client and iteration, so
+// that every lookup has the outcome the cycle expects, on any server.
+func (w *worker) freshLabels() cycleLabels {
 	b := w.label[:0]
 	b = append(b, "smtp\n"...)
 	b = append(b, w.prefix...)
@@ -188,7 +240,7 @@ func (w *worker) labels() (dest, endp string) {
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(w.iter), 10)
 	b = append(b, ".bench.test\n"...)
-	dest = string(b)
+	dest := string(b)
 	b = append(b[:0], "smtp\n127.0.0.1\n25\n"...)
 	b = append(b, w.prefix...)
 	b = append(b, '.')
@@ -196,20 +248,21 @@ func (w *worker) labels() (dest, endp string) {
 	b = append(b, '.')
 	b = strconv.AppendInt(b, int64(w.iter), 10)
 	b = append(b, '\n')
-	endp = string(b)
+	endp := string(b)
 	w.label = b
-	return dest, endp
+	return cycleLabels{dest, endp, "destination=" + dest[5:len(dest)-1] + benchDestHost}
 }
 
 // cycle runs smtp(8)'s sequence once: find_dest miss, find_endp miss,
 // save_dest, save_endp with a descriptor, find_dest hit with the
-// descriptor back. It records latencies when record is set. A transport
-// error is returned (the connection is then unusable); a wrong answer is
-// counted as an error and the cycle goes on where it can.
-func (w *worker) cycle(record bool) error {
+// descriptor back. It records latencies when record is set, each one
+// lengthened by lag: how late the cycle started on an open-loop schedule.
+// A transport error is returned (the connection is then unusable); a wrong
+// answer is counted as an error and the cycle goes on where it can.
+func (w *worker) cycle(record bool, lag time.Duration) error {
 	w.iter++
-	dest, endp := w.labels()
-	destProp := "destination=" + dest[5:len(dest)-1] + benchDestHost
+	l := w.labels()
+	dest, endp, destProp := l.dest, l.endp, l.destProp
 	ttl := w.spec.ttl
 	var t [numKinds + 1]time.Time
 	t[0] = time.Now()
@@ -278,9 +331,9 @@ func (w *worker) cycle(record bool) error {
 	}
 	if record {
 		for k := range numKinds {
-			w.lat[k] = append(w.lat[k], int64(t[k+1].Sub(t[k])))
+			w.lat[k] = append(w.lat[k], int64(t[k+1].Sub(t[k])+lag))
 		}
-		w.lat[kindCycle] = append(w.lat[kindCycle], int64(t[numKinds].Sub(t[0])))
+		w.lat[kindCycle] = append(w.lat[kindCycle], int64(t[numKinds].Sub(t[0])+lag))
 		w.cycles++
 	}
 	return nil
@@ -289,10 +342,38 @@ func (w *worker) cycle(record bool) error {
 // loop runs cycles: unrecorded until warmEnd, then recorded until end (or
 // for spec.cycles cycles). It reconnects after a transport error. It
 // returns when it finished.
-func (w *worker) loop(ctx context.Context, warmEnd, end time.Time) time.Time {
+//
+// Open-loop (spec.rate > 0), the client's cycles are scheduled every
+// clients/rate from start, this client's first one offset by its share of
+// that interval. A cycle waits for its scheduled time, and one that starts
+// late (the previous cycle took too long) records every latency lengthened
+// by its lateness: latency counts from the scheduled start, so a slow
+// server cannot lower its own offered load. Whether a cycle is recorded
+// depends on its scheduled time.
+func (w *worker) loop(ctx context.Context, start, warmEnd, end time.Time) time.Time {
 	recorded := 0
+	var interval time.Duration
+	var next time.Time
+	if w.spec.rate > 0 {
+		interval = time.Duration(float64(w.spec.clients) / w.spec.rate * float64(time.Second))
+		next = start.Add(interval * time.Duration(w.id) / time.Duration(w.spec.clients))
+	}
 	for ctx.Err() == nil {
 		now := time.Now()
+		var lag time.Duration
+		if interval > 0 {
+			if wait := next.Sub(now); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return time.Now()
+				}
+			} else {
+				lag = -wait
+			}
+			now = next
+			next = next.Add(interval)
+		}
 		record := !now.Before(warmEnd)
 		if record {
 			if w.spec.cycles > 0 && recorded >= w.spec.cycles {
@@ -312,7 +393,7 @@ func (w *worker) loop(ctx context.Context, warmEnd, end time.Time) time.Time {
 				continue
 			}
 		}
-		if err := w.cycle(record); err != nil {
+		if err := w.cycle(record, lag); err != nil {
 			w.fail(fmt.Errorf("%s: %w", w.spec.target.Name, err))
 			w.hangUp()
 		}
@@ -325,7 +406,10 @@ func (w *worker) loop(ctx context.Context, warmEnd, end time.Time) time.Time {
 
 // runLoad measures one loadSpec.
 func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
-	res := runResult{Target: spec.target.Name, Clients: spec.clients, Cached: spec.cached}
+	res := runResult{Target: spec.target.Name, Clients: spec.clients, Cached: spec.cached, Rate: spec.rate}
+	if spec.labels == labelsReuse {
+		res.Labels = labelsReuse
+	}
 	prefix := strconv.FormatInt(int64(os.Getpid()), 36) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	workers := make([]*worker, 0, spec.clients)
 	defer func() {
@@ -349,9 +433,19 @@ func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
 	finish := make([]time.Time, len(workers))
 	var wg sync.WaitGroup
 	for i, w := range workers {
-		wg.Go(func() { finish[i] = w.loop(ctx, warmEnd, end) })
+		wg.Go(func() { finish[i] = w.loop(ctx, start, warmEnd, end) })
 	}
+	// The server's CPU time over the measured part: from the end of the
+	// warm-up to the end of the last client.
+	cpu0 := make(chan float64, 1)
+	go func() {
+		time.Sleep(time.Until(warmEnd))
+		cpu0 <- processCPU(spec.target.PID)
+	}()
 	wg.Wait()
+	if c0, c1 := <-cpu0, processCPU(spec.target.PID); c0 >= 0 && c1 >= c0 {
+		res.ServerCPU = c1 - c0
+	}
 	last := warmEnd
 	for _, f := range finish {
 		if f.After(last) {
@@ -373,6 +467,9 @@ func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
 		}
 	}
 	res.Requests = res.Cycles * int(numKinds)
+	if res.Cycles > 0 && res.ServerCPU > 0 {
+		res.CPUPerCycle = res.ServerCPU / float64(res.Cycles) * 1e6
+	}
 	if res.Seconds > 0 {
 		res.CyclesPerSec = float64(res.Cycles) / res.Seconds
 		res.RequestsPerSec = float64(res.Requests) / res.Seconds
@@ -422,6 +519,40 @@ func percentile(s []int64, p int) int64 {
 		i = 1
 	}
 	return s[i-1]
+}
+
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// processCPU returns the user and system CPU time, in seconds, that process
+// pid has used so far (all its threads, living and exited), or -1 when
+// pid is 0 or unknown.
+func processCPU(pid int) float64 {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// fields count from after its closing one. utime and stime are fields
+	// 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(ut+st) / clockTicks
 }
 
 // fdSet is a snapshot of this process's descriptors: number -> what

@@ -54,24 +54,35 @@ func startBenchGoscache(t *testing.T) string {
 }
 
 func TestRunLoad_cycles(t *testing.T) {
+	floor := func(t *testing.T) string { return startBenchFloor(t, true) }
 	tests := []struct {
-		name  string
-		start func(t *testing.T) string
+		name   string
+		start  func(t *testing.T) string
+		labels string
+		rate   float64
 	}{
-		{"goscache", startBenchGoscache},
-		{"floor", func(t *testing.T) string { return startBenchFloor(t, true) }},
-		{"floorNoStatus", func(t *testing.T) string { return startBenchFloor(t, false) }},
+		{"goscache", startBenchGoscache, labelsFresh, 0},
+		{"floor", floor, labelsFresh, 0},
+		{"floorNoStatus", func(t *testing.T) string { return startBenchFloor(t, false) }, labelsFresh, 0},
+		// Each client has 2 destinations and runs 10 cycles: every label
+		// comes back 5 times, and the lookups must still miss, then hit.
+		{"goscacheReuse", startBenchGoscache, labelsReuse, 0},
+		{"floorReuse", floor, labelsReuse, 0},
+		{"goscacheOpenLoop", startBenchGoscache, labelsReuse, 3000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := tt.start(t)
 			before := openFDs()
 			res, err := runLoad(t.Context(), loadSpec{
-				target: benchTarget{Name: tt.name, Socket: path}, clients: 3, cycles: 10,
-				ttl: 2, timeout: 10 * time.Second,
+				target: benchTarget{Name: tt.name, Socket: path, PID: os.Getpid()}, clients: 3, cycles: 10,
+				ttl: 2, timeout: 10 * time.Second, labels: tt.labels, dests: 2, rate: tt.rate,
 			})
 			if err != nil {
 				t.Fatalf("runLoad: %v", err)
+			}
+			if res.Rate != tt.rate || (res.Labels == labelsReuse) != (tt.labels == labelsReuse) {
+				t.Errorf("rate, labels = %v, %q; want %v, %q", res.Rate, res.Labels, tt.rate, tt.labels)
 			}
 			if res.Errors != 0 {
 				t.Errorf("errors = %d: %q", res.Errors, res.ErrorSamples)
@@ -390,5 +401,49 @@ func TestBench_freshProcess_child(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"-socket", path, "bench", "-clients", "1,2", "-cycles", "3", "-warmup", "0"}, &out, &errb); err != nil {
 		t.Fatalf("bench: %v\n%s%s", err, out.String(), errb.String())
+	}
+}
+
+// TestProcessCPU checks that a process's CPU time is read and grows while
+// it computes.
+func TestProcessCPU(t *testing.T) {
+	if processCPU(0) != -1 || processCPU(-5) != -1 {
+		t.Errorf("processCPU of no pid is not -1")
+	}
+	c0 := processCPU(os.Getpid())
+	if c0 < 0 {
+		t.Fatalf("processCPU(self) = %v", c0)
+	}
+	x := 0
+	for processCPU(os.Getpid()) <= c0 { // burns CPU until a clock tick is counted
+		for i := range 1000000 {
+			x ^= i
+		}
+	}
+	_ = x
+}
+
+// TestBench_modeFlags checks the flags of the label modes and of the open
+// loop through the command line.
+func TestBench_modeFlags(t *testing.T) {
+	path := startBenchGoscache(t)
+	var out, errb bytes.Buffer
+	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
+		"-clients", "2", "-cycles", "4", "-warmup", "0", "-labels", "reuse", "-dests", "3", "-rate", "5000", "-json"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Labels != labelsReuse || rep.Runs[0].Rate != 5000 || rep.Runs[0].Cycles != 8 || rep.Runs[0].Errors != 0 {
+		t.Errorf("runs %+v", rep.Runs)
+	}
+	for _, args := range [][]string{{"-labels", "stale"}, {"-dests", "0"}, {"-rate", "-1"}} {
+		err := run(t.Context(), append([]string{"bench", "-target", "go=" + path}, args...), &out, &errb)
+		if err == nil {
+			t.Errorf("bench %q: no error", args)
+		}
 	}
 }
