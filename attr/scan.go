@@ -32,6 +32,7 @@ const (
 	itemBool
 	itemStrEq
 	itemTable
+	itemStrBytes
 )
 
 // Item is one wanted attribute of a Scan, like an entry of the argument list
@@ -50,6 +51,14 @@ type Item struct {
 
 // WantStr wants a string attribute stored into p (RECV_ATTR_STR).
 func WantStr(name string, p *string) Item { return Item{typ: itemStr, name: name, str: p} }
+
+// WantStrBytes wants a string attribute like [WantStr], but copies its
+// value into *p, reusing *p's storage: a caller that scans into the same
+// slice again and again, and keeps the value only until its next scan,
+// allocates nothing once the slice has grown to the longest value.
+func WantStrBytes(name string, p *[]byte) Item {
+	return Item{typ: itemStrBytes, name: name, bytes: p}
+}
 
 // WantInt wants an INT attribute (RECV_ATTR_INT). The value is parsed with
 // ParseUint32 and stored into p the way C stores it into an int: values
@@ -200,6 +209,8 @@ func (d *Decoder) Scan(flags Flags, items ...Item) (int, error) {
 		switch it.typ {
 		case itemStr:
 			*it.str = string(value)
+		case itemStrBytes:
+			*it.bytes = append((*it.bytes)[:0], value...)
 		case itemInt:
 			u, ok := parseUlong(cstr(value))
 			if !ok {

@@ -274,3 +274,49 @@ func TestScan_timeout(t *testing.T) {
 		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestScan_strBytes checks WantStrBytes: the same values as WantStr, a
+// value copied into the caller's slice, its storage reused, and no
+// allocation once the slices have grown.
+func TestScan_strBytes(t *testing.T) {
+	const input = "request\x00save_endp\x00ttl\x002\x00label\x00a longer label\x00property\x00P\x00\x00" +
+		"request\x00save_endp\x00ttl\x003\x00label\x00L\x00property\x00\x00\x00"
+	r := strings.NewReader(input)
+	br := bufio.NewReader(r)
+	d := attr.NewDecoder(br, attr.Format0, attr.Limits{})
+	var req, label, prop []byte
+	var ttl int
+	items := []attr.Item{attr.WantInt("ttl", &ttl), attr.WantStrBytes("label", &label), attr.WantStrBytes("property", &prop)}
+	reqItem := []attr.Item{attr.WantStrBytes("request", &req)}
+	read := func() {
+		if n, err := d.Scan(attr.FlagStrict|attr.FlagMore, reqItem...); n != 1 || err != nil {
+			t.Fatalf("Scan request = %d, %v", n, err)
+		}
+		if n, err := d.Scan(attr.FlagStrict, items...); n != 3 || err != nil {
+			t.Fatalf("Scan = %d, %v", n, err)
+		}
+	}
+	scan := func() string {
+		read()
+		return fmt.Sprintf("%s %d %q %q", req, ttl, label, prop)
+	}
+	if got, want := scan(), `save_endp 2 "a longer label" "P"`; got != want {
+		t.Errorf("first list: %s, want %s", got, want)
+	}
+	first := &label[0]
+	if got, want := scan(), `save_endp 3 "L" ""`; got != want {
+		t.Errorf("second list: %s, want %s", got, want)
+	}
+	if &label[0] != first {
+		t.Errorf("label's storage was not reused")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(input)
+		br.Reset(r)
+		read()
+		read()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per two lists, want 0", allocs)
+	}
+}
