@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -131,6 +132,10 @@ type Cache struct {
 	// so SaveEndp finds the binding's copy there and shares it instead of
 	// keeping a second one, even with many clients interleaved.
 	recentEndps [recentEndps]string
+	// recentProps holds, per recentEndps slot of an endpoint label, the
+	// endpoint properties last saved by the server for it, so that a
+	// session saved again with the same properties shares their copy.
+	recentProps [recentEndps]string
 
 	// Recycled structs (see newEntry): the steady state of find and save
 	// then allocates nothing, so a large cache costs no GC work per request.
@@ -225,6 +230,13 @@ func (c *Cache) now() int64 { return int64(time.Since(c.base)) }
 // MaxSessions is exceeded, a descriptor is closed before SaveEndp returns.
 // ttl is used as given (the server clamps it); ttl <= 0 expires at once.
 func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) {
+	c.saveEndp(endpLabel, endpProp, fd, ttl, false)
+}
+
+// saveEndp is SaveEndp. With transient set, endpLabel and endpProp are
+// valid only during the call (the server's request buffers): what the
+// cache keeps of them it copies, unless it holds an equal string already.
+func (c *Cache) saveEndp(endpLabel, endpProp string, fd int, ttl time.Duration, transient bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.evict.Closed++
@@ -238,9 +250,22 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 	if h == nil {
 		if r := &c.recentEndps[x%recentEndps]; *r == endpLabel {
 			endpLabel = *r // share the copy a binding holds
+		} else if transient {
+			endpLabel = strings.Clone(endpLabel)
 		}
 		h = c.newHead(endpLabel)
 		c.endps.insert(h, x)
+	}
+	if transient {
+		// An endpoint saved again and again (the session smtp(8) took
+		// back, returned) usually comes with the same properties: share
+		// the copy kept the last time.
+		if p := &c.recentProps[x%recentEndps]; *p == endpProp {
+			endpProp = *p
+		} else {
+			endpProp = strings.Clone(endpProp)
+			*p = endpProp
+		}
 	}
 	e := c.newEntry()
 	e.h, e.s, e.split, e.aux = h, endpProp, int32(len(endpProp)), int64(fd)
@@ -292,6 +317,14 @@ func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
 // is appended after the existing ones. The endpoint need not exist. After
 // Close it does nothing.
 func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duration) {
+	c.saveDest(destLabel, destProp, endpLabel, ttl, false)
+}
+
+// saveDest is SaveDest. With transient set, the strings are valid only
+// during the call (the server's request buffers): the destination label
+// is copied when it is new (the binding's own string is a new one anyway),
+// and a refreshed binding keeps the copies it has.
+func (c *Cache) saveDest(destLabel, destProp, endpLabel string, ttl time.Duration, transient bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -301,6 +334,9 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	x := c.dests.hash(destLabel)
 	h := c.dests.get(destLabel, x)
 	if h == nil {
+		if transient {
+			destLabel = strings.Clone(destLabel)
+		}
 		h = c.newHead(destLabel)
 		c.dests.insert(h, x)
 	}

@@ -799,3 +799,38 @@ func TestHead_list(t *testing.T) {
 		})
 	}
 }
+
+// TestCache_transientStrings checks the server's save path: strings that
+// alias a buffer the server overwrites with the next request must be
+// copied by the cache when it keeps them, whether they are new or equal to
+// strings it holds.
+func TestCache_transientStrings(t *testing.T) {
+	c := NewCache(CacheOptions{KeepDead: true})
+	defer c.Close()
+	buf := func(s string) []byte { return []byte(s) }
+	destLabel, destProp, endpLabel, endpProp := buf("dest"), buf("dprop"), buf("endp"), buf("eprop")
+	scribble := func(bs ...[]byte) {
+		for _, b := range bs {
+			for i := range b {
+				b[i] = '#'
+			}
+		}
+	}
+	for round := range 3 { // new strings, then equal ones already held
+		copy(destLabel, "dest")
+		copy(destProp, "dprop")
+		copy(endpLabel, "endp")
+		copy(endpProp, "eprop")
+		c.saveDest(transient(destLabel), transient(destProp), transient(endpLabel), time.Hour, true)
+		c.saveEndp(transient(endpLabel), transient(endpProp), cacheTestFD(t), time.Hour, true)
+		scribble(destLabel, destProp, endpLabel, endpProp)
+		fd, dp, ep, ok := c.FindDest("dest")
+		if !ok || dp != "dprop" || ep != "eprop" {
+			t.Fatalf("round %d: FindDest = %d, %q, %q, %v; want dprop, eprop", round, fd, dp, ep, ok)
+		}
+		unix.Close(fd)
+		if got := c.Snapshot(); len(got.Dests) != 1 || got.Dests[0].Label != "dest" {
+			t.Fatalf("round %d: snapshot %+v", round, got.Dests)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package scache
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,10 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/goscache/goscache/attr"
+	"golang.org/x/sys/unix"
 )
 
 // recState tells where the decoder stands in the current record after a
@@ -43,6 +46,19 @@ type conn struct {
 	state    recState
 	sawExtra bool // the last scan warned about an unexpected attribute
 	broken   bool // a read or write failed: end the connection
+
+	// The request path allocates nothing: the attributes of the four
+	// scache requests are scanned into these buffers, which keep their
+	// storage from one request to the next (a value is valid until the
+	// next scan; what the cache keeps, it copies), with items built once.
+	req, label, prop, label2 []byte
+	dummy                    []byte
+	ttl                      int
+	itReq, itLabel, itDummy  []attr.Item // request; label (finds); dummy
+	itSaveEndp, itSaveDest   []attr.Item
+	hit                      [3]attr.Attr // a find hit's reply
+	oob                      []byte       // descriptor control messages
+	fds                      [maxRecvFDs]int
 
 	idle bool // waiting for the first byte of a request; guarded by srv.mu
 }
@@ -85,7 +101,28 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.dec.Warn = c.scanWarn
 	c.enc = attr.NewEncoder(c.bw, attr.Format0)
 	c.log = s.logger.With("conn", id)
+	c.itReq = []attr.Item{attr.WantStrBytes(AttrReq, &c.req)}
+	c.itLabel = []attr.Item{attr.WantStrBytes(AttrLabel, &c.label)}
+	c.itDummy = []attr.Item{attr.WantStrBytes(AttrDummy, &c.dummy)}
+	c.itSaveEndp = []attr.Item{attr.WantInt(AttrTTL, &c.ttl), attr.WantStrBytes(AttrLabel, &c.label), attr.WantStrBytes(AttrProp, &c.prop)}
+	c.itSaveDest = []attr.Item{attr.WantInt(AttrTTL, &c.ttl), attr.WantStrBytes(AttrLabel, &c.label), attr.WantStrBytes(AttrProp, &c.prop), attr.WantStrBytes(AttrLabel, &c.label2)}
+	if c.uc != nil {
+		c.oob = make([]byte, unix.CmsgSpace(4*maxRecvFDs))
+	}
 	return c
+}
+
+// debug reports whether per-request Debug traces are logged. The traces
+// are built only then: their arguments would allocate on every request.
+func (c *conn) debug() bool {
+	return c.log.Enabled(context.Background(), slog.LevelDebug)
+}
+
+// transient returns b's bytes as a string without copying them, for a
+// callee that does not keep the string (a lookup, a comparison) or copies
+// what it keeps. It is valid until b's next scan.
+func transient(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // scanWarn logs a scanner warning with Postfix's text and notes whether the
@@ -195,8 +232,7 @@ func fatal(err error) bool {
 // serveRequest reads the request attribute and dispatches. It reports
 // whether the connection may go on.
 func (c *conn) serveRequest() bool {
-	var req string
-	n, err := c.scan(attr.FlagMore|attr.FlagStrict, attr.WantStr(AttrReq, &req))
+	n, err := c.scan(attr.FlagMore|attr.FlagStrict, c.itReq...)
 	if err != nil {
 		// Postfix answers nothing when the request attribute cannot be read.
 		return false
@@ -206,15 +242,17 @@ func (c *conn) serveRequest() bool {
 		// like Postfix, the value is parsed next as the start of a record.
 		return true
 	}
-	h, ok := c.srv.handlers[req]
+	h, ok := c.srv.handlers[string(c.req)]
 	if !ok {
-		c.srv.logger.Warn("unrecognized request: \"" + req + "\", ignored") // verbatim, as C prints %s
+		c.srv.logger.Warn("unrecognized request: \"" + string(c.req) + "\", ignored") // verbatim, as C prints %s
 		return c.reply(replyStatusBad) == nil
 	}
-	c.log.Debug("request", "request", req)
+	if c.debug() {
+		c.log.Debug("request", "request", string(c.req))
+	}
 	start := time.Now()
 	h(c)
-	c.srv.latency.observe(req, time.Since(start))
+	c.srv.latency.observe(transient(c.req), time.Since(start)) // c.req is not scanned again before the next request
 	return !c.broken
 }
 

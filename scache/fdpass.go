@@ -1,10 +1,12 @@
 package scache
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +20,24 @@ const maxRecvFDs = 8
 // byte 0x00 and one SCM_RIGHTS control message holding one int. The
 // caller keeps fd and closes it.
 func sendFD(uc *net.UnixConn, fd int) error {
-	n, oobn, err := uc.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
+	return sendFDBuf(uc, fd, nil)
+}
+
+// sendFDBuf is sendFD with a control buffer of the caller's, of at least
+// unix.CmsgSpace(4) bytes, so that a server allocates nothing per
+// descriptor; nil allocates one.
+func sendFDBuf(uc *net.UnixConn, fd int, oob []byte) error {
+	space := unix.CmsgSpace(4)
+	if len(oob) < space {
+		oob = make([]byte, space)
+	}
+	oob = oob[:space]
+	clear(oob)
+	h := unix.Cmsghdr{Level: unix.SOL_SOCKET, Type: unix.SCM_RIGHTS}
+	h.SetLen(unix.CmsgLen(4))
+	putCmsghdr(oob, &h)
+	binary.NativeEndian.PutUint32(oob[unix.CmsgLen(0):], uint32(int32(fd)))
+	n, oobn, err := uc.WriteMsgUnix(dataByte[:], oob, nil)
 	if err != nil {
 		return err
 	}
@@ -37,10 +56,17 @@ func sendFD(uc *net.UnixConn, fd int) error {
 // control data give ErrTooManyDescriptors. The caller must make sure no
 // user-space buffer holds unread bytes from uc.
 func recvFD(uc *net.UnixConn) (int, error) {
+	return recvFDBuf(uc, make([]byte, unix.CmsgSpace(4*maxRecvFDs)), nil)
+}
+
+// recvFDBuf is recvFD with buffers of the caller's, so that a server
+// allocates nothing per descriptor: oob (at least
+// unix.CmsgSpace(4*maxRecvFDs) bytes) receives the control data, and the
+// descriptors are parsed into fds[:0] (capacity maxRecvFDs suffices).
+func recvFDBuf(uc *net.UnixConn, oob []byte, fds []int) (int, error) {
 	var buf [1]byte
-	oob := make([]byte, unix.CmsgSpace(4*maxRecvFDs))
 	n, oobn, flags, _, err := uc.ReadMsgUnix(buf[:], oob)
-	fds, perr := parseRights(oob[:oobn])
+	fds, perr := parseRights(oob[:oobn], fds[:0])
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
 		closeAll(fds)
@@ -81,29 +107,34 @@ func lostDescriptor() error {
 	return ErrDescriptorDropped
 }
 
-// parseRights returns every descriptor carried by SCM_RIGHTS messages in
-// oob. Control messages of other types are ignored.
-func parseRights(oob []byte) ([]int, error) {
-	if len(oob) == 0 {
-		return nil, nil
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("scache: parse control message: %w", err)
-	}
-	var fds []int
-	for _, m := range msgs {
-		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS {
-			continue
-		}
-		r, err := unix.ParseUnixRights(&m)
+// parseRights appends to fds every descriptor carried by SCM_RIGHTS
+// messages in oob and returns the result. Control messages of other types
+// are ignored. On an error the descriptors found so far are closed.
+func parseRights(oob []byte, fds []int) ([]int, error) {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
 		if err != nil {
 			closeAll(fds)
-			return nil, fmt.Errorf("scache: parse descriptors: %w", err)
+			return fds[:0], fmt.Errorf("scache: parse control message: %w", err)
 		}
-		fds = append(fds, r...)
+		oob = rest
+		if h.Level != unix.SOL_SOCKET || h.Type != unix.SCM_RIGHTS {
+			continue
+		}
+		for ; len(data) >= 4; data = data[4:] {
+			fds = append(fds, int(int32(binary.NativeEndian.Uint32(data))))
+		}
 	}
 	return fds, nil
+}
+
+// dataByte is the data byte of a descriptor message (Postfix sends 0x00).
+// Only ever read.
+var dataByte = [1]byte{0}
+
+// putCmsghdr writes h at the start of b in the kernel's layout.
+func putCmsghdr(b []byte, h *unix.Cmsghdr) {
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(h)), unix.SizeofCmsghdr))
 }
 
 func closeAll(fds []int) {

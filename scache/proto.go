@@ -125,12 +125,8 @@ func (c *conn) badRequest(service string, reply attr.List, err error) {
 // as a separate message and goes to the cache.
 func (c *conn) saveEndp() {
 	const service = "scache_save_endp_service"
-	var ttl int
-	var label, prop string
-	n, err := c.scan(attr.FlagStrict,
-		attr.WantInt(AttrTTL, &ttl),
-		attr.WantStr(AttrLabel, &label),
-		attr.WantStr(AttrProp, &prop))
+	n, err := c.scan(attr.FlagStrict, c.itSaveEndp...)
+	ttl := c.ttl
 	if err != nil || n != 3 || ttl <= 0 {
 		c.badRequest(service, replyStatusBad, err)
 		return
@@ -144,8 +140,12 @@ func (c *conn) saveEndp() {
 		c.reply(replyStatusFail)
 		return
 	}
-	c.srv.Cache.SaveEndp(label, prop, fd, c.srv.ttlDuration(ttl))
-	c.log.Debug("saved endpoint", "label", label, "ttl", ttl, "fd", fd)
+	// The label and property are not touched by recvFD: they still hold
+	// the request's values. The cache copies what it keeps.
+	c.srv.Cache.saveEndp(transient(c.label), transient(c.prop), fd, c.srv.ttlDuration(ttl), true)
+	if c.debug() {
+		c.log.Debug("saved endpoint", "label", string(c.label), "ttl", ttl, "fd", fd)
+	}
 	c.srv.stats.SavedEndp(c.srv.Cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
 }
@@ -160,25 +160,22 @@ func (c *conn) recvFD() (int, error) {
 		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
 	}
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.IPCTimeout))
-	return recvFD(c.uc)
+	return recvFDBuf(c.uc, c.oob, c.fds[:0])
 }
 
 // saveDest serves save_dest (scache_save_dest_service).
 func (c *conn) saveDest() {
 	const service = "scache_save_dest_service"
-	var ttl int
-	var destLabel, destProp, endpLabel string
-	n, err := c.scan(attr.FlagStrict,
-		attr.WantInt(AttrTTL, &ttl),
-		attr.WantStr(AttrLabel, &destLabel),
-		attr.WantStr(AttrProp, &destProp),
-		attr.WantStr(AttrLabel, &endpLabel))
+	n, err := c.scan(attr.FlagStrict, c.itSaveDest...)
+	ttl := c.ttl
 	if err != nil || n != 4 || ttl <= 0 {
 		c.badRequest(service, replyStatusBad, err)
 		return
 	}
-	c.srv.Cache.SaveDest(destLabel, destProp, endpLabel, c.srv.ttlDuration(ttl))
-	c.log.Debug("saved destination", "label", destLabel, "endpoint", endpLabel, "ttl", ttl)
+	c.srv.Cache.saveDest(transient(c.label), transient(c.prop), transient(c.label2), c.srv.ttlDuration(ttl), true)
+	if c.debug() {
+		c.log.Debug("saved destination", "label", string(c.label), "endpoint", string(c.label2), "ttl", ttl)
+	}
 	c.srv.stats.SavedDest(c.srv.Cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
 }
@@ -186,43 +183,51 @@ func (c *conn) saveDest() {
 // findEndp serves find_endp (scache_find_endp_service).
 func (c *conn) findEndp() {
 	const service = "scache_find_endp_service"
-	var label string
-	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrLabel, &label))
+	n, err := c.scan(attr.FlagStrict, c.itLabel...)
 	if err != nil || n != 1 {
 		c.badRequest(service, replyFindEndpBad, err)
 		return
 	}
-	fd, prop, ok := c.srv.Cache.FindEndp(label)
+	fd, prop, ok := c.srv.Cache.FindEndp(transient(c.label))
 	if !ok {
-		c.log.Debug("endpoint miss", "label", label)
+		if c.debug() {
+			c.log.Debug("endpoint miss", "label", string(c.label))
+		}
 		c.srv.stats.EndpLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindEndpMis)
 		return
 	}
-	c.log.Debug("endpoint hit", "label", label, "fd", fd)
+	if c.debug() {
+		c.log.Debug("endpoint hit", "label", string(c.label), "fd", fd)
+	}
 	c.srv.stats.EndpLookup(true) // counted even if the hand-out fails, as in Postfix
-	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)})
+	c.hit[0], c.hit[1] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)
+	c.handOut(service, fd, c.hit[:2])
 }
 
 // findDest serves find_dest (scache_find_dest_service).
 func (c *conn) findDest() {
 	const service = "scache_find_dest_service"
-	var label string
-	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrLabel, &label))
+	n, err := c.scan(attr.FlagStrict, c.itLabel...)
 	if err != nil || n != 1 {
 		c.badRequest(service, replyFindDestBad, err)
 		return
 	}
-	fd, destProp, endpProp, ok := c.srv.Cache.FindDest(label)
+	fd, destProp, endpProp, ok := c.srv.Cache.FindDest(transient(c.label))
 	if !ok {
-		c.log.Debug("destination miss", "label", label)
+		if c.debug() {
+			c.log.Debug("destination miss", "label", string(c.label))
+		}
 		c.srv.stats.DestLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindDestMis)
 		return
 	}
-	c.log.Debug("destination hit", "label", label, "fd", fd)
+	if c.debug() {
+		c.log.Debug("destination hit", "label", string(c.label), "fd", fd)
+	}
 	c.srv.stats.DestLookup(true) // counted even if the hand-out fails, as in Postfix
-	c.handOut(service, fd, attr.List{attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)})
+	c.hit[0], c.hit[1], c.hit[2] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)
+	c.handOut(service, fd, c.hit[:3])
 }
 
 // handOut sends a find hit: the reply, the client's dummy, the descriptor,
@@ -235,7 +240,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 	if err == nil {
 		if c.uc == nil {
 			err = fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
-		} else if err = sendFD(c.uc, fd); err != nil {
+		} else if err = sendFDBuf(c.uc, fd, c.oob); err != nil {
 			c.broken = true
 		}
 	}
@@ -248,12 +253,12 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 	if cerr := unix.Close(fd); cerr != nil {
 		c.srv.logger.Warn(fmt.Sprintf("close(%d): %s", fd, errText(cerr)))
 	}
+	c.hit = [3]attr.Attr{} // the cache's strings: not kept past the request
 }
 
 // readDummy reads a record that must be exactly [dummy=...].
 func (c *conn) readDummy() error {
-	var dummy string
-	n, err := c.scan(attr.FlagStrict, attr.WantStr(AttrDummy, &dummy))
+	n, err := c.scan(attr.FlagStrict, c.itDummy...)
 	if fatal(err) {
 		c.broken = true
 	}
