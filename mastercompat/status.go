@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Availability values of a status record (master/master_proto.h).
@@ -41,11 +42,19 @@ var ErrMasterGone = errors.New("mastercompat: master disconnect")
 // Master is the child's end of the status channel (fd 5). It writes status
 // records and notices when master goes away. Safe for concurrent use.
 type Master struct {
+	// Solitary, set before the first Busy call, makes Busy write the first
+	// TAKEN/AVAIL pair only. It is for a child that master(8) runs with a
+	// process limit of 1 (the -l option), where the records after the
+	// first pair change nothing master does (docs/protocol.md §5).
+	Solitary bool
+
 	ch  io.ReadWriteCloser
 	pid int32
 	gen uint32
 
-	mu sync.Mutex // serializes writes
+	mu           sync.Mutex // serializes writes
+	taken, avail [RecordSize]byte
+	used         atomic.Bool // a TAKEN/AVAIL pair was written (Solitary)
 
 	once sync.Once
 	gone chan struct{}
@@ -57,6 +66,8 @@ type Master struct {
 // into every record. The Master owns ch; Close closes it.
 func NewMaster(ch io.ReadWriteCloser, pid int, gen uint32) *Master {
 	m := &Master{ch: ch, pid: int32(pid), gen: gen, gone: make(chan struct{})}
+	AppendRecord(m.taken[:0], m.pid, m.gen, StatusTaken)
+	AppendRecord(m.avail[:0], m.pid, m.gen, StatusAvail)
 	go func() {
 		var b [1]byte
 		ch.Read(b[:])
@@ -74,16 +85,22 @@ func (m *Master) Gone() <-chan struct{} { return m.gone }
 // Busy sends TAKEN (busy) or AVAIL (idle); it has the shape of the scache
 // Server's Busy hook. As in multi_server_execute, a failed TAKEN write is
 // ignored, and a failed AVAIL write means master is gone (Gone is closed
-// and ErrMasterGone returned).
+// and ErrMasterGone returned). With Solitary set, it writes nothing once
+// an AVAIL record has been written.
 func (m *Master) Busy(busy bool) error {
-	avail := int32(StatusAvail)
-	if busy {
-		avail = StatusTaken
+	if m.Solitary && m.used.Load() {
+		return nil
 	}
-	rec := AppendRecord(make([]byte, 0, RecordSize), m.pid, m.gen, avail)
+	rec := m.avail[:]
+	if busy {
+		rec = m.taken[:]
+	}
 	m.mu.Lock()
 	n, err := m.ch.Write(rec)
 	m.mu.Unlock()
+	if err == nil && n == RecordSize && !busy {
+		m.used.Store(true)
+	}
 	if err == nil && n != RecordSize {
 		err = io.ErrShortWrite
 	}

@@ -194,6 +194,11 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		return fatal(err)
 	}
 	master := mastercompat.NewMaster(files.Status, pid, gen)
+	// With a process limit of 1 (-l, which scache requires), master(8)
+	// uses the status records only to count that the child served once:
+	// the first TAKEN/AVAIL pair is written, no pair per request
+	// (docs/protocol.md §5).
+	master.Solitary = args.Alone
 	defer master.Close()
 
 	// chdir, time zone, user lookup, then chroot and setuid, in

@@ -131,6 +131,9 @@ func serveFloorMaster(ctx context.Context) error {
 		return fmt.Errorf("bench: floor: %w", err)
 	}
 	m := mastercompat.NewMaster(files.Status, os.Getpid(), gen)
+	// As goscache with a process limit of 1 (bench-compare's master.cf
+	// gives the floor one too): the first TAKEN/AVAIL pair only.
+	m.Solitary = true
 	defer m.Close()
 	l, ok := ls[0].(*net.UnixListener)
 	if !ok {
