@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,7 +47,19 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	commit := fs.String("commit", "", "goscache revision, recorded in machine.json when it is created")
 	command := fs.String("command", "make bench-compare", "command line shown as the way to reproduce")
 	notes := fs.String("notes", "", "markdown `file` appended as the report's analysis (hand-written; optional)")
+	capacity := fs.String("capacity", "", "print the open-loop rate for a results `file` instead: -fraction of the median cycles/s of -of at -clients, and exit")
+	of := fs.String("of", "scache", "with -capacity: the target")
+	clients := fs.Int("clients", 16, "with -capacity: the client count")
+	fraction := fs.Float64("fraction", 0.8, "with -capacity: the share of the capacity to offer")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *capacity != "" {
+		rate, err := openLoopRate(*capacity, *of, *clients, *fraction)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%.0f\n", rate)
 		return err
 	}
 	if *dir == "" || fs.NArg() != 0 {
@@ -87,6 +100,24 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return writeFile(*out, md)
+}
+
+// openLoopRate returns fraction of the median cycles per second of target
+// at clients in the results file path.
+func openLoopRate(path, target string, clients int, fraction float64) (float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var rep benchReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	s := newSpread(index(rep.Runs, func(x benchRun) int { return x.Clients }).values(clients, target, cps))
+	if s.N == 0 || s.Median <= 0 {
+		return 0, fmt.Errorf("%s: no run of %s with %d clients", path, target, clients)
+	}
+	return s.Median * fraction, nil
 }
 
 // writeFile writes s to path through a temporary file, so a failed run

@@ -48,7 +48,12 @@ func TestRun_golden(t *testing.T) {
 	md, _ := os.ReadFile(out)
 	for _, want := range []string{
 		"![cycles per second against concurrent clients](bench/throughput.svg)",
-		"| 1 client: cycle rate >= scache's | goscache/scache = ",
+		"| fresh labels, 1 client: cycle rate >= scache's | goscache/scache = ",
+		"| reuse, 1 client: server CPU per cycle <= scache's | goscache/scache CPU = ",
+		"| reuse, 16 clients: cycle rate >= 0.9x the floor's | goscache/floor = ",
+		"| open loop, 16 clients at 1891 cycles/s (80% of scache's reuse capacity): find_dest hit p99 <= 0.5x scache's |",
+		"## Reuse mode\n",
+		"## Open loop\n",
 		"| <= 512 B Go heap per cached connection |",
 		"## Analysis\n\nNotes appended verbatim.\n",
 	} {
@@ -147,5 +152,20 @@ func TestRatios(t *testing.T) {
 	got := newSpread(ix.ratios(1, "goscache", "scache", cps))
 	if diff := cmp.Diff(spread{2.5, 2, 3, 2}, got); diff != "" {
 		t.Errorf("ratios mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRun_capacity checks -capacity: the open-loop rate bench-compare
+// offers, from the reuse run's results.
+func TestRun_capacity(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := run(t.Context(), []string{"-capacity", "testdata/results/reuse.json", "-of", "scache", "-clients", "16", "-fraction", "0.8"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if got := stdout.String(); got != "1891\n" {
+		t.Errorf("-capacity printed %q, want 1891 (0.8 x scache's median at 16 clients)", got)
+	}
+	if err := run(t.Context(), []string{"-capacity", "testdata/results/reuse.json", "-clients", "3"}, &stdout, &stderr); err == nil {
+		t.Errorf("-capacity with no run at 3 clients: no error")
 	}
 }

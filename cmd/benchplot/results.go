@@ -29,6 +29,9 @@ type (
 		Round          int                `json:"round"`
 		Clients        int                `json:"clients"`
 		Cached         int                `json:"cached"`
+		Labels         string             `json:"labels"`
+		Rate           float64            `json:"rate"`
+		CPUPerCycle    float64            `json:"server_cpu_per_cycle_us"`
 		Seconds        float64            `json:"seconds"`
 		Cycles         int                `json:"cycles"`
 		Requests       int                `json:"requests"`
@@ -83,6 +86,7 @@ type machine struct {
 // results is everything one report is made of.
 type results struct {
 	sweep, scale, heap *benchReport
+	reuse, open        *benchReport // -labels reuse sweep; open loop (-rate)
 	machine            machine
 	command            string
 	svgName            string
@@ -101,7 +105,7 @@ func loadResults(dir string) (*results, error) {
 	for _, f := range []struct {
 		name string
 		dst  **benchReport
-	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}} {
+	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}, {"reuse.json", &r.reuse}, {"open.json", &r.open}} {
 		b, err := os.ReadFile(filepath.Join(dir, f.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -115,7 +119,7 @@ func loadResults(dir string) (*results, error) {
 		}
 		*f.dst = &rep
 	}
-	if r.sweep == nil && r.scale == nil && r.heap == nil {
+	if r.sweep == nil && r.scale == nil && r.heap == nil && r.reuse == nil && r.open == nil {
 		return nil, fmt.Errorf("no results in %s", dir)
 	}
 	return r, nil
@@ -264,6 +268,7 @@ func (ix byRound) ratios(level int, a, b string, f func(benchRun) float64) []flo
 }
 
 func cps(r benchRun) float64 { return r.CyclesPerSec }
+func cpu(r benchRun) float64 { return r.CPUPerCycle }
 func rps(r benchRun) float64 { return r.RequestsPerSec }
 
 // lat returns a latency figure of kind in microseconds.
