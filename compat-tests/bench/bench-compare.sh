@@ -9,7 +9,12 @@
 # reads, writes, sendmsg/recvmsg and master status records, no cache), on
 # private/scache, private/goscache and private/floor. Then:
 #   1. the sweep: 1,4,16,64 clients x the three servers, ROUNDS rounds,
-#      interleaved (scachectl bench -target ... -rounds);
+#      interleaved (scachectl bench -target ... -rounds), fresh labels;
+#   1b. the same in reuse mode (-labels reuse), REUSE_CLIENTS clients;
+#   1c. the open loop: OPEN_CLIENTS clients offered 80% of scache's median
+#      cycle rate at that client count in 1b (-rate), so that latencies are
+#      compared at equal offered load;
+#      every run records each server's CPU time per cycle (-pid);
 #   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
 #      goscache, one client measured at each level, VmRSS sampled;
 #   3. the Go heap per cached connection of goscache's Server in-process;
@@ -20,6 +25,7 @@
 # Needs root (master(8) refuses to run otherwise) and Postfix (Debian's
 # postfix package is installed when missing). Environment knobs:
 #   ROUNDS (5), DURATION (3s), WARMUP (1s), CLIENTS (1,4,16,64),
+#   REUSE_CLIENTS (1,16), OPEN_CLIENTS (16), OPEN_FRACTION (0.8),
 #   SCALE (10,1000,10000,100000), SCALE_ROUNDS (3), SCALE_DURATION (2s),
 #   RESULTS (docs/bench), OUT (docs/BENCHMARKS.md), KEEP=1 keeps the temp dir.
 set -euo pipefail
@@ -32,6 +38,9 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-3s}
 WARMUP=${WARMUP:-1s}
 CLIENTS=${CLIENTS:-1,4,16,64}
+REUSE_CLIENTS=${REUSE_CLIENTS:-1,16}
+OPEN_CLIENTS=${OPEN_CLIENTS:-16}
+OPEN_FRACTION=${OPEN_FRACTION:-0.8}
 SCALE=${SCALE:-10,1000,10000,100000}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE_DURATION=${SCALE_DURATION:-2s}
@@ -151,18 +160,30 @@ spawn() {
 	"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
 		-clients 1 -cycles 5 -warmup 0 >/dev/null ||
 		{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
-	SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache)
-	[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] ||
-		die "cannot find the scache and goscache processes under master $MASTER_PID"
-	log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID"
+	# The floor's wrapper script execs scachectl.
+	SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache) FLOOR_PID=$(child scachectl)
+	[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] && [ -n "$FLOOR_PID" ] ||
+		die "cannot find the scache, goscache and floor processes under master $MASTER_PID"
+	log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID, floor pid $FLOOR_PID"
 }
 spawn
 
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/machine.json"
+all_targets() {
+	echo -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+		-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -pid floor="$FLOOR_PID"
+}
 log "sweep: clients $CLIENTS, $ROUNDS rounds of $DURATION"
-"$BIN/scachectl" -timeout 30s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+"$BIN/scachectl" -timeout 30s bench -json $(all_targets) \
 	-clients "$CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/sweep.json"
+log "reuse mode: clients $REUSE_CLIENTS, $ROUNDS rounds of $DURATION"
+"$BIN/scachectl" -timeout 30s bench -json $(all_targets) -labels reuse \
+	-clients "$REUSE_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/reuse.json"
+rate=$("$BIN/benchplot" -capacity "$RESULTS/reuse.json" -of scache -clients "$OPEN_CLIENTS" -fraction "$OPEN_FRACTION")
+log "open loop: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
+"$BIN/scachectl" -timeout 30s bench -json $(all_targets) -labels reuse -rate "$rate" \
+	-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open.json"
 # Fresh server processes for the scale run, so that resident memory is
 # measured from an empty cache: on SIGHUP master closes its children's
 # status channels, they exit, and the next connection starts new ones.
