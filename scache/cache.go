@@ -440,10 +440,12 @@ func (c *Cache) dropDead(dead *[]int) {
 // handed out, as Postfix would.
 func peekAlive(fd int) peerState {
 	// recvfrom(2) with no source address: unix.Recvfrom would allocate a
-	// 112-byte sockaddr buffer on every find.
+	// 112-byte sockaddr buffer on every find. A raw call: it cannot block
+	// (MSG_DONTWAIT), and a counted one would wake the runtime's sysmon
+	// (rawio.go).
 	var b [1]byte
 	for {
-		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
 			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case unix.EINTR:

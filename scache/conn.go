@@ -37,6 +37,7 @@ type conn struct {
 	nc  net.Conn
 	uc  *net.UnixConn // nil if nc is not a Unix socket: no descriptor passing
 	dr  deadlineReader
+	rio *rawIO // nil: nc's own Read and Write
 	br  *bufio.Reader
 	bw  *bufio.Writer
 	dec *attr.Decoder
@@ -67,25 +68,29 @@ type conn struct {
 // read or write inside a request, as Postfix's timed stream does.
 type deadlineReader struct {
 	nc      net.Conn
+	rio     *rawIO        // nil: read through nc
 	timeout time.Duration // 0: no deadline (idle between requests)
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
-	if r.timeout > 0 {
-		r.nc.SetReadDeadline(time.Now().Add(r.timeout))
-	} else {
-		r.nc.SetReadDeadline(time.Time{})
+	r.nc.SetReadDeadline(deadline(r.timeout))
+	if r.rio != nil {
+		return r.rio.Read(p)
 	}
 	return r.nc.Read(p)
 }
 
 type deadlineWriter struct {
 	nc      net.Conn
+	rio     *rawIO // nil: write through nc
 	timeout time.Duration
 }
 
-func (w deadlineWriter) Write(p []byte) (int, error) {
-	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.nc.SetWriteDeadline(deadline(w.timeout))
+	if w.rio != nil {
+		return w.rio.Write(p)
+	}
 	return w.nc.Write(p)
 }
 
@@ -93,9 +98,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.connID.Add(1)
 	c := &conn{srv: s, nc: nc, idle: true}
 	c.uc, _ = nc.(*net.UnixConn)
-	c.dr = deadlineReader{nc: nc}
+	if c.uc != nil {
+		c.rio = newRawIO(c.uc)
+	}
+	c.dr = deadlineReader{nc: nc, rio: c.rio}
 	c.br = bufio.NewReader(&c.dr)
-	c.bw = bufio.NewWriter(deadlineWriter{nc: nc, timeout: s.IPCTimeout})
+	c.bw = bufio.NewWriter(&deadlineWriter{nc: nc, rio: c.rio, timeout: s.IPCTimeout})
 	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
 	c.dec.Stream = StreamName
 	c.dec.Warn = c.scanWarn

@@ -27,6 +27,25 @@ func sendFD(uc *net.UnixConn, fd int) error {
 // unix.CmsgSpace(4) bytes, so that a server allocates nothing per
 // descriptor; nil allocates one.
 func sendFDBuf(uc *net.UnixConn, fd int, oob []byte) error {
+	oob = putRights(oob, fd)
+	n, oobn, err := uc.WriteMsgUnix(dataByte[:], oob, nil)
+	if err != nil {
+		return err
+	}
+	if n != 1 || oobn == 0 {
+		return errShortFDMessage
+	}
+	return nil
+}
+
+// errShortFDMessage reports a descriptor message the kernel took only
+// part of.
+var errShortFDMessage = errors.New("scache: short descriptor message")
+
+// putRights writes into oob (reallocated when shorter than
+// unix.CmsgSpace(4)) the SCM_RIGHTS control message carrying fd and
+// returns it.
+func putRights(oob []byte, fd int) []byte {
 	space := unix.CmsgSpace(4)
 	if len(oob) < space {
 		oob = make([]byte, space)
@@ -37,14 +56,7 @@ func sendFDBuf(uc *net.UnixConn, fd int, oob []byte) error {
 	h.SetLen(unix.CmsgLen(4))
 	putCmsghdr(oob, &h)
 	binary.NativeEndian.PutUint32(oob[unix.CmsgLen(0):], uint32(int32(fd)))
-	n, oobn, err := uc.WriteMsgUnix(dataByte[:], oob, nil)
-	if err != nil {
-		return err
-	}
-	if n != 1 || oobn == 0 {
-		return fmt.Errorf("scache: short descriptor message (%d data bytes, %d control bytes)", n, oobn)
-	}
-	return nil
+	return oob
 }
 
 // recvFD receives one descriptor message: exactly one data byte (its value
@@ -66,7 +78,15 @@ func recvFD(uc *net.UnixConn) (int, error) {
 func recvFDBuf(uc *net.UnixConn, oob []byte, fds []int) (int, error) {
 	var buf [1]byte
 	n, oobn, flags, _, err := uc.ReadMsgUnix(buf[:], oob)
-	fds, perr := parseRights(oob[:oobn], fds[:0])
+	return takeRights(n, oob[:oobn], flags, err, fds)
+}
+
+// takeRights checks the outcome of a descriptor receive (n data bytes,
+// control data oob, recvmsg's flags, its error) as recvFD describes, with
+// fds[:0] as storage for the descriptors parsed, and returns the one
+// descriptor or closes every one that arrived.
+func takeRights(n int, oob []byte, flags int, err error, fds []int) (int, error) {
+	fds, perr := parseRights(oob, fds[:0])
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
 		closeAll(fds)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/goscache/goscache/attr"
-	"golang.org/x/sys/unix"
 )
 
 // Status values of a reply's status attribute (global/scache.h).
@@ -160,6 +159,9 @@ func (c *conn) recvFD() (int, error) {
 		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
 	}
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.IPCTimeout))
+	if c.rio != nil {
+		return c.rio.recvFD(c.oob, c.fds[:0])
+	}
 	return recvFDBuf(c.uc, c.oob, c.fds[:0])
 }
 
@@ -240,7 +242,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 	if err == nil {
 		if c.uc == nil {
 			err = fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
-		} else if err = sendFDBuf(c.uc, fd, c.oob); err != nil {
+		} else if err = c.sendFD(fd); err != nil {
 			c.broken = true
 		}
 	}
@@ -250,10 +252,19 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 	if err != nil {
 		c.srv.logger.Warn(service + ": cannot send file descriptor: " + errText(err))
 	}
-	if cerr := unix.Close(fd); cerr != nil {
+	if cerr := closeRaw(fd); cerr != nil {
 		c.srv.logger.Warn(fmt.Sprintf("close(%d): %s", fd, errText(cerr)))
 	}
 	c.hit = [3]attr.Attr{} // the cache's strings: not kept past the request
+}
+
+// sendFD sends fd to the client, under ipc_timeout.
+func (c *conn) sendFD(fd int) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.IPCTimeout))
+	if c.rio != nil {
+		return c.rio.sendFD(fd, c.oob)
+	}
+	return sendFDBuf(c.uc, fd, c.oob)
 }
 
 // readDummy reads a record that must be exactly [dummy=...].
