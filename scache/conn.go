@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -31,7 +32,7 @@ const (
 )
 
 // conn is one client connection. Only its own goroutine touches its fields,
-// except idle, which is guarded by srv.mu.
+// except idle, which Shutdown reads.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -61,7 +62,7 @@ type conn struct {
 	oob                      []byte       // descriptor control messages
 	fds                      [maxRecvFDs]int
 
-	idle bool // waiting for the first byte of a request; guarded by srv.mu
+	idle atomic.Bool // waiting for the first byte of a request
 }
 
 // deadlineReader and deadlineWriter arm a fresh deadline before every
@@ -96,7 +97,8 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.connID.Add(1)
-	c := &conn{srv: s, nc: nc, idle: true}
+	c := &conn{srv: s, nc: nc}
+	c.idle.Store(true)
 	c.uc, _ = nc.(*net.UnixConn)
 	if c.uc != nil {
 		c.rio = newRawIO(c.uc)
@@ -198,10 +200,11 @@ func (c *conn) serve() {
 // setIdle records whether the connection waits between requests. Going idle
 // fails once the server is closing: the connection must then end.
 func (c *conn) setIdle(idle bool) bool {
-	c.srv.mu.Lock()
-	defer c.srv.mu.Unlock()
-	c.idle = idle
-	return !c.srv.closed
+	// Store, then load, and beginClose does the opposite (closedFlag, then
+	// each idle flag in closeIdle): one of the two sees the other's store,
+	// so a connection never waits for a request after Shutdown began.
+	c.idle.Store(idle)
+	return !c.srv.closedFlag.Load()
 }
 
 // scan runs one Scan of the current record and tracks where it stopped.

@@ -75,7 +75,9 @@ type Server struct {
 	KeepDead bool
 	// Busy, if not nil, is called with true when the number of requests in
 	// progress goes from 0 to 1 and with false when it drops back to 0
-	// (master(8)'s TAKEN and AVAIL). Calls never overlap and come in order.
+	// (master(8)'s TAKEN and AVAIL). Calls never overlap, alternate, and
+	// the last one reports the current state; two transitions of
+	// different clients that race each other may be reported as none.
 	Busy func(busy bool)
 	// ConnCount, if not nil, is called with the number of connected
 	// clients whenever it changes. Calls never overlap and come in order.
@@ -106,9 +108,15 @@ type Server struct {
 	closed    bool // Shutdown or Close called
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	busyCount int
 	hookMu    sync.Mutex // serializes Busy and ConnCount calls
-	serving   sync.WaitGroup
+
+	// The request path takes no lock that every client shares: the
+	// requests in progress are counted atomically, and closedFlag mirrors
+	// closed for the connections going idle (conn.setIdle).
+	busyCount    atomic.Int64
+	reportedBusy bool // the last Busy call's argument; guarded by hookMu
+	closedFlag   atomic.Bool
+	serving      sync.WaitGroup
 }
 
 func (s *Server) init() {
@@ -340,25 +348,25 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 	return true
 }
 
-// setBusy counts a batch of requests in or out of progress.
+// setBusy counts a batch of requests in or out of progress. On a 0->1 or
+// 1->0 transition it reports, under hookMu, the state the count has by
+// then if it differs from the last one reported.
 func (s *Server) setBusy(busy bool) {
-	s.mu.Lock()
-	call := false
+	var n int64
 	if busy {
-		s.busyCount++
-		call = s.busyCount == 1
+		n = s.busyCount.Add(1)
 	} else {
-		s.busyCount--
-		call = s.busyCount == 0
+		n = s.busyCount.Add(-1)
 	}
-	if !call || s.Busy == nil {
-		s.mu.Unlock()
+	if s.Busy == nil || (busy && n != 1) || (!busy && n != 0) {
 		return
 	}
 	s.hookMu.Lock()
-	s.mu.Unlock()
 	defer s.hookMu.Unlock()
-	s.Busy(busy)
+	if now := s.busyCount.Load() > 0; now != s.reportedBusy {
+		s.reportedBusy = now
+		s.Busy(now)
+	}
 }
 
 func (s *Server) startTicker() {
@@ -394,6 +402,7 @@ func (s *Server) beginClose() (bool, error) {
 	}
 	s.closed = true
 	close(s.closing)
+	s.closedFlag.Store(true)
 	var errs []error
 	for l := range s.listeners {
 		if err := (*l).Close(); err != nil {
@@ -456,7 +465,7 @@ func (s *Server) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.idle {
+		if c.idle.Load() {
 			c.nc.Close()
 		}
 	}
