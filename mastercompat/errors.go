@@ -1,6 +1,11 @@
 package mastercompat
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+)
 
 // FatalError is a startup failure that Postfix daemons report with
 // msg_fatal(). Text holds Postfix's wording (without the "fatal: " prefix),
@@ -43,4 +48,22 @@ func errnoText(err error) string {
 		s = string(s[0]-'a'+'A') + s[1:]
 	}
 	return s
+}
+
+// joinErrors collects errs, skipping nils, into one error (nil when none is
+// left) whose text keeps them on one line, "first; second": such an error
+// can end up in a log record, and a newline would split the record. The
+// errors stay reachable with errors.Is and errors.As. scache has the same
+// helper for its own collected errors; neither package may import the other.
+func joinErrors(errs ...error) error {
+	return multierror.Append(&multierror.Error{ErrorFormat: oneLine}, errs...).ErrorOrNil()
+}
+
+// oneLine is a go-multierror ErrorFormat: the texts joined by "; ".
+func oneLine(errs []error) string {
+	texts := make([]string, len(errs))
+	for i, err := range errs {
+		texts[i] = err.Error()
+	}
+	return strings.Join(texts, "; ")
 }

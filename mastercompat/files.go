@@ -1,7 +1,6 @@
 package mastercompat
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -75,7 +74,7 @@ func Listeners(files []*os.File) ([]net.Listener, error) {
 			errs = append(errs, fmt.Errorf("mastercompat: close %s: %w", f.Name(), err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := joinErrors(errs...); err != nil {
 		for _, l := range ls {
 			l.Close()
 		}

@@ -69,7 +69,7 @@ func (m multiSink) WriteLog(t time.Time, level slog.Level, text string) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs...)
 }
 
 // syslogFacilities maps syslog_facility names to facility codes (LOG_MAIL

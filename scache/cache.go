@@ -1,7 +1,6 @@
 package scache
 
 import (
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -569,7 +568,7 @@ func (c *Cache) Close() error {
 		}
 	}
 	c.dropping.Wait()
-	return errors.Join(errs...)
+	return joinErrors(errs...)
 }
 
 // drop closes a descriptor the cache gave up, logging a failure the way

@@ -2,6 +2,7 @@ package scache_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -72,7 +73,7 @@ func TestPeerChildHelper(t *testing.T) {
 	case err == io.EOF:
 		os.Stdout.WriteString("closed\n")
 	default:
-		os.Stdout.WriteString("read: " + strings.ReplaceAll(string(buf), "\x00", "|") + " " + errors.Join(err).Error() + "\n")
+		os.Stdout.WriteString("read: " + strings.ReplaceAll(string(buf), "\x00", "|") + " " + fmt.Sprint(err) + "\n")
 	}
 	os.Exit(0)
 }

@@ -414,7 +414,7 @@ func (s *Server) beginClose() (bool, error) {
 	s.tickStart.Do(func() { close(s.tickDone) })
 	close(s.tickStop)
 	<-s.tickDone
-	return true, errors.Join(errs...)
+	return true, joinErrors(errs...)
 }
 
 // Close closes every listener and every client connection at once, then
@@ -432,7 +432,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.serving.Wait()
 	s.waitConns(context.Background())
-	return errors.Join(err, s.closeCache())
+	return joinErrors(err, s.closeCache())
 }
 
 // Shutdown stops the server gracefully, like net/http's: it closes the
@@ -455,9 +455,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		s.waitConns(context.Background())
-		err = errors.Join(err, werr)
+		err = joinErrors(err, werr)
 	}
-	return errors.Join(err, s.closeCache())
+	return joinErrors(err, s.closeCache())
 }
 
 // closeIdle closes the connections that wait for their next request.

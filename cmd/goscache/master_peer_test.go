@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -38,7 +38,7 @@ func TestPeerClientHelper(t *testing.T) {
 	case err == io.EOF:
 		os.Stdout.WriteString("closed\n")
 	default:
-		os.Stdout.WriteString("read: " + errors.Join(err).Error() + "\n")
+		os.Stdout.WriteString("read: " + fmt.Sprint(err) + "\n")
 	}
 	os.Exit(0)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/hashicorp/go-multierror"
 )
 
 // memSample is a server's resident memory with a number of connections
@@ -204,7 +204,7 @@ func (f *filler) fillTo(n int) error {
 	}
 	wg.Wait()
 	f.filled = n
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // fillEndpProp is an endpoint property as smtp(8) writes it (PROTOCOL.md
@@ -360,4 +360,17 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return f.Close()
+}
+
+// joinErrors collects errs into one error, nil when there are none, with
+// the texts on one line as scache and mastercompat join theirs
+// (go-multierror, "first; second").
+func joinErrors(errs []error) error {
+	return multierror.Append(&multierror.Error{ErrorFormat: func(es []error) string {
+		texts := make([]string, len(es))
+		for i, err := range es {
+			texts[i] = err.Error()
+		}
+		return strings.Join(texts, "; ")
+	}}, errs...).ErrorOrNil()
 }

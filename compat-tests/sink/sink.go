@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/hashicorp/go-multierror"
 )
 
 // Behavior says how one address treats its connections. The zero value
@@ -196,7 +197,7 @@ func (s *Sink) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // Shutdown stops accepting and waits for open connections to end, or for
@@ -208,7 +209,7 @@ func (s *Sink) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 func (s *Sink) count(addr string, f func(c *Counts)) {
@@ -373,4 +374,17 @@ func Duplicates(msgs []Message) []string {
 	}
 	sort.Strings(d)
 	return d
+}
+
+// joinErrors collects errs into one error, nil when there are none, with
+// the texts on one line as goscache's packages join theirs (go-multierror,
+// "first; second").
+func joinErrors(errs []error) error {
+	return multierror.Append(&multierror.Error{ErrorFormat: func(es []error) string {
+		texts := make([]string, len(es))
+		for i, err := range es {
+			texts[i] = err.Error()
+		}
+		return strings.Join(texts, "; ")
+	}}, errs...).ErrorOrNil()
 }

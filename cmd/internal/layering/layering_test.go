@@ -15,16 +15,16 @@ const module = "github.com/goscache/goscache"
 // a new package states its place in the graph when it is added.
 var allowed = map[string][]string{
 	"attr":              {},
-	"mastercompat":      {"golang.org/x/sys"},
-	"scache":            {"attr", "golang.org/x/sys"},
+	"mastercompat":      {"golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"scache":            {"attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"scache/fdtest":     {"golang.org/x/sys"},
-	"scache/scachetest": {"scache", "scache/fdtest", "attr", "golang.org/x/sys"},
-	"cmd/goscache":      {"mastercompat", "scache", "attr", "golang.org/x/sys"},
-	"cmd/goscache-demo": {"scache", "attr", "golang.org/x/sys"},
+	"scache/scachetest": {"scache", "scache/fdtest", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/goscache":      {"mastercompat", "scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/goscache-demo": {"scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// scachectl metrics: Prometheus's client library and what it brings.
 	"cmd/scachectl": {"scache", "attr", "mastercompat", "golang.org/x/sys",
 		"github.com/prometheus", "github.com/beorn7/perks", "github.com/cespare/xxhash",
-		"github.com/munnerz/goautoneg", "google.golang.org/protobuf"},
+		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"cmd/benchplot":         {},
 	"cmd/internal/layering": {},
 	"compat-tests":          {"*"},
