@@ -26,7 +26,11 @@ func fatalf(format string, args ...any) *FatalError {
 }
 
 // errnoText returns the strerror-like text of err as Postfix's %m would
-// print it ("No such file or directory").
+// print it ("No such file or directory"). scache's errText does the same
+// for its log lines; there are two because neither package may import the
+// other, and they differ on purpose: this one takes the innermost error of
+// a wrapped chain (an *os.PathError's errno), errText looks for an errno
+// and falls back to err's own text (a net.OpError without one).
 func errnoText(err error) string {
 	for {
 		u, ok := err.(interface{ Unwrap() error })

@@ -289,7 +289,8 @@ func retryAccept(err error) bool {
 
 // errText returns the errno text of err when it has one, as Postfix's %m
 // would show it (glibc's strerror: Go's text with a capital first letter),
-// and err's text otherwise.
+// and err's text otherwise. mastercompat's errnoText is its counterpart
+// for start-up errors; neither package may import the other.
 func errText(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
