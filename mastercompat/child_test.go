@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -37,51 +36,41 @@ func TestMain(m *testing.M) {
 }
 
 func childMain() int {
-	log := slog.New(NewStderrHandler(os.Stderr, "postfix/scache", os.Getpid(), nil))
-	fatal := func(err error) int {
-		text := err.Error()
-		if fe, ok := errors.AsType[*FatalError](err); ok {
-			text = fe.Text
-		}
-		log.Log(context.Background(), LevelFatal, text)
+	// The test service has a parameter of its own, read by Configure, and
+	// a BeforeJail step that fails when asked to.
+	svc := Service{
+		Name:     "scache",
+		Defaults: map[string]string{"child_test_ttl": "2s"},
+		Configure: func(cfg *Config) error {
+			_, err := cfg.Time("child_test_ttl", 1)
+			return err
+		},
+		BeforeJail: func(c *Child) error {
+			if v := c.Config.Get("child_test_jail"); v != "" {
+				return errors.New("before jail: " + v)
+			}
+			return nil
+		},
+	}
+	c, err := Start(context.Background(), svc, StartOptions{
+		Argv:       strings.Fields(os.Getenv(envChildArgv)),
+		Stderr:     os.Stderr,
+		SyslogPath: filepath.Join(os.Getenv("MAIL_CONFIG"), "no-syslog"),
+	})
+	if err != nil {
 		return 1
 	}
-	args, err := ParseArgs(strings.Fields(os.Getenv(envChildArgv)))
-	if err != nil {
-		return fatal(err)
-	}
-	env := ReadEnv(os.LookupEnv)
-	cfg := NewConfig(env.ConfigDir, "host")
-	cfg.Apply(args.Overrides)
-	p, err := cfg.Params()
-	if err != nil {
-		return fatal(err)
-	}
-	for _, check := range []func() error{args.CheckSolitary, args.CheckTransport} {
-		if err := check(); err != nil {
-			return fatal(err)
-		}
-	}
-	gen, err := env.ParseGeneration()
-	if err != nil {
-		return fatal(err)
-	}
-	files, err := InheritedFiles(args.SocketCount)
-	if err != nil {
-		return fatal(err)
-	}
+	defer c.Close()
+	log, p, ls, m := c.Logger, c.Params, c.Listeners, c.Master
 	var cloexec []string
-	for fd := FlowReadFD; fd < ListenFD+args.SocketCount; fd++ {
+	for fd := FlowReadFD; fd < ListenFD+c.Args.SocketCount; fd++ {
 		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC != 0 {
 			cloexec = append(cloexec, fmt.Sprint(fd))
 		}
 	}
+	// Listen sockets from fd 6 on are closed by now: each listener holds
+	// its own duplicate.
 	log.Info("cloexec " + strings.Join(cloexec, ","))
-	ls, err := Listeners(files.Listeners)
-	if err != nil {
-		return fatal(err)
-	}
-	m := NewMaster(files.Status, os.Getpid(), gen)
 	idle := NewIdleTimer(p.MaxIdle)
 	var (
 		mu      sync.Mutex
@@ -157,6 +146,11 @@ func startChild(t *testing.T, argv string, env ...string) *child {
 		t.Fatal(err)
 	}
 	l.Close()
+	// The child logs on stderr (-V) and to a syslog socket that does not
+	// exist; main.cf puts the queue directory where the child may chdir.
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("queue_directory = "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append([]string{envChild + "=1", envChildArgv + "=" + argv, "LANG=C", "MAIL_CONFIG=" + dir}, env...)
 	// Under -cover the child would warn on stderr without a place for its
@@ -230,7 +224,7 @@ func (c *child) readStatus(t *testing.T) (pid int32, gen uint32, avail int32) {
 }
 
 func TestChild_serveAndMasterDisconnect(t *testing.T) {
-	c := startChild(t, "goscache -l -n scache -t unix", "GENERATION=17")
+	c := startChild(t, "goscache -l -n scache -t unix -V", "GENERATION=17")
 	conn, r := c.dial(t)
 	for i, want := range []string{"one", "two"} {
 		ping(t, conn, r, want)
@@ -247,7 +241,7 @@ func TestChild_serveAndMasterDisconnect(t *testing.T) {
 		t.Errorf("exit code %d, want 0; stderr:\n%s", code, c.stderr)
 	}
 	out := c.stderr.String()
-	for _, want := range []string{"cloexec 3,4,5,6\n", "master disconnect -- exiting\n"} {
+	for _, want := range []string{"cloexec 3,4,5\n", "master disconnect -- exiting\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, out)
 		}
@@ -255,7 +249,7 @@ func TestChild_serveAndMasterDisconnect(t *testing.T) {
 }
 
 func TestChild_maxIdle(t *testing.T) {
-	c := startChild(t, "scache -l -t unix -i 1")
+	c := startChild(t, "scache -l -t unix -i 1 -V")
 	conn, r := c.dial(t)
 	// A connected client keeps the child alive beyond max_idle.
 	time.Sleep(1500 * time.Millisecond)
@@ -275,10 +269,12 @@ func TestChild_fatal(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{"scache -t unix -u -c", nil, "fatal: service scache requires a process limit of 1"},
-		{"scache -l -t unix", []string{"GENERATION=12a"}, "fatal: bad generation: 12a"},
-		{"scache -l -t unix -o max_idle=-1", nil, "fatal: parameter max_idle: bad time value or unit: -1"},
-		{"scache -l -t fifo", nil, "fatal: unsupported transport type: fifo"},
+		{"scache -t unix -u -c -V", nil, "fatal: service scache requires a process limit of 1"},
+		{"scache -l -t unix -V", []string{"GENERATION=12a"}, "fatal: bad generation: 12a"},
+		{"scache -l -t unix -V -o max_idle=-1", nil, "fatal: parameter max_idle: bad time value or unit: -1"},
+		{"scache -l -t fifo -V", nil, "fatal: unsupported transport type: fifo"},
+		{"scache -l -t unix -V -o child_test_ttl=0", nil, "fatal: invalid child_test_ttl: 0 (min 1)"},
+		{"scache -l -t unix -V -o child_test_jail=no", nil, "fatal: before jail: no"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -286,7 +282,7 @@ func TestChild_fatal(t *testing.T) {
 			if code := c.wait(t); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
-			want := fmt.Sprintf("postfix/scache[%d]: %s\n", c.cmd.Process.Pid, tt.want)
+			want := "postfix/scache: " + tt.want + "\n"
 			if got := c.stderr.String(); got != want {
 				t.Errorf("stderr = %q, want %q", got, want)
 			}

@@ -88,6 +88,14 @@ func NewConfig(dir, hostname string) *Config {
 	return c
 }
 
+// AddDefaults adds a service's own parameter defaults (as `postconf -d`
+// prints them) to the skeleton's; a name already known gets the new default.
+func (c *Config) AddDefaults(defaults map[string]string) {
+	for name, v := range defaults {
+		c.defaults[name] = v
+	}
+}
+
 // ReadConfig reads dir/main.cf as mail_conf_suck does. A file that cannot
 // be opened is fatal: "open PATH: ERRNO".
 func ReadConfig(dir string) (*Config, error) {

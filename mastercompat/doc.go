@@ -1,6 +1,13 @@
 // Package mastercompat lets a Go daemon run as a child of Postfix's master(8)
 // the way a multi-server daemon such as scache(8) does.
 //
+// [Start] is the one start-up every master(8) child goes through, in
+// master/multi_server.c's order: argv, environment, main.cf, logging, the
+// argument checks, master's descriptors, chroot and setuid. A [Service]
+// adds its own parameters and steps; the [Child] it returns holds the
+// listeners, the status channel ([Master]) and the logger. The pieces it is
+// built from are exported for tests and tools:
+//
 // It mirrors the child side of Postfix's master protocol:
 //
 //   - the argv that master/master_ent.c builds, parsed with getopt rules as
@@ -22,8 +29,9 @@
 //     datagrams to postlogd(8), or plain lines for standalone use
 //     (util/msg_syslog.c, util/msg_logger.c: [Handler]).
 //
-// Startup failures carry Postfix's fatal text in a [*FatalError]; the caller
-// logs it at [LevelFatal] and exits 1.
+// Startup failures carry Postfix's fatal text in a [*FatalError]; [Start]
+// logs it at [LevelFatal] and returns a [*LoggedError], and the caller
+// exits 1.
 //
 // The package knows nothing about scache requests: cmd/goscache wires it to
 // package scache.
