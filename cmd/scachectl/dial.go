@@ -62,9 +62,6 @@ type scacheConn struct{ *scache.Client }
 
 func (c *scacheConn) Stats() (*statsView, error) {
 	s, err := c.ServerStats()
-	if errors.Is(err, scache.ErrNoExtensions) {
-		return nil, errNoExtensions
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +96,6 @@ func (c *scacheConn) Stats() (*statsView, error) {
 
 func (c *scacheConn) Dump() (*dumpView, error) {
 	d, err := c.Client.Dump()
-	if errors.Is(err, scache.ErrNoExtensions) {
-		return nil, errNoExtensions
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -86,9 +86,9 @@ func runFind(e *env, name string, args []string) error {
 	if !*take && (*ttl == 0 || (dest && endpLabel == "")) {
 		before, err = c.Dump()
 		switch {
-		case errors.Is(err, errNoExtensions) && dest && endpLabel == "":
+		case errors.Is(err, scache.ErrNoExtensions) && dest && endpLabel == "":
 			return fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", name)
-		case errors.Is(err, errNoExtensions):
+		case errors.Is(err, scache.ErrNoExtensions):
 			before = nil
 		case err != nil:
 			return fmt.Errorf("%s: %w", name, err)
@@ -108,11 +108,11 @@ func runFind(e *env, name string, args []string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	switch status {
-	case statusOK:
-	case statusFail:
+	case scache.StatusOK:
+	case scache.StatusFail:
 		v.DestProperty, v.EndpProperty = nil, ""
 		return e.showFind(&v, *asJSON)
-	case statusBad:
+	case scache.StatusBad:
 		return fmt.Errorf("%s: the server rejected the request (status=1)", name)
 	default:
 		return fmt.Errorf("%s: unexpected status=%d", name, status)
@@ -150,7 +150,7 @@ func runFind(e *env, name string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: giving the connection back: %w (the connection is closed)", name, err)
 	}
-	if st != statusOK {
+	if st != scache.StatusOK {
 		return fmt.Errorf("%s: giving the connection back: the server answered status=%d (the connection is closed)", name, st)
 	}
 	v.Endpoint, v.Action, v.TTLSeconds = endpLabel, "given back", float64(secs)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goscache/goscache/scache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -139,7 +140,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s, err := c.stats()
 	switch {
-	case errors.Is(err, errNoExtensions):
+	case errors.Is(err, scache.ErrNoExtensions):
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1, "postfix", "false")
 	case err != nil:
 		c.errors.Add(1)

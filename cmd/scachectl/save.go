@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goscache/goscache/scache"
 	"golang.org/x/sys/unix"
 )
 
@@ -182,11 +183,11 @@ func destProp(dest, endp string) string {
 // describe explains a save status.
 func describe(st int) string {
 	switch st {
-	case statusOK:
+	case scache.StatusOK:
 		return "saved"
-	case statusBad:
+	case scache.StatusBad:
 		return "rejected as a bad request (status=1)"
-	case statusFail:
+	case scache.StatusFail:
 		return "failed: the server did not receive the descriptor (status=2)"
 	}
 	return "unexpected status=" + strconv.Itoa(st)
@@ -206,7 +207,7 @@ func (e *env) showSave(v *saveView, asJSON bool) error {
 		}
 		writeProps(w, "  | ", v.Property)
 	}
-	if v.Status != statusOK {
+	if v.Status != scache.StatusOK {
 		return fmt.Errorf("%s: %s", v.Request, v.Description)
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/goscache/goscache/scache"
 )
 
 func statsCommand() command {
@@ -37,7 +39,7 @@ func runView[V any](e *env, args []string, name string, fetch func(cacheConn) (V
 	}
 	defer c.Close()
 	v, err := fetch(c)
-	if errors.Is(err, errNoExtensions) {
+	if errors.Is(err, scache.ErrNoExtensions) {
 		return e.fallback(*asJSON, note)
 	}
 	if err != nil {

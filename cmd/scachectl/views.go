@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
 	"time"
 )
 
 // cacheConn is one connection to the cache, as the commands use it. The
 // standard requests work with any scache; Stats and Dump return an error
-// matching errNoExtensions when the peer answers them with status 1.
+// matching scache.ErrNoExtensions when the peer answers them with status 1.
 type cacheConn interface {
 	Stats() (*statsView, error)
 	Dump() (*dumpView, error)
@@ -17,17 +16,6 @@ type cacheConn interface {
 	SaveDest(ttl int, destLabel, destProp, endpLabel string) (status int, err error)
 	Close() error
 }
-
-// errNoExtensions means the peer answered an extension request with
-// status 1 (unrecognized request), as Postfix's scache does.
-var errNoExtensions = errors.New("extension request not recognized")
-
-// Status values of the scache protocol (SCACHE_STAT_*).
-const (
-	statusOK   = 0
-	statusBad  = 1
-	statusFail = 2
-)
 
 // statsView is what "scachectl stats" shows; its JSON form is documented in
 // docs/protocol.md.

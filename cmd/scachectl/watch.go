@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/goscache/goscache/scache"
 )
 
 func watchCommand() command {
@@ -45,7 +47,7 @@ func runWatch(e *env, args []string) error {
 			}
 		}
 		s, err := c.Stats()
-		if errors.Is(err, errNoExtensions) {
+		if errors.Is(err, scache.ErrNoExtensions) {
 			return e.statsFallback(*asJSON)
 		}
 		if err != nil {
