@@ -40,103 +40,148 @@ type findView struct {
 	TTLSeconds   float64 `json:"ttl_seconds,omitempty"`
 }
 
+// findOpts are find-dest's and find-endp's arguments.
+type findOpts struct {
+	name      string // the command: find-dest or find-endp
+	dest      bool   // find-dest
+	label     string
+	endpLabel string // -endp: the endpoint to give the connection back under
+	take      bool
+	asJSON    bool
+	ttl       time.Duration // 0: what the connection had left
+}
+
 func runFind(e *env, name string, args []string) error {
-	dest := name == "find-dest"
-	synopsis := "[-json] [-take] [-ttl D] LABEL"
-	if dest {
-		synopsis = "[-json] [-take] [-ttl D] [-endp LABEL] LABEL"
-	}
-	fs := e.flags(name, synopsis)
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	take := fs.Bool("take", false, "close the connection found instead of giving it back to the cache")
-	ttl := fs.Duration("ttl", 0, "ttl when giving the connection back, in whole seconds; the server clamps it to connection_cache_ttl_limit (default: what the connection had left, from a dump; 2s without goscache extensions)")
-	var endpArg string
-	if dest {
-		fs.StringVar(&endpArg, "endp", "", "endpoint `label` to give the connection back under (default: the binding find_dest used, from a dump; needed for servers without goscache extensions)")
-	}
-	pos, err := parse(fs, args, 1, 1)
+	o, err := parseFind(e, name, args)
 	if err != nil {
 		return err
 	}
-	label, err := unquote(pos[0])
-	if err != nil {
-		return &usageError{msg: name + ": label: " + err.Error()}
-	}
-	endpLabel := ""
-	if endpArg != "" {
-		if endpLabel, err = unquote(endpArg); err != nil {
-			return &usageError{msg: name + ": -endp: " + err.Error()}
-		}
-	}
-	if *ttl < 0 || *ttl > maxTTL {
-		return &usageError{msg: fmt.Sprintf("%s: -ttl %s is out of range", name, *ttl)}
-	}
-
 	c, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 
-	v := findView{Request: name, Label: label}
 	// To give a connection back, look at the cache just before the find:
 	// find_dest does not say which endpoint the connection came from, and
 	// neither find says how long the connection had left.
-	var before *dumpView
-	if !*take && (*ttl == 0 || (dest && endpLabel == "")) {
-		before, err = c.Dump()
-		switch {
-		case errors.Is(err, scache.ErrNoExtensions) && dest && endpLabel == "":
-			return fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", name)
-		case errors.Is(err, scache.ErrNoExtensions):
-			before = nil
-		case err != nil:
-			return fmt.Errorf("%s: %w", name, err)
+	before, err := dumpBeforeFind(c, o)
+	if err != nil {
+		return err
+	}
+	v := findView{Request: name, Label: o.label}
+	fd, hit, err := find(c, o, &v)
+	if err != nil || !hit {
+		if err == nil {
+			err = e.showFind(&v, o.asJSON)
+		}
+		return err
+	}
+	v.Hit = true
+	v.Peer = peerName(fd)
+	if o.take {
+		v.Action = "closed"
+		unix.Close(fd)
+		return e.showFind(&v, o.asJSON)
+	}
+	return giveBack(e, c, o, before, fd, &v)
+}
+
+// parseFind reads find-dest's or find-endp's flags and label.
+func parseFind(e *env, name string, args []string) (*findOpts, error) {
+	o := &findOpts{name: name, dest: name == "find-dest"}
+	synopsis := "[-json] [-take] [-ttl D] LABEL"
+	if o.dest {
+		synopsis = "[-json] [-take] [-ttl D] [-endp LABEL] LABEL"
+	}
+	fs := e.flags(name, synopsis)
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of text")
+	fs.BoolVar(&o.take, "take", false, "close the connection found instead of giving it back to the cache")
+	fs.DurationVar(&o.ttl, "ttl", 0, "ttl when giving the connection back, in whole seconds; the server clamps it to connection_cache_ttl_limit (default: what the connection had left, from a dump; 2s without goscache extensions)")
+	var endpArg string
+	if o.dest {
+		fs.StringVar(&endpArg, "endp", "", "endpoint `label` to give the connection back under (default: the binding find_dest used, from a dump; needed for servers without goscache extensions)")
+	}
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.label, err = unquote(pos[0]); err != nil {
+		return nil, &usageError{msg: name + ": label: " + err.Error()}
+	}
+	if endpArg != "" {
+		if o.endpLabel, err = unquote(endpArg); err != nil {
+			return nil, &usageError{msg: name + ": -endp: " + err.Error()}
 		}
 	}
+	if o.ttl < 0 || o.ttl > maxTTL {
+		return nil, &usageError{msg: fmt.Sprintf("%s: -ttl %s is out of range", name, o.ttl)}
+	}
+	return o, nil
+}
 
-	var fd, status int
-	if dest {
+// dumpBeforeFind dumps the cache when giving the connection back needs to
+// know its endpoint or its ttl; it returns nil when no dump is needed or
+// the server has no extensions and none is essential.
+func dumpBeforeFind(c cacheConn, o *findOpts) (*dumpView, error) {
+	if o.take || (o.ttl != 0 && !(o.dest && o.endpLabel == "")) {
+		return nil, nil
+	}
+	before, err := c.Dump()
+	switch {
+	case errors.Is(err, scache.ErrNoExtensions) && o.dest && o.endpLabel == "":
+		return nil, fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", o.name)
+	case errors.Is(err, scache.ErrNoExtensions):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", o.name, err)
+	}
+	return before, nil
+}
+
+// find sends the find request and fills in v's properties; hit is false
+// on a miss (status=2), where v is ready to show.
+func find(c cacheConn, o *findOpts, v *findView) (fd int, hit bool, err error) {
+	var status int
+	if o.dest {
 		var dp, ep string
-		fd, dp, ep, status, err = c.FindDest(label)
+		fd, dp, ep, status, err = c.FindDest(o.label)
 		v.DestProperty, v.EndpProperty = &dp, ep
 	} else {
-		fd, v.EndpProperty, status, err = c.FindEndp(label)
-		endpLabel = label
+		fd, v.EndpProperty, status, err = c.FindEndp(o.label)
+		o.endpLabel = o.label
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return -1, false, fmt.Errorf("%s: %w", o.name, err)
 	}
 	switch status {
 	case scache.StatusOK:
+		return fd, true, nil
 	case scache.StatusFail:
 		v.DestProperty, v.EndpProperty = nil, ""
-		return e.showFind(&v, *asJSON)
+		return -1, false, nil
 	case scache.StatusBad:
-		return fmt.Errorf("%s: the server rejected the request (status=1)", name)
-	default:
-		return fmt.Errorf("%s: unexpected status=%d", name, status)
+		return -1, false, fmt.Errorf("%s: the server rejected the request (status=1)", o.name)
 	}
+	return -1, false, fmt.Errorf("%s: unexpected status=%d", o.name, status)
+}
 
-	v.Hit = true
-	v.Peer = peerName(fd)
-	if *take {
-		v.Action = "closed"
-		unix.Close(fd)
-		return e.showFind(&v, *asJSON)
-	}
+// giveBack saves the connection found (fd, which it closes) again under
+// its endpoint with the ttl it had left (or -ttl), and shows v.
+func giveBack(e *env, c cacheConn, o *findOpts, before *dumpView, fd int, v *findView) error {
+	name, endpLabel := o.name, o.endpLabel
 	if endpLabel == "" {
-		endpLabel = guessEndpoint(before, label, *v.DestProperty, v.EndpProperty)
+		endpLabel = guessEndpoint(before, o.label, *v.DestProperty, v.EndpProperty)
 	}
 	if endpLabel == "" {
 		unix.Close(fd)
 		v.Action = "closed"
-		if err := e.showFind(&v, *asJSON); err != nil {
+		if err := e.showFind(v, o.asJSON); err != nil {
 			return err
 		}
 		return fmt.Errorf("%s: could not tell which endpoint the connection belongs to (the cache changed meanwhile?): it was closed; use -endp LABEL next time", name)
 	}
-	left := *ttl
+	left := o.ttl
 	if left == 0 {
 		left = remaining(before, endpLabel, v.EndpProperty)
 	}
@@ -154,7 +199,7 @@ func runFind(e *env, name string, args []string) error {
 		return fmt.Errorf("%s: giving the connection back: the server answered status=%d (the connection is closed)", name, st)
 	}
 	v.Endpoint, v.Action, v.TTLSeconds = endpLabel, "given back", float64(secs)
-	return e.showFind(&v, *asJSON)
+	return e.showFind(v, o.asJSON)
 }
 
 // guessEndpoint returns the endpoint label of the binding find_dest used:
