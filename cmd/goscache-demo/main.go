@@ -42,29 +42,80 @@ func run(args []string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// A stand-in for a remote SMTP server.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := listenStandIn()
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	lines := make(chan string, 1)
-	lines2 := make(chan struct{})
-	accepted := make(chan net.Addr, 1)
+	defer srv.ln.Close()
+	fmt.Fprintf(out, "1. server stand-in listening on %s\n", srv.ln.Addr())
+
+	conn, err := net.Dial("tcp", srv.ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "2. connected: local %s -> remote %s (server saw the client as %s)\n",
+		conn.LocalAddr(), conn.RemoteAddr(), <-srv.accepted)
+
+	c, err := dialCache(ctx, *sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	host, port, _ := net.SplitHostPort(srv.ln.Addr().String())
+	d := demo{c: c, out: out, dest: "smtp\ndemo.test\n", endp: fmt.Sprintf("smtp\n%s\n%s\n0\n", host, port),
+		destProp: "destination=demo.test\nhost_name=localhost\nhost_addr=" + host + "\n"}
+	st, err := c.SaveDest(2, d.dest, d.destProp, d.endp)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "3. save_dest %q -> %q: status=%d\n", d.dest, d.endp, st)
+	if st, err = d.saveConn(conn, 2, "tls_level=0\nreuse_count=0\n"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "4. save_endp with the connection's descriptor: status=%d\n", st)
+	conn.Close()
+	fmt.Fprintln(out, "5. closed the demo's own copy of the connection; goscache holds the only one")
+
+	if err := d.findAndUse(ctx, srv.lines); err != nil {
+		return err
+	}
+	close(srv.later)
+	if *ctl == "" {
+		return nil
+	}
+	return d.showWithScachectl(ctx, srv.ln.Addr().String(), *sock, *ctl)
+}
+
+// standIn is a stand-in for a remote SMTP server: the first connection's
+// first line arrives on lines; later connections, accepted once later is
+// closed, are held open, idle, like an SMTP server waiting for the next
+// command, until the demo ends.
+type standIn struct {
+	ln       net.Listener
+	accepted chan net.Addr
+	lines    chan string
+	later    chan struct{}
+}
+
+func listenStandIn() (*standIn, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &standIn{ln: ln, accepted: make(chan net.Addr, 1), lines: make(chan string, 1), later: make(chan struct{})}
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		accepted <- c.RemoteAddr()
+		s.accepted <- c.RemoteAddr()
 		line, _ := bufio.NewReader(c).ReadString('\n')
-		lines <- line
+		s.lines <- line
 	}()
 	go func() {
-		// Later connections are held open, idle, like an SMTP server
-		// waiting for the next command, until the demo ends.
-		<-lines2
+		<-s.later
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -73,56 +124,52 @@ func run(args []string, out io.Writer) error {
 			defer c.Close()
 		}
 	}()
-	fmt.Fprintf(out, "1. server stand-in listening on %s\n", ln.Addr())
+	return s, nil
+}
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "2. connected: local %s -> remote %s (server saw the client as %s)\n",
-		conn.LocalAddr(), conn.RemoteAddr(), <-accepted)
-
-	// Wait for the daemon's socket.
-	var c *scache.Client
+// dialCache connects to goscache, waiting for its socket to appear.
+func dialCache(ctx context.Context, sock string) (*scache.Client, error) {
 	for {
-		if c, err = scache.Dial(ctx, *sock); err == nil {
-			break
+		c, err := scache.Dial(ctx, sock)
+		if err == nil {
+			return c, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("goscache at %s: %w", *sock, err)
+			return nil, fmt.Errorf("goscache at %s: %w", sock, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	defer c.Close()
+}
 
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	dest := "smtp\ndemo.test\n"
-	endp := fmt.Sprintf("smtp\n%s\n%s\n0\n", host, port)
-	st, err := c.SaveDest(2, dest, "destination=demo.test\nhost_name=localhost\nhost_addr="+host+"\n", endp)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "3. save_dest %q -> %q: status=%d\n", dest, endp, st)
+// demo is the cache client and the labels the demo uses.
+type demo struct {
+	c                    *scache.Client
+	out                  io.Writer
+	dest, endp, destProp string
+}
 
+// saveConn saves conn's descriptor under the demo's endpoint (save_endp).
+func (d *demo) saveConn(conn net.Conn, ttl int, prop string) (status int, err error) {
 	raw, err := conn.(*net.TCPConn).SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var serr error
 	if cerr := raw.Control(func(fd uintptr) {
-		st, serr = c.SaveEndp(2, endp, "tls_level=0\nreuse_count=0\n", int(fd))
+		status, serr = d.c.SaveEndp(ttl, d.endp, prop, int(fd))
 	}); cerr != nil {
-		return cerr
+		return 0, cerr
 	}
-	if serr != nil {
-		return serr
-	}
-	fmt.Fprintf(out, "4. save_endp with the connection's descriptor: status=%d\n", st)
-	conn.Close()
-	fmt.Fprintln(out, "5. closed the demo's own copy of the connection; goscache holds the only one")
+	return status, serr
+}
 
-	fd, destProp, endpProp, st, err := c.FindDest(dest)
+// findAndUse finds the cached connection (find_dest), shows its addresses
+// and writes a line through it, which the stand-in must receive on its
+// original connection.
+func (d *demo) findAndUse(ctx context.Context, lines <-chan string) error {
+	out := d.out
+	fd, destProp, endpProp, st, err := d.c.FindDest(d.dest)
 	if err != nil {
 		return err
 	}
@@ -131,7 +178,7 @@ func run(args []string, out io.Writer) error {
 	}
 	defer unix.Close(fd)
 	fmt.Fprintf(out, "6. find_dest %q: status=%d, fd=%d\n   destination properties %q\n   endpoint properties    %q\n",
-		dest, st, fd, destProp, endpProp)
+		d.dest, st, fd, destProp, endpProp)
 
 	local, err := unix.Getsockname(fd)
 	if err != nil {
@@ -157,38 +204,29 @@ func run(args []string, out io.Writer) error {
 		return errors.New("the line never arrived")
 	}
 	fmt.Fprintln(out, "=> same connection: it survived in goscache and came back")
-	close(lines2)
+	return nil
+}
 
-	if *ctl == "" {
-		return nil
-	}
-	// Leave one idle connection in the cache and look inside with
-	// scachectl, as an operator would.
-	conn2, err := net.Dial("tcp", ln.Addr().String())
+// showWithScachectl leaves one idle connection to addr in the cache and
+// looks inside with scachectl, as an operator would.
+func (d *demo) showWithScachectl(ctx context.Context, addr, sock, ctl string) error {
+	conn2, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer conn2.Close()
-	if _, err := c.SaveDest(60, dest, "destination=demo.test\nhost_name=localhost\nhost_addr="+host+"\n", endp); err != nil {
+	if _, err := d.c.SaveDest(60, d.dest, d.destProp, d.endp); err != nil {
 		return err
 	}
-	raw2, err := conn2.(*net.TCPConn).SyscallConn()
+	st, err := d.saveConn(conn2, 60, "tls_level=0\nreuse_count=1\n")
 	if err != nil {
 		return err
 	}
-	if cerr := raw2.Control(func(fd uintptr) {
-		st, serr = c.SaveEndp(60, endp, "tls_level=0\nreuse_count=1\n", int(fd))
-	}); cerr != nil {
-		return cerr
-	}
-	if serr != nil {
-		return serr
-	}
-	fmt.Fprintf(out, "9. cached a second connection (local %s) for 60s: status=%d\n", conn2.LocalAddr(), st)
+	fmt.Fprintf(d.out, "9. cached a second connection (local %s) for 60s: status=%d\n", conn2.LocalAddr(), st)
 	for _, sub := range []string{"dump", "stats"} {
-		fmt.Fprintf(out, "\n== scachectl -socket %s %s\n", *sock, sub)
-		cmd := exec.CommandContext(ctx, *ctl, "-socket", *sock, sub)
-		cmd.Stdout, cmd.Stderr = out, out
+		fmt.Fprintf(d.out, "\n== scachectl -socket %s %s\n", sock, sub)
+		cmd := exec.CommandContext(ctx, ctl, "-socket", sock, sub)
+		cmd.Stdout, cmd.Stderr = d.out, d.out
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("scachectl %s: %w", sub, err)
 		}
