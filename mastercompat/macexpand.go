@@ -292,30 +292,9 @@ func (e *macExpander) relational(s string) (result, after string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	n := 0
-	for n < len(cp) && strings.IndexByte(relOpChars, cp[n]) >= 0 {
-		n++
-	}
-	op := cp[:n]
-	switch op {
-	case relEQ, relNE, relLT, relLE, relGE, relGT:
-	default:
-		e.warn("\"%s\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\" expected at: \"...%s}>>>%s\"",
-			relEQ, relNE, relLT, relLE, relGE, relGT, left, clip(cp, 20))
+	op, level, cp, ok := e.relOperator(left, cp)
+	if !ok {
 		return "", "", false
-	}
-	cp = cp[n:]
-	level := false
-	if cp != "" && isAlnum(cp[0]) {
-		m := 1
-		for m < len(cp) && isAlnum(cp[m]) {
-			m++
-		}
-		if cp[:m] != relSuffixLevel {
-			e.warn("bad operator suffix at: \"...%s>>>%s\"", op, cp[:m])
-			return "", "", false
-		}
-		level, cp = true, cp[m:]
 	}
 	t := skipSpace(cp)
 	if !strings.HasPrefix(t, "{") {
@@ -353,25 +332,60 @@ func (e *macExpander) relational(s string) (result, after string, ok bool) {
 	if e.failed {
 		return "", "", false
 	}
-	var truth bool
-	switch op {
-	case relEQ:
-		truth = delta == 0
-	case relNE:
-		truth = delta != 0
-	case relLT:
-		truth = delta < 0
-	case relLE:
-		truth = delta <= 0
-	case relGE:
-		truth = delta >= 0
-	case relGT:
-		truth = delta > 0
-	}
-	if truth {
+	if relTrue(op, delta) {
 		return "true", after, true
 	}
 	return "", after, true
+}
+
+// relOperator reads the operator at the start of cp, which follows the
+// left operand {left}, and its optional "level" suffix; rest is what
+// follows them.
+func (e *macExpander) relOperator(left, cp string) (op string, level bool, rest string, ok bool) {
+	n := 0
+	for n < len(cp) && strings.IndexByte(relOpChars, cp[n]) >= 0 {
+		n++
+	}
+	op = cp[:n]
+	switch op {
+	case relEQ, relNE, relLT, relLE, relGE, relGT:
+	default:
+		e.warn("\"%s\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\"\" or \"%s\" expected at: \"...%s}>>>%s\"",
+			relEQ, relNE, relLT, relLE, relGE, relGT, left, clip(cp, 20))
+		return "", false, "", false
+	}
+	cp = cp[n:]
+	if cp != "" && isAlnum(cp[0]) {
+		m := 1
+		for m < len(cp) && isAlnum(cp[m]) {
+			m++
+		}
+		if cp[:m] != relSuffixLevel {
+			e.warn("bad operator suffix at: \"...%s>>>%s\"", op, cp[:m])
+			return "", false, "", false
+		}
+		level, cp = true, cp[m:]
+	}
+	return op, level, cp, true
+}
+
+// relTrue applies the relational operator op to the comparison's result.
+func relTrue(op string, delta int) bool {
+	switch op {
+	case relEQ:
+		return delta == 0
+	case relNE:
+		return delta != 0
+	case relLT:
+		return delta < 0
+	case relLE:
+		return delta <= 0
+	case relGE:
+		return delta >= 0
+	case relGT:
+		return delta > 0
+	}
+	return false
 }
 
 func isAlnum(ch byte) bool {
