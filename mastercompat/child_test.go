@@ -42,7 +42,7 @@ func childMain() int {
 		Name:     "scache",
 		Defaults: map[string]string{"child_test_ttl": "2s"},
 		Configure: func(cfg *Config) error {
-			_, err := cfg.Time("child_test_ttl", 1)
+			_, err := cfg.Time("child_test_ttl", time.Second)
 			return err
 		},
 		BeforeJail: func(c *Child) error {

@@ -252,7 +252,7 @@ func (c *Config) Params() (Params, error) {
 		{"ipc_timeout", &p.IPCTimeout},
 		{"max_idle", &p.MaxIdle},
 	} {
-		if *t.dst, err = c.Time(t.name, 1); err != nil {
+		if *t.dst, err = c.Time(t.name, time.Second); err != nil {
 			return Params{}, err
 		}
 	}

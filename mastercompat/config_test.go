@@ -135,7 +135,7 @@ func TestReadConfig_missing(t *testing.T) {
 func TestConvTime(t *testing.T) {
 	tests := []struct {
 		in   string
-		secs int
+		secs int // the result in seconds
 		ok   bool
 	}{
 		{"2", 2, true},
@@ -160,31 +160,31 @@ func TestConvTime(t *testing.T) {
 		{"5 s", 0, false},
 	}
 	for _, tt := range tests {
-		secs, ok := ConvTime(tt.in, 's')
-		if secs != tt.secs || ok != tt.ok {
-			t.Errorf("ConvTime(%q) = %d, %v; want %d, %v", tt.in, secs, ok, tt.secs, tt.ok)
+		d, ok := ConvTime(tt.in, 's')
+		if want := time.Duration(tt.secs) * time.Second; d != want || ok != tt.ok {
+			t.Errorf("ConvTime(%q) = %v, %v; want %v, %v", tt.in, d, ok, want, tt.ok)
 		}
 	}
-	if secs, ok := ConvTime("7", 'm'); secs != 420 || !ok {
-		t.Errorf("ConvTime(7, m) = %d, %v", secs, ok)
+	if d, ok := ConvTime("7", 'm'); d != 7*time.Minute || !ok {
+		t.Errorf("ConvTime(7, m) = %v, %v", d, ok)
 	}
 }
 
 func TestConfig_Time(t *testing.T) {
 	tests := []struct {
 		value string
-		min   int
+		min   time.Duration
 		want  time.Duration
 		err   string
 	}{
-		{"", 1, 2 * time.Second, ""}, // unset: the default 2s
-		{"10s", 1, 10 * time.Second, ""},
-		{"5m", 1, 5 * time.Minute, ""},
-		{"0", 1, 0, "invalid connection_cache_ttl_limit: 0 (min 1)"},
-		{"-3s", 1, 0, "parameter connection_cache_ttl_limit: bad time value or unit: -3s"},
-		{"10y", 1, 0, "parameter connection_cache_ttl_limit: bad time value or unit: 10y"},
-		{"9999999999", 1, 0, "parameter connection_cache_ttl_limit: bad time value or unit: 9999999999"},
-		{"$nosuch", 1, 0, "parameter connection_cache_ttl_limit: bad time value or unit: "},
+		{"", time.Second, 2 * time.Second, ""}, // unset: the default 2s
+		{"10s", time.Second, 10 * time.Second, ""},
+		{"5m", time.Second, 5 * time.Minute, ""},
+		{"0", time.Second, 0, "invalid connection_cache_ttl_limit: 0 (min 1)"},
+		{"-3s", time.Second, 0, "parameter connection_cache_ttl_limit: bad time value or unit: -3s"},
+		{"10y", time.Second, 0, "parameter connection_cache_ttl_limit: bad time value or unit: 10y"},
+		{"9999999999", time.Second, 0, "parameter connection_cache_ttl_limit: bad time value or unit: 9999999999"},
+		{"$nosuch", time.Second, 0, "parameter connection_cache_ttl_limit: bad time value or unit: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {

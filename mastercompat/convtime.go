@@ -50,8 +50,9 @@ func strtoLong(s string) (n int64, end int, rangeErr bool) {
 // an optional unit letter s, m, h, d or w; without a letter the unit of the
 // parameter's default applies (seconds for every parameter here). Errors are
 // fatal with Postfix's texts: "parameter NAME: bad time value or unit: V"
-// and "invalid NAME: N (min MIN)". min is in seconds; 0 means no minimum.
-func (c *Config) Time(name string, min int) (time.Duration, error) {
+// and "invalid NAME: N (min MIN)", in seconds as Postfix counts them. min is
+// whole seconds; 0 means no minimum.
+func (c *Config) Time(name string, min time.Duration) (time.Duration, error) {
 	defUnit := byte('s')
 	if d, ok := c.defaults[name]; ok {
 		d = c.Expand(d)
@@ -63,22 +64,23 @@ func (c *Config) Time(name string, min int) (time.Duration, error) {
 		}
 	}
 	v := c.Get(name)
-	secs, ok := ConvTime(v, defUnit)
+	d, ok := ConvTime(v, defUnit)
 	if !ok {
 		return 0, fatalf("parameter %s: bad time value or unit: %s", name, v)
 	}
-	if min != 0 && secs < min {
-		return 0, fatalf("invalid %s: %d (min %d)", name, secs, min)
+	if min != 0 && d < min {
+		return 0, fatalf("invalid %s: %d (min %d)", name, d/time.Second, min/time.Second)
 	}
-	return time.Duration(secs) * time.Second, nil
+	return d, nil
 }
 
-// ConvTime converts a Postfix time value to seconds as global/conv_time.c
-// does: strtol rules for the number (leading white space and a sign are
+// ConvTime converts a Postfix time value as global/conv_time.c does:
+// strtol rules for the number (leading white space and a sign are
 // accepted), then the unit letter (s, m, h, d, w; defUnit when absent);
-// anything after the letter is ignored. ok is false for a negative value, a
-// value that overflows a C int, or an unknown unit.
-func ConvTime(s string, defUnit byte) (secs int, ok bool) {
+// anything after the letter is ignored. The result is whole seconds. ok is
+// false for a negative value, a number of seconds that overflows a C int,
+// or an unknown unit.
+func ConvTime(s string, defUnit byte) (d time.Duration, ok bool) {
 	n, end, ok := strtol(s)
 	if !ok || n < 0 {
 		return 0, false
@@ -91,7 +93,7 @@ func ConvTime(s string, defUnit byte) (secs int, ok bool) {
 	var mult int64
 	switch unit {
 	case 's':
-		return int(n), true
+		return time.Duration(n) * time.Second, true
 	case 'm':
 		mult = 60
 	case 'h':
@@ -106,7 +108,7 @@ func ConvTime(s string, defUnit byte) (secs int, ok bool) {
 	if n >= maxInt/mult {
 		return 0, false
 	}
-	return int(n * mult), true
+	return time.Duration(n*mult) * time.Second, true
 }
 
 // strtol parses like strtol(s, &end, 10) followed by Postfix's checks that

@@ -159,11 +159,11 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	if err := args.CheckStdin(o.stdinTTY()); err != nil {
 		return fatal(err)
 	}
-	ttlLimit, err := cfg.Time("connection_cache_ttl_limit", 1)
+	ttlLimit, err := cfg.Time("connection_cache_ttl_limit", time.Second)
 	if err != nil {
 		return fatal(err)
 	}
-	statusTime, err := cfg.Time("connection_cache_status_update_time", 1)
+	statusTime, err := cfg.Time("connection_cache_status_update_time", time.Second)
 	if err != nil {
 		return fatal(err)
 	}
