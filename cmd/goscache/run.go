@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 )
@@ -87,9 +88,9 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs := flag.NewFlagSet(filepath.Base(args[0]), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.listen, "listen", "", "socket to serve, `unix:/path` (required)")
-	fs.DurationVar(&cfg.ttlLimit, "ttl-limit", scache.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached")
-	fs.DurationVar(&cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged")
-	fs.DurationVar(&cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request")
+	secflag.Var(fs, &cfg.ttlLimit, "ttl-limit", scache.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached (a duration, or bare seconds as in main.cf)")
+	secflag.Var(fs, &cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged (a duration, or bare seconds)")
+	secflag.Var(fs, &cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request (a duration, or bare seconds)")
 	fs.BoolVar(&cfg.keepDead, "keep-dead", false, "hand out cached connections whose peer has gone, as Postfix's scache does")
 	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: derived from RLIMIT_NOFILE, -1: no limit)")
 	fs.IntVar(&cfg.maxClients, "max-clients", 0, "most clients served at once; more wait in the listen backlog (0: derived from RLIMIT_NOFILE, -1: no limit)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/scache"
 	"golang.org/x/sys/unix"
 )
@@ -97,7 +98,7 @@ func parseFind(e *env, name string, args []string) (*findOpts, error) {
 	fs := e.flags(name, synopsis)
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of text")
 	fs.BoolVar(&o.take, "take", false, "close the connection found instead of giving it back to the cache")
-	fs.DurationVar(&o.ttl, "ttl", 0, "ttl when giving the connection back, in whole seconds; the server clamps it to connection_cache_ttl_limit (default: what the connection had left, from a dump; 2s without goscache extensions)")
+	secflag.Var(fs, &o.ttl, "ttl", 0, "ttl when giving the connection back, a duration or bare seconds (whole seconds); the server clamps it to connection_cache_ttl_limit (default: what the connection had left, from a dump; 2s without goscache extensions)")
 	var endpArg string
 	if o.dest {
 		fs.StringVar(&endpArg, "endp", "", "endpoint `label` to give the connection back under (default: the binding find_dest used, from a dump; needed for servers without goscache extensions)")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/scache"
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +60,8 @@ func endpProp(now time.Time) string {
 func runSaveEndp(e *env, args []string) error {
 	fs := e.flags("save-endp", "[-json] [-ttl D] [-label L] [-prop P] (HOST:PORT | -fd N)")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	ttl := fs.Duration("ttl", 2*time.Second, "time to live (whole seconds; the server clamps it to connection_cache_ttl_limit)")
+	var ttl time.Duration
+	secflag.Var(fs, &ttl, "ttl", 2*time.Second, "time to live, a duration or bare seconds (whole seconds; the server clamps it to connection_cache_ttl_limit)")
 	labelArg := fs.String("label", "", "endpoint `label` (default: smtp(8)'s for the peer: \"smtp\\nADDR\\nPORT\\n1\\n\")")
 	propArg := fs.String("prop", "", "endpoint `properties` (default: smtp(8)'s for a fresh session: \"tls_level=1\\nreuse_count=0\\nendpoint_features=0\\nexpire_time=NOW+300\\n\\n\")")
 	fdArg := fs.Int("fd", -1, "cache this already open descriptor `N` (a connected socket) instead of connecting")
@@ -71,7 +73,7 @@ func runSaveEndp(e *env, args []string) error {
 		fs.Usage()
 		return &usageError{msg: "save-endp: give either HOST:PORT or -fd N"}
 	}
-	secs, err := ttlSeconds(*ttl)
+	secs, err := ttlSeconds(ttl)
 	if err != nil {
 		return &usageError{msg: "save-endp: " + err.Error()}
 	}
@@ -126,13 +128,14 @@ func runSaveEndp(e *env, args []string) error {
 func runSaveDest(e *env, args []string) error {
 	fs := e.flags("save-dest", "[-json] [-ttl D] [-prop P] DEST_LABEL ENDP_LABEL")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	ttl := fs.Duration("ttl", 2*time.Second, "time to live (whole seconds; the server clamps it to connection_cache_ttl_limit)")
+	var ttl time.Duration
+	secflag.Var(fs, &ttl, "ttl", 2*time.Second, "time to live, a duration or bare seconds (whole seconds; the server clamps it to connection_cache_ttl_limit)")
 	propArg := fs.String("prop", "", "destination `properties` (default: smtp(8)'s, made from the labels: \"destination=NEXTHOP\\nhost_name=ADDR\\nhost_addr=ADDR\\ndestination_features=0\\n\\n\")")
 	pos, err := parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
-	secs, err := ttlSeconds(*ttl)
+	secs, err := ttlSeconds(ttl)
 	if err != nil {
 		return &usageError{msg: "save-dest: " + err.Error()}
 	}
