@@ -24,9 +24,11 @@ type Service struct {
 	// Defaults are the service's own parameter defaults as `postconf -d`
 	// prints them, added to the skeleton's (see [Config.AddDefaults]).
 	Defaults map[string]string
-	// StartupParams are the parameters the service expands at start-up; a
-	// syntax error in any of them is fatal (see [Config.EvalParams]).
-	StartupParams []string
+	// StartupParams, when set, returns the parameters the service expands
+	// at start-up, once main.cf and argv's overrides are in (the list may
+	// depend on them); a syntax error in any of them is fatal (see
+	// [Config.EvalParams]).
+	StartupParams func(cfg *Config) []string
 	// Configure, when set, reads the service's own parameters once logging
 	// is up, before the argument checks, as the service's pre-init would.
 	// An error is fatal.
@@ -187,7 +189,11 @@ func (c *Child) configure(ctx context.Context, svc Service) error {
 	cfg.Set("process_name", args.ProcessName)
 	cfg.Set("service_name", args.ServiceName)
 	cfg.Set("process_id", strconv.Itoa(c.PID))
-	if err := cfg.EvalParams(svc.StartupParams); err != nil {
+	var names []string
+	if svc.StartupParams != nil {
+		names = svc.StartupParams(cfg)
+	}
+	if err := cfg.EvalParams(names); err != nil {
 		if ee, ok := errors.AsType[*ExpandError](err); ok {
 			for _, w := range ee.Warnings {
 				c.Logger.Warn(w)

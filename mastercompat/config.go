@@ -14,7 +14,7 @@ import (
 
 // Config is main.cf as a Postfix daemon sees it: the file's name = value
 // pairs, then the command-line overrides, over built-in defaults for the
-// parameters the multi-server skeleton and scache read
+// parameters the multi-server skeleton and the service read
 // (global/mail_conf.c, util/dict.c dict_load_fp). Values are expanded with
 // $name, ${name}, $(name), ${name?value}, ${name:value}, ${name?{value}},
 // ${name:{value}}, ${name?{value1}:{value2}} and relational expressions
@@ -34,36 +34,33 @@ type Config struct {
 }
 
 // builtinDefaults returns the built-in defaults (as `postconf -d` prints
-// them for Debian's Postfix 3.7.11) of every parameter this package and
-// scache read. myhostname, mydomain and config_directory depend on the host
-// and are filled in by [NewConfig].
+// them for Debian's Postfix 3.7.11) of every parameter the multi-server
+// skeleton reads; a service adds its own with [Config.AddDefaults].
+// myhostname, mydomain and config_directory depend on the host and are
+// filled in by [NewConfig].
 func builtinDefaults() map[string]string {
 	return map[string]string{
-		"connection_cache_ttl_limit":          "2s",
-		"connection_cache_status_update_time": "600s",
-		"connection_cache_protocol_timeout":   "5s",
-		"connection_cache_service_name":       "scache",
-		"max_idle":                            "100s",
-		"max_use":                             "100",
-		"ipc_timeout":                         "3600s",
-		"daemon_timeout":                      "18000s",
-		"queue_directory":                     "/var/spool/postfix",
-		"mail_owner":                          "postfix",
-		"setgid_group":                        "postdrop",
-		"default_privs":                       "nobody",
-		"syslog_name":                         "${multi_instance_name?{$multi_instance_name}:{postfix}}",
-		"multi_instance_name":                 "",
-		"syslog_facility":                     "mail",
-		"maillog_file":                        "",
-		"maillog_file_prefixes":               "/var, /dev/stdout",
-		"postlog_service_name":                "postlog",
-		"line_length_limit":                   "2048",
-		"daemon_directory":                    "/usr/lib/postfix/sbin",
-		"command_directory":                   "/usr/sbin",
-		"data_directory":                      "/var/lib/postfix",
-		"meta_directory":                      "/etc/postfix",
-		"compatibility_level":                 "0",
-		"smtputf8_enable":                     "${{$compatibility_level} <level {1} ? {no} : {yes}}",
+		"max_idle":              "100s",
+		"max_use":               "100",
+		"ipc_timeout":           "3600s",
+		"daemon_timeout":        "18000s",
+		"queue_directory":       "/var/spool/postfix",
+		"mail_owner":            "postfix",
+		"setgid_group":          "postdrop",
+		"default_privs":         "nobody",
+		"syslog_name":           "${multi_instance_name?{$multi_instance_name}:{postfix}}",
+		"multi_instance_name":   "",
+		"syslog_facility":       "mail",
+		"maillog_file":          "",
+		"maillog_file_prefixes": "/var, /dev/stdout",
+		"postlog_service_name":  "postlog",
+		"line_length_limit":     "2048",
+		"daemon_directory":      "/usr/lib/postfix/sbin",
+		"command_directory":     "/usr/sbin",
+		"data_directory":        "/var/lib/postfix",
+		"meta_directory":        "/etc/postfix",
+		"compatibility_level":   "0",
+		"smtputf8_enable":       "${{$compatibility_level} <level {1} ? {no} : {yes}}",
 	}
 }
 

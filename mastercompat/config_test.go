@@ -189,6 +189,7 @@ func TestConfig_Time(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
 			c := NewConfig("/etc/postfix", "host")
+			c.AddDefaults(map[string]string{"connection_cache_ttl_limit": "2s"}) // as scache's service does
 			if tt.value != "" {
 				c.Apply([]Override{{"connection_cache_ttl_limit", tt.value}})
 			}
@@ -289,10 +290,9 @@ func TestConfig_postconf(t *testing.T) {
 	}
 	names := []string{
 		"syslog_name", "queue_directory", "mail_owner", "myhostname", "syslog_facility", "maillog_file",
-		"maillog_file_prefixes", "postlog_service_name", "connection_cache_ttl_limit",
-		"connection_cache_status_update_time", "connection_cache_protocol_timeout", "max_idle", "max_use",
+		"maillog_file_prefixes", "postlog_service_name", "max_idle", "max_use",
 		"ipc_timeout", "daemon_timeout", "setgid_group", "default_privs", "line_length_limit",
-		"daemon_directory", "config_directory", "connection_cache_service_name",
+		"daemon_directory", "config_directory",
 	}
 	for _, mode := range []string{"-xh", "-dh"} {
 		out, err := exec.Command(postconf, append([]string{"-c", dir, mode}, names...)...).Output()

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/goscache/goscache/mastercompat"
 )
 
 func main() {
@@ -28,13 +30,13 @@ func main() {
 }
 
 // exitCode returns the exit status for run's result and prints the error
-// on stderr, unless it is an [errFatal]: that one has been logged already
+// on stderr, unless it is a [*mastercompat.LoggedError]: that one has been logged already
 // in Postfix's format (and on stderr too under -V), as scache logs it.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	if _, ok := errors.AsType[errFatal](err); !ok {
+	if _, ok := errors.AsType[*mastercompat.LoggedError](err); !ok {
 		fmt.Fprintln(stderr, "goscache:", err)
 	}
 	return 1

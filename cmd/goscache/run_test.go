@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 )
@@ -235,8 +236,8 @@ func TestExitCode(t *testing.T) {
 		wantStderr string
 	}{
 		{"success", nil, 0, ""},
-		{"logged fatal", errFatal{"dictionary mail_dict: macro processing error"}, 1, ""},
-		{"wrapped logged fatal", fmt.Errorf("master: %w", errFatal{"bad generation: 8x"}), 1, ""},
+		{"logged fatal", &mastercompat.LoggedError{Text: "dictionary mail_dict: macro processing error"}, 1, ""},
+		{"wrapped logged fatal", fmt.Errorf("master: %w", &mastercompat.LoggedError{Text: "bad generation: 8x"}), 1, ""},
 		{"other error", errors.New("listen: address in use"), 1, "goscache: listen: address in use\n"},
 	}
 	for _, tt := range tests {
