@@ -105,7 +105,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c.dr = deadlineReader{nc: nc, rio: c.rio}
 	c.br = bufio.NewReader(&c.dr)
-	c.bw = bufio.NewWriter(&deadlineWriter{nc: nc, rio: c.rio, timeout: s.IPCTimeout})
+	c.bw = bufio.NewWriter(&deadlineWriter{nc: nc, rio: c.rio, timeout: s.opts.IPCTimeout})
 	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
 	c.dec.Stream = StreamName
 	c.dec.Warn = c.scanWarn
@@ -163,7 +163,7 @@ func (c *conn) serve() {
 	if !c.srv.checkPeer(c.nc) {
 		return
 	}
-	c.dr.timeout = c.srv.IPCTimeout
+	c.dr.timeout = c.srv.opts.IPCTimeout
 	if err := c.enc.Encode(announcement); err != nil {
 		c.log.Debug("write announcement", "err", err)
 		return
@@ -179,7 +179,7 @@ func (c *conn) serve() {
 			}
 			c.dr.timeout = 0
 			_, err := c.br.Peek(1)
-			c.dr.timeout = c.srv.IPCTimeout
+			c.dr.timeout = c.srv.opts.IPCTimeout
 			if !c.setIdle(false) || err != nil {
 				if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) {
 					c.log.Debug("read", "err", err)

@@ -19,7 +19,7 @@ func ExampleServer() {
 		fmt.Println(err)
 		return
 	}
-	srv := &scache.Server{} // defaults: 2s ttl limit, no logging
+	srv := scache.NewServer(nil, scache.Options{}) // defaults: 2s ttl limit, no logging
 	go srv.Serve(l)
 	defer srv.Shutdown(context.Background())
 

@@ -115,9 +115,9 @@ func (c *conn) extStats() {
 		return
 	}
 	s := c.srv
-	t := s.stats.Totals()
-	sz := s.Cache.Size()
-	ev := s.Cache.Evictions()
+	t := s.stats.totals()
+	sz := s.cache.Size()
+	ev := s.cache.Evictions()
 	s.mu.Lock()
 	clients := len(s.conns)
 	s.mu.Unlock()
@@ -143,7 +143,7 @@ func (c *conn) extStats() {
 		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
 		attr.Long(AttrEvictedDead, ev.Dead),
 		attr.Long(AttrRefused, s.refused.Load()),
-		attr.Long(AttrNonSockets, s.Cache.NonSockets()),
+		attr.Long(AttrNonSockets, s.cache.NonSockets()),
 	}
 	lat := s.latency.snapshot()
 	l = append(l, attr.Str(AttrLatencyBounds, formatBounds()))
@@ -161,7 +161,7 @@ func (c *conn) extDump() {
 	if !c.extRequest(ReqDump) {
 		return
 	}
-	snap := c.srv.Cache.Snapshot()
+	snap := c.srv.cache.Snapshot()
 	now := time.Now()
 	bindings, sessions := 0, 0
 	for _, d := range snap.Dests {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,10 +21,6 @@ import (
 // socket path; the server is shut down when the test ends.
 func startServer(tb testing.TB, srv *Server) string {
 	tb.Helper()
-	if srv.Logger == nil {
-		srv.Logger = slog.New(slog.NewTextHandler(tb.Output(), nil))
-	}
-	srv.init() // srv.Cache exists when startServer returns
 	path := filepath.Join(tb.TempDir(), "scache")
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -64,7 +59,7 @@ const (
 )
 
 func TestExtStats(t *testing.T) {
-	srv := &Server{TTLLimit: time.Hour}
+	srv := NewServer(nil, Options{TTLLimit: time.Hour})
 	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
 	c := dialServer(t, path)
@@ -122,7 +117,7 @@ func TestExtStats(t *testing.T) {
 }
 
 func TestExtDump(t *testing.T) {
-	srv := &Server{TTLLimit: time.Hour}
+	srv := NewServer(nil, Options{TTLLimit: time.Hour})
 	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
 	c := dialServer(t, path)
@@ -141,7 +136,7 @@ func TestExtDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := srv.Cache.Snapshot()
+	before := srv.Cache().Snapshot()
 
 	d, err := c.Dump()
 	if err != nil {
@@ -161,7 +156,7 @@ func TestExtDump(t *testing.T) {
 
 	// The dump changed nothing: same contents, same descriptor flags, and
 	// the oldest session still comes back first.
-	if diff := cmp.Diff(before, srv.Cache.Snapshot(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+	if diff := cmp.Diff(before, srv.Cache().Snapshot(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("cache changed by the dump (-before +after):\n%s", diff)
 	}
 	if got, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0); err != nil || got != flags {
@@ -176,7 +171,7 @@ func TestExtDump(t *testing.T) {
 }
 
 func TestExtDump_empty(t *testing.T) {
-	path := startServer(t, &Server{})
+	path := startServer(t, NewServer(nil, Options{}))
 	d, err := dialServer(t, path).Dump()
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +184,7 @@ func TestExtDump_empty(t *testing.T) {
 // TestExtRequest_extraAttribute: like Postfix's strict scans, an extra
 // attribute is logged and the request still served.
 func TestExtRequest_extraAttribute(t *testing.T) {
-	path := startServer(t, &Server{})
+	path := startServer(t, NewServer(nil, Options{}))
 	c := dialServer(t, path)
 	for _, req := range []string{ReqStats, ReqDump} {
 		l, err := c.Request(attr.List{attr.Str(AttrReq, req), attr.Str("extra", "1")})
@@ -210,7 +205,7 @@ func TestExtRequest_extraAttribute(t *testing.T) {
 // TestExtRequest_truncated: a client that leaves in the middle of an
 // extension request gets status=1 (if anything) and the server goes on.
 func TestExtRequest_truncated(t *testing.T) {
-	path := startServer(t, &Server{})
+	path := startServer(t, NewServer(nil, Options{}))
 	nc, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -235,11 +230,11 @@ func TestExtRequest_truncated(t *testing.T) {
 // TestExtDump_slowReaderDoesNotBlock: a client that asks for a dump larger
 // than the socket buffers and does not read it stalls only itself.
 func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
-	srv := &Server{TTLLimit: time.Hour}
+	srv := NewServer(nil, Options{TTLLimit: time.Hour})
 	path := startServer(t, srv)
 	big := strings.Repeat("p", 4096)
 	for i := 0; i < 2000; i++ {
-		srv.Cache.SaveDest(destA, big+string(rune('a'+i%26))+strings.Repeat("x", i), endpA, time.Hour)
+		srv.Cache().SaveDest(destA, big+string(rune('a'+i%26))+strings.Repeat("x", i), endpA, time.Hour)
 	}
 	stalled, err := net.Dial("unix", path)
 	if err != nil {

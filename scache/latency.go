@@ -120,7 +120,6 @@ func (l *latencies) snapshot() Latency {
 
 // Latency returns a copy of the server's request latency histograms.
 func (s *Server) Latency() Latency {
-	s.init()
 	return s.latency.snapshot()
 }
 

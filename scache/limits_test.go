@@ -62,12 +62,12 @@ func TestFDLimitChildHelper(t *testing.T) {
 		fmt.Println("listen:", err)
 		os.Exit(1)
 	}
-	srv := &scache.Server{
+	srv := scache.NewServer(nil, scache.Options{
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		TTLLimit:         time.Hour, // nothing expires while the test runs
 		StatusUpdateTime: -1,
 		MaxSessions:      maxSessions,
-	}
+	})
 	conns, sessions := srv.Limits()
 	go srv.Serve(l)
 	fmt.Println("ready", conns, sessions)
@@ -245,9 +245,9 @@ func TestServer_descriptorExhaustion(t *testing.T) {
 // clients still leave after IPCTimeout.
 func TestServer_maxConns(t *testing.T) {
 	full := make(chan struct{}, 8)
-	srv := &scache.Server{MaxConns: 2}
+	srv := scache.NewServer(nil, scache.Options{MaxConns: 2})
 	scache.SetOnFull(srv, func() { full <- struct{}{} })
-	ts := scachetest.NewServer(t, srv)
+	ts := scachetest.Serve(t, srv)
 	a := ts.Raw(t)
 	ts.Raw(t)
 	<-full // both slots taken: Serve waits before accepting again
@@ -267,8 +267,8 @@ func TestServer_maxConns(t *testing.T) {
 }
 
 func TestServer_maxConnsStalled(t *testing.T) {
-	srv := &scache.Server{MaxConns: 1, IPCTimeout: 50 * time.Millisecond}
-	ts := scachetest.NewServer(t, srv)
+	srv := scache.NewServer(nil, scache.Options{MaxConns: 1, IPCTimeout: 50 * time.Millisecond})
+	ts := scachetest.Serve(t, srv)
 	stalled := ts.Raw(t)
 	mustWrite(t, stalled, "request\x00find_") // half a request, then nothing
 	second, err := net.Dial("unix", ts.Path)

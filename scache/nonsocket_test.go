@@ -49,7 +49,7 @@ func TestServer_nonSocket(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := new(fdtest.SyncBuffer)
-			ts := scachetest.NewServer(t, &scache.Server{Logger: slog.New(slog.NewTextHandler(logs, nil)), KeepDead: tt.keepDead})
+			ts := scachetest.NewServer(t, scache.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), KeepDead: tt.keepDead})
 			c := ts.Client(t)
 			fd := tt.fd(t)
 			if st, err := c.SaveEndp(2, "e", "p", fd); err != nil || st != scache.StatusOK {

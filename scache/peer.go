@@ -144,7 +144,7 @@ func peerGroups(fd int) ([]int, error) {
 // reports false, after counting and (rate-limited) logging the refusal,
 // when the connection must be closed unanswered.
 func (s *Server) checkPeer(nc net.Conn) bool {
-	p := s.Peers
+	p := s.opts.Peers
 	if p == nil {
 		return true
 	}

@@ -86,7 +86,7 @@ func peerTestServer(t *testing.T, srv *scache.Server) (sock, exe string) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to start a client as another user")
 	}
-	ts := scachetest.NewServer(t, srv)
+	ts := scachetest.Serve(t, srv)
 	for _, d := range []string{filepath.Dir(ts.Path), filepath.Dir(filepath.Dir(ts.Path))} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -130,7 +130,7 @@ func runPeerChild(t *testing.T, exe, sock string, uid, gid uint32, groups ...uin
 // the refusal is counted each time and logged once per interval.
 func TestServer_peerRefused(t *testing.T) {
 	logs := new(fdtest.SyncBuffer)
-	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &scache.PeerPolicy{LogInterval: time.Hour}}
+	srv := scache.NewServer(nil, scache.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &scache.PeerPolicy{LogInterval: time.Hour}})
 	sock, exe := peerTestServer(t, srv)
 	for i := 1; i <= 2; i++ {
 		if got := runPeerChild(t, exe, sock, 65534, 65534); got != "closed" {
@@ -176,7 +176,7 @@ func TestServer_peerAllowed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tt.policy
-			sock, exe := peerTestServer(t, &scache.Server{Peers: &p})
+			sock, exe := peerTestServer(t, scache.NewServer(nil, scache.Options{Peers: &p}))
 			if got := runPeerChild(t, exe, sock, 65534, 65534, tt.groups...); got != tt.want {
 				t.Errorf("client as uid 65534 groups %v: %s, want %s", tt.groups, got, tt.want)
 			}
@@ -187,7 +187,7 @@ func TestServer_peerAllowed(t *testing.T) {
 // TestServer_noPeerPolicy: a Server without a policy serves anyone, as
 // before (library users decide).
 func TestServer_noPeerPolicy(t *testing.T) {
-	sock, exe := peerTestServer(t, &scache.Server{})
+	sock, exe := peerTestServer(t, scache.NewServer(nil, scache.Options{}))
 	if got := runPeerChild(t, exe, sock, 65534, 65534); got != "announced" {
 		t.Errorf("client as uid 65534 without a policy: %s, want announced", got)
 	}
@@ -201,7 +201,7 @@ func TestServer_peerNoCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := new(fdtest.SyncBuffer)
-	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &scache.PeerPolicy{}}
+	srv := scache.NewServer(nil, scache.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &scache.PeerPolicy{}})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	defer func() {

@@ -103,8 +103,8 @@ func coreHandlers() map[string]handler {
 // server's limit. The caller has rejected ttl <= 0.
 func (s *Server) ttlDuration(ttl int) time.Duration {
 	d := time.Duration(ttl) * time.Second
-	if d > s.TTLLimit {
-		d = s.TTLLimit
+	if d > s.opts.TTLLimit {
+		d = s.opts.TTLLimit
 	}
 	return d
 }
@@ -141,11 +141,11 @@ func (c *conn) saveEndp() {
 	}
 	// The label and property are not touched by recvFD: they still hold
 	// the request's values. The cache copies what it keeps.
-	c.srv.Cache.saveEndp(transient(c.label), transient(c.prop), fd, c.srv.ttlDuration(ttl), true)
+	c.srv.cache.saveEndp(transient(c.label), transient(c.prop), fd, c.srv.ttlDuration(ttl), true)
 	if c.debug() {
 		c.log.Debug("saved endpoint", "label", string(c.label), "ttl", ttl, "fd", fd)
 	}
-	c.srv.stats.SavedEndp(c.srv.Cache.Size()) // before the reply, like the lookup counts
+	c.srv.stats.savedEndp(c.srv.cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
 }
 
@@ -158,7 +158,7 @@ func (c *conn) recvFD() (int, error) {
 	if n := c.br.Buffered(); n != 0 {
 		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.IPCTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.IPCTimeout))
 	if c.rio != nil {
 		return c.rio.recvFD(c.oob, c.fds[:0])
 	}
@@ -174,11 +174,11 @@ func (c *conn) saveDest() {
 		c.badRequest(service, replyStatusBad, err)
 		return
 	}
-	c.srv.Cache.saveDest(transient(c.label), transient(c.prop), transient(c.label2), c.srv.ttlDuration(ttl), true)
+	c.srv.cache.saveDest(transient(c.label), transient(c.prop), transient(c.label2), c.srv.ttlDuration(ttl), true)
 	if c.debug() {
 		c.log.Debug("saved destination", "label", string(c.label), "endpoint", string(c.label2), "ttl", ttl)
 	}
-	c.srv.stats.SavedDest(c.srv.Cache.Size()) // before the reply, like the lookup counts
+	c.srv.stats.savedDest(c.srv.cache.Size()) // before the reply, like the lookup counts
 	c.reply(replyStatusOK)
 }
 
@@ -190,19 +190,19 @@ func (c *conn) findEndp() {
 		c.badRequest(service, replyFindEndpBad, err)
 		return
 	}
-	fd, prop, ok := c.srv.Cache.FindEndp(transient(c.label))
+	fd, prop, ok := c.srv.cache.FindEndp(transient(c.label))
 	if !ok {
 		if c.debug() {
 			c.log.Debug("endpoint miss", "label", string(c.label))
 		}
-		c.srv.stats.EndpLookup(false) // before the reply: a client that saw it sees the count
+		c.srv.stats.endpLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindEndpMis)
 		return
 	}
 	if c.debug() {
 		c.log.Debug("endpoint hit", "label", string(c.label), "fd", fd)
 	}
-	c.srv.stats.EndpLookup(true) // counted even if the hand-out fails, as in Postfix
+	c.srv.stats.endpLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.hit[0], c.hit[1] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)
 	c.handOut(service, fd, c.hit[:2])
 }
@@ -215,19 +215,19 @@ func (c *conn) findDest() {
 		c.badRequest(service, replyFindDestBad, err)
 		return
 	}
-	fd, destProp, endpProp, ok := c.srv.Cache.FindDest(transient(c.label))
+	fd, destProp, endpProp, ok := c.srv.cache.FindDest(transient(c.label))
 	if !ok {
 		if c.debug() {
 			c.log.Debug("destination miss", "label", string(c.label))
 		}
-		c.srv.stats.DestLookup(false) // before the reply: a client that saw it sees the count
+		c.srv.stats.destLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindDestMis)
 		return
 	}
 	if c.debug() {
 		c.log.Debug("destination hit", "label", string(c.label), "fd", fd)
 	}
-	c.srv.stats.DestLookup(true) // counted even if the hand-out fails, as in Postfix
+	c.srv.stats.destLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.hit[0], c.hit[1], c.hit[2] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)
 	c.handOut(service, fd, c.hit[:3])
 }
@@ -260,7 +260,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 
 // sendFD sends fd to the client, under ipc_timeout.
 func (c *conn) sendFD(fd int) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.IPCTimeout))
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.IPCTimeout))
 	if c.rio != nil {
 		return c.rio.sendFD(fd, c.oob)
 	}

@@ -110,7 +110,7 @@ func loadReplay(t *testing.T) []replayCase {
 // warnings.
 func TestReplayRealScache(t *testing.T) {
 	rec := newWarnRecorder(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ts := scachetest.NewServer(t, &scache.Server{Logger: slog.New(rec)})
+	ts := scachetest.NewServer(t, scache.Options{Logger: slog.New(rec)})
 	for _, tc := range loadReplay(t) {
 		t.Run(tc.Name, func(t *testing.T) {
 			rec.take()

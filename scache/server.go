@@ -28,21 +28,10 @@ const (
 	acceptDelayMax = time.Second
 )
 
-// Server serves the scache(8) protocol of Postfix's scache/scache.c on the
-// listeners handed to Serve, one goroutine per client connection. Set the
-// fields before the first call to Serve and do not change them afterwards;
-// the zero value of every field means its default. A Server must not be
-// copied after first use.
-//
-// Descriptor ownership: a descriptor received with save_endp belongs to
-// the Cache from then on; one handed out by a find request is closed by
-// the server right after it was sent (or failed to be). Shutdown and Close
-// close the Cache, and so every cached descriptor, only when the Server
-// created the Cache itself (Cache was nil).
-type Server struct {
-	// Cache holds the sessions. Nil means NewCache(CacheOptions{MaxSessions:
-	// MaxSessions, KeepDead: KeepDead, Logger: Logger}), owned and closed by the Server.
-	Cache *Cache
+// Options configure a [Server]; the zero value of every field means its
+// default. NewServer copies them: changing an Options value afterwards
+// changes nothing.
+type Options struct {
 	// Logger receives Postfix's messages as the message text (warnings at
 	// Warn, "statistics: ..." at Info) and per-request traces at Debug.
 	// Nil discards everything.
@@ -87,10 +76,22 @@ type Server struct {
 	// refused one is closed unanswered (see [PeerPolicy]). Nil checks
 	// nobody; the goscache daemon always sets it.
 	Peers *PeerPolicy
+}
 
-	initOnce  sync.Once
+// Server serves the scache(8) protocol of Postfix's scache/scache.c on the
+// listeners handed to Serve, one goroutine per client connection. Create
+// it with [NewServer]. A Server must not be copied.
+//
+// Descriptor ownership: a descriptor received with save_endp belongs to
+// the Cache from then on; one handed out by a find request is closed by
+// the server right after it was sent (or failed to be). Shutdown and Close
+// close the Cache, and so every cached descriptor, only when the Server
+// created the Cache itself (NewServer was given nil).
+type Server struct {
+	opts      Options // with the defaults filled in
+	cache     *Cache
 	logger    *slog.Logger
-	stats     *Stats
+	stats     *stats
 	latency   latencies // latency.go: per request kind, lock-free
 	ownCache  bool
 	handlers  map[string]handler
@@ -119,52 +120,57 @@ type Server struct {
 	serving      sync.WaitGroup
 }
 
-func (s *Server) init() {
-	s.initOnce.Do(func() {
-		s.logger = s.Logger
-		if s.logger == nil {
-			s.logger = slog.New(slog.DiscardHandler)
+// NewServer returns a Server that serves cache, configured by o. A nil
+// cache means NewCache(CacheOptions{MaxSessions: o.MaxSessions, KeepDead:
+// o.KeepDead, Logger: o.Logger}), owned and closed by the Server.
+func NewServer(cache *Cache, o Options) *Server {
+	s := &Server{opts: o, cache: cache}
+	s.logger = o.Logger
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.TTLLimit <= 0 {
+		s.opts.TTLLimit = DefaultTTLLimit
+	}
+	if s.opts.StatusUpdateTime == 0 {
+		s.opts.StatusUpdateTime = DefaultStatusUpdateTime
+	}
+	if s.opts.IPCTimeout <= 0 {
+		s.opts.IPCTimeout = DefaultIPCTimeout
+	}
+	if s.opts.MaxConns == 0 || s.opts.MaxSessions == 0 {
+		conns, sessions := DescriptorBudget(noFileLimit())
+		if s.opts.MaxConns == 0 {
+			s.opts.MaxConns = conns
 		}
-		if s.TTLLimit <= 0 {
-			s.TTLLimit = DefaultTTLLimit
+		if s.opts.MaxSessions == 0 {
+			s.opts.MaxSessions = sessions
 		}
-		if s.StatusUpdateTime == 0 {
-			s.StatusUpdateTime = DefaultStatusUpdateTime
-		}
-		if s.IPCTimeout <= 0 {
-			s.IPCTimeout = DefaultIPCTimeout
-		}
-		if s.MaxConns == 0 || s.MaxSessions == 0 {
-			conns, sessions := DescriptorBudget(noFileLimit())
-			if s.MaxConns == 0 {
-				s.MaxConns = conns
-			}
-			if s.MaxSessions == 0 {
-				s.MaxSessions = sessions
-			}
-		}
-		if s.MaxConns > 0 {
-			s.slots = make(chan struct{}, s.MaxConns)
-		}
-		s.closing = make(chan struct{})
-		if s.Cache == nil {
-			s.Cache = NewCache(CacheOptions{MaxSessions: max(s.MaxSessions, 0), KeepDead: s.KeepDead, Logger: s.Logger})
-			s.ownCache = true
-		}
-		s.stats = NewStats(time.Now())
-		s.handlers = coreHandlers()
-		addExtHandlers(s.handlers) // ext.go: read-only requests for scachectl
-		s.listeners = make(map[*net.Listener]struct{})
-		s.conns = make(map[*conn]struct{})
-		s.tickStop = make(chan struct{})
-		s.tickDone = make(chan struct{})
-	})
+	}
+	if s.opts.MaxConns > 0 {
+		s.slots = make(chan struct{}, s.opts.MaxConns)
+	}
+	s.closing = make(chan struct{})
+	if s.cache == nil {
+		s.cache = NewCache(CacheOptions{MaxSessions: max(s.opts.MaxSessions, 0), KeepDead: s.opts.KeepDead, Logger: s.opts.Logger})
+		s.ownCache = true
+	}
+	s.stats = newStats(time.Now())
+	s.handlers = coreHandlers()
+	addExtHandlers(s.handlers) // ext.go: read-only requests for scachectl
+	s.listeners = make(map[*net.Listener]struct{})
+	s.conns = make(map[*conn]struct{})
+	s.tickStop = make(chan struct{})
+	s.tickDone = make(chan struct{})
+	return s
 }
 
-// Stats returns the server's statistics counters.
-func (s *Server) Stats() *Stats {
-	s.init()
-	return s.stats
+// Cache returns the cache the server serves.
+func (s *Server) Cache() *Cache { return s.cache }
+
+// Stats returns a snapshot of the server's lifetime statistics.
+func (s *Server) Stats() Totals {
+	return s.stats.totals()
 }
 
 // Refused returns the number of connections refused by Peers since the
@@ -176,8 +182,7 @@ func (s *Server) Refused() int64 { return s.refused.Load() }
 // StatusUpdateTime and on exit. Nothing is logged when all counters are
 // zero.
 func (s *Server) LogStatistics() {
-	s.init()
-	for _, line := range s.stats.Dump(time.Now()) {
+	for _, line := range s.stats.dump(time.Now()) {
 		s.logger.Info(line)
 	}
 }
@@ -190,7 +195,6 @@ func (s *Server) LogStatistics() {
 // closes l: ErrServerClosed after Shutdown or Close, otherwise the accept
 // error.
 func (s *Server) Serve(l net.Listener) error {
-	s.init()
 	if !s.trackListener(&l, true) {
 		l.Close()
 		return ErrServerClosed
@@ -269,8 +273,7 @@ func (s *Server) releaseSlot() {
 // Limits returns the effective client and session limits, the defaults
 // derived from RLIMIT_NOFILE filled in (negative: no limit).
 func (s *Server) Limits() (maxConns, maxSessions int) {
-	s.init()
-	return s.MaxConns, s.MaxSessions
+	return s.opts.MaxConns, s.opts.MaxSessions
 }
 
 // retryAccept reports whether an accept error is worth retrying.
@@ -343,8 +346,8 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 	s.hookMu.Lock()
 	s.mu.Unlock()
 	defer s.hookMu.Unlock()
-	if s.ConnCount != nil {
-		s.ConnCount(n)
+	if s.opts.ConnCount != nil {
+		s.opts.ConnCount(n)
 	}
 	return true
 }
@@ -359,26 +362,26 @@ func (s *Server) setBusy(busy bool) {
 	} else {
 		n = s.busyCount.Add(-1)
 	}
-	if s.Busy == nil || (busy && n != 1) || (!busy && n != 0) {
+	if s.opts.Busy == nil || (busy && n != 1) || (!busy && n != 0) {
 		return
 	}
 	s.hookMu.Lock()
 	defer s.hookMu.Unlock()
 	if now := s.busyCount.Load() > 0; now != s.reportedBusy {
 		s.reportedBusy = now
-		s.Busy(now)
+		s.opts.Busy(now)
 	}
 }
 
 func (s *Server) startTicker() {
 	s.tickStart.Do(func() {
-		if s.StatusUpdateTime < 0 {
+		if s.opts.StatusUpdateTime < 0 {
 			close(s.tickDone)
 			return
 		}
 		go func() {
 			defer close(s.tickDone)
-			t := time.NewTicker(s.StatusUpdateTime)
+			t := time.NewTicker(s.opts.StatusUpdateTime)
 			defer t.Stop()
 			for {
 				select {
@@ -395,7 +398,6 @@ func (s *Server) startTicker() {
 // beginClose marks the server closed, closes its listeners and stops the
 // statistics ticker. It reports false if the server was closed already.
 func (s *Server) beginClose() (bool, error) {
-	s.init()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -500,5 +502,5 @@ func (s *Server) closeCache() error {
 	if !s.ownCache {
 		return nil
 	}
-	return s.Cache.Close()
+	return s.cache.Close()
 }

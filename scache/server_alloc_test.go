@@ -25,12 +25,11 @@ func TestServer_cycleAllocs(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	var idle atomic.Int64 // Busy(false) calls: one per request served
-	srv := &Server{StatusUpdateTime: -1, Busy: func(busy bool) {
+	srv := NewServer(nil, Options{StatusUpdateTime: -1, Busy: func(busy bool) {
 		if !busy {
 			idle.Add(1)
 		}
-	}}
-	srv.init()
+	}})
 	t.Cleanup(func() { srv.Close() })
 
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)

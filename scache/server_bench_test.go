@@ -49,7 +49,7 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 		c.SaveDest(benchDestLabel(i), benchDestProp, benchEndpLabel(i), time.Hour)
 		c.SaveEndp(benchEndpLabel(i), benchEndpProp, fakeFDBase+i, time.Hour)
 	}
-	path := startServer(b, &Server{Cache: c, StatusUpdateTime: -1})
+	path := startServer(b, NewServer(c, Options{StatusUpdateTime: -1}))
 	b.Cleanup(func() { c.Close() }) // after the server's shutdown: cleanups run last first
 
 	// Each client's own session: a socketpair end, the peer kept open so

@@ -39,7 +39,7 @@ func FuzzServer(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	logs := new(fdtest.SyncBuffer)
-	ts := scachetest.NewServer(f, &scache.Server{
+	ts := scachetest.NewServer(f, scache.Options{
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 		IPCTimeout: 5 * time.Second,
 	})

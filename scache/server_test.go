@@ -23,7 +23,7 @@ import (
 )
 
 func TestServer_endpoint(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	fd := fdtest.PipeFD(t)
 	if st, err := c.SaveEndp(2, "smtp\n127.0.0.1\n25\n0\n", "tls_level=0\n", fd); err != nil || st != scache.StatusOK {
@@ -44,7 +44,7 @@ func TestServer_endpoint(t *testing.T) {
 }
 
 func TestServer_destination(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	fd1, fd2 := fdtest.PipeFD(t), fdtest.PipeFD(t)
 	if st, err := c.SaveDest(2, "smtp\nexample.com\n", "destination=example.com\n", "E"); err != nil || st != scache.StatusOK {
@@ -75,12 +75,12 @@ func TestServer_destination(t *testing.T) {
 }
 
 func TestServer_ttlClamped(t *testing.T) {
-	ts := scachetest.NewServer(t, &scache.Server{TTLLimit: 3 * time.Second})
+	ts := scachetest.NewServer(t, scache.Options{TTLLimit: 3 * time.Second})
 	c := ts.Client(t)
 	if st, err := c.SaveEndp(1000, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
-	snap := ts.Srv.Cache.Snapshot()
+	snap := ts.Srv.Cache().Snapshot()
 	if len(snap.Endps) != 1 || len(snap.Endps[0].Sessions) != 1 {
 		t.Fatalf("snapshot %+v", snap)
 	}
@@ -93,7 +93,7 @@ func TestServer_ttlClamped(t *testing.T) {
 // TestServer_gluedDummy sends the trailing dummy of a find hit and the next
 // request in one write: both are processed.
 func TestServer_gluedDummy(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	if st, err := c.SaveEndp(2, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
@@ -119,7 +119,7 @@ func TestServer_gluedDummy(t *testing.T) {
 // order (a deliberate difference from Postfix, which drops all but the
 // first).
 func TestServer_pipelined(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	raw := ts.Raw(t)
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	mustWrite(t, raw, "request\x00save_dest\x00ttl\x002\x00label\x00D\x00property\x00P\x00label\x00E\x00\x00"+
@@ -131,7 +131,7 @@ func TestServer_pipelined(t *testing.T) {
 // TestServer_stalledClient: a client stuck in the middle of a request does
 // not delay another one.
 func TestServer_stalledClient(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	stuck := ts.Raw(t)
 	mustWrite(t, stuck, "request\x00find_endp\x00lab")
 	c := ts.Client(t)
@@ -147,7 +147,7 @@ func TestServer_stalledClient(t *testing.T) {
 // TestServer_ipcTimeout: a client silent in the middle of a request gets
 // Postfix's timeout warning, a BAD reply and a closed connection.
 func TestServer_ipcTimeout(t *testing.T) {
-	ts := scachetest.NewServer(t, &scache.Server{IPCTimeout: 50 * time.Millisecond})
+	ts := scachetest.NewServer(t, scache.Options{IPCTimeout: 50 * time.Millisecond})
 	raw := ts.Raw(t)
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	mustWrite(t, raw, "request\x00find_endp\x00label\x00")
@@ -166,7 +166,7 @@ func TestServer_ipcTimeout(t *testing.T) {
 func TestServer_vanishingClients(t *testing.T) {
 	before := fdtest.OpenFDs(t)
 	goroutines := runtime.NumGoroutine()
-	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	srv := scache.NewServer(nil, scache.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	l, err := net.Listen("unix", t.TempDir()+"/s")
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestServer_vanishingClients(t *testing.T) {
 }
 
 func TestServer_shutdownTwice(t *testing.T) {
-	srv := &scache.Server{}
+	srv := scache.NewServer(nil, scache.Options{})
 	l, err := net.Listen("unix", t.TempDir()+"/s")
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +299,7 @@ func serveInFlight(t *testing.T, srv *scache.Server) (raw net.Conn, path string,
 }
 
 func TestServer_closeTwice(t *testing.T) {
-	srv := &scache.Server{}
+	srv := scache.NewServer(nil, scache.Options{})
 	raw, _, done := serveInFlight(t, srv)
 	if err := srv.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
@@ -318,7 +318,7 @@ func TestServer_closeTwice(t *testing.T) {
 // TestServer_shutdownWaits: Shutdown lets a request in progress finish.
 func TestServer_shutdownWaits(t *testing.T) {
 	busy := make(chan bool, 4)
-	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
+	srv := scache.NewServer(nil, scache.Options{Busy: func(b bool) { busy <- b }})
 	raw, path, _ := serveInFlight(t, srv)
 	<-busy // the request is in progress
 	shut := make(chan error, 1)
@@ -346,7 +346,7 @@ func TestServer_shutdownWaits(t *testing.T) {
 // closes the connections left.
 func TestServer_shutdownContext(t *testing.T) {
 	busy := make(chan bool, 4)
-	srv := &scache.Server{Busy: func(b bool) { busy <- b }}
+	srv := scache.NewServer(nil, scache.Options{Busy: func(b bool) { busy <- b }})
 	raw, _, _ := serveInFlight(t, srv)
 	<-busy
 	ctx, cancel := context.WithCancel(context.Background())
@@ -386,7 +386,7 @@ func TestServe_failingListener(t *testing.T) {
 	}
 	l := &failingListener{errs: []error{tmp(syscall.EMFILE), tmp(syscall.ECONNABORTED), tmp(syscall.ENFILE)}}
 	var logs strings.Builder
-	srv := &scache.Server{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	srv := scache.NewServer(nil, scache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	err := srv.Serve(l)
 	if err == nil || !strings.Contains(err.Error(), "listener broken") {
 		t.Fatalf("Serve = %v, want the permanent accept error", err)
@@ -404,7 +404,7 @@ func TestServer_hooks(t *testing.T) {
 	var mu sync.Mutex
 	var events []string
 	conns := make(chan int, 10)
-	srv := &scache.Server{
+	srv := scache.NewServer(nil, scache.Options{
 		Busy: func(b bool) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -415,8 +415,8 @@ func TestServer_hooks(t *testing.T) {
 			}
 		},
 		ConnCount: func(n int) { conns <- n },
-	}
-	ts := scachetest.NewServer(t, srv)
+	})
+	ts := scachetest.Serve(t, srv)
 	c := ts.Client(t)
 	if n := <-conns; n != 1 {
 		t.Fatalf("ConnCount(%d), want 1", n)
@@ -439,7 +439,7 @@ func TestServer_hooks(t *testing.T) {
 }
 
 func TestServer_stats(t *testing.T) {
-	ts := scachetest.NewServer(t, nil)
+	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	c.SaveDest(2, "D", "P", "E")
 	c.SaveEndp(2, "E", "p", fdtest.PipeFD(t))
@@ -452,7 +452,7 @@ func TestServer_stats(t *testing.T) {
 	// The hit is counted once the trailing dummy is read; the next
 	// round trip on the same connection comes after that.
 	c.FindEndp("nowhere")
-	tot := ts.Srv.Stats().Totals()
+	tot := ts.Srv.Stats()
 	got := []int64{tot.DestHits, tot.DestMisses, tot.EndpHits, tot.EndpMisses}
 	if diff := cmp.Diff([]int64{1, 1, 0, 1}, got); diff != "" {
 		t.Errorf("hits/misses mismatch (-want +got):\n%s", diff)

@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// Stats holds the seven per-interval counters of Postfix's scache.c
+// stats holds the seven per-interval counters of Postfix's scache.c
 // (destination and endpoint hits and misses, peak destinations, endpoints
 // and sessions) and lifetime totals for debugging tools. The server counts
-// lookups and samples peaks after successful saves; [Stats.Dump] renders
+// lookups and samples peaks after successful saves; [stats.dump] renders
 // and resets the interval. Safe for concurrent use. Create it with
-// [NewStats].
-type Stats struct {
+// [newStats].
+type stats struct {
 	mu    sync.Mutex
 	start time.Time // interval start (scache_start_time)
 	cur   counters
@@ -27,7 +27,7 @@ type counters struct {
 	sessPeak           int
 }
 
-// Totals are lifetime figures since NewStats. Peaks are sampled the same
+// totals are lifetime figures since newStats. Peaks are sampled the same
 // way as the interval peaks: only after successful saves.
 type Totals struct {
 	Start        time.Time // when counting began
@@ -41,14 +41,14 @@ type Totals struct {
 }
 
 // NewStats returns zeroed statistics whose first interval starts at now.
-func NewStats(now time.Time) *Stats {
-	return &Stats{start: now, total: Totals{Start: now}}
+func newStats(now time.Time) *stats {
+	return &stats{start: now, total: Totals{Start: now}}
 }
 
-// DestLookup counts a find_dest outcome: hit (status 0, even if the
+// destLookup counts a find_dest outcome: hit (status 0, even if the
 // descriptor then fails to transfer) or miss (status 2). BAD requests are
 // not counted.
-func (s *Stats) DestLookup(hit bool) {
+func (s *stats) destLookup(hit bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if hit {
@@ -60,8 +60,8 @@ func (s *Stats) DestLookup(hit bool) {
 	}
 }
 
-// EndpLookup counts a find_endp outcome, like DestLookup.
-func (s *Stats) EndpLookup(hit bool) {
+// endpLookup counts a find_endp outcome, like destLookup.
+func (s *stats) endpLookup(hit bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if hit {
@@ -73,9 +73,9 @@ func (s *Stats) EndpLookup(hit bool) {
 	}
 }
 
-// SavedDest samples the destination and endpoint peaks after a successful
+// savedDest samples the destination and endpoint peaks after a successful
 // save_dest; sz is the cache size just after the save.
-func (s *Stats) SavedDest(sz Size) {
+func (s *stats) savedDest(sz Size) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur.destPeak = max(s.cur.destPeak, sz.Dests)
@@ -84,9 +84,9 @@ func (s *Stats) SavedDest(sz Size) {
 	s.total.PeakEndps = max(s.total.PeakEndps, sz.Endps)
 }
 
-// SavedEndp samples the endpoint and session peaks after a successful
+// savedEndp samples the endpoint and session peaks after a successful
 // save_endp; sz is the cache size just after the save.
-func (s *Stats) SavedEndp(sz Size) {
+func (s *stats) savedEndp(sz Size) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur.endpPeak = max(s.cur.endpPeak, sz.Endps)
@@ -99,12 +99,12 @@ func (s *Stats) SavedEndp(sz Size) {
 // the day padded with a space.
 const statsStampLayout = "Jan _2 15:04:05"
 
-// Dump returns the "statistics: ..." lines scache_status_dump logs, in
+// dump returns the "statistics: ..." lines scache_status_dump logs, in
 // order and each only when its counters are non-zero, with the interval
 // start in local time; it returns nil when every counter is zero. It then
 // resets the counters and starts a new interval at now (also when nothing
 // was returned), as Postfix does.
-func (s *Stats) Dump(now time.Time) []string {
+func (s *stats) dump(now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cur
@@ -129,8 +129,8 @@ func (s *Stats) Dump(now time.Time) []string {
 	return lines
 }
 
-// Totals returns the lifetime figures since NewStats.
-func (s *Stats) Totals() Totals {
+// totals returns the lifetime figures since newStats.
+func (s *stats) totals() Totals {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total

@@ -78,7 +78,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		return err
 	}
 	defer child.Close()
-	return serveMaster(ctx, child, &scache.Server{
+	return serveMaster(ctx, child, scache.Options{
 		Logger:           child.Logger,
 		TTLLimit:         ttlLimit,
 		StatusUpdateTime: statusTime,
@@ -87,10 +87,11 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	})
 }
 
-// serveMaster serves srv on the child's listeners until master goes away,
-// max_idle passes without a client, or ctx is done, with the Busy and
-// ConnCount hooks and the daemon_timeout watchdog wired to master.
-func serveMaster(ctx context.Context, child *mastercompat.Child, srv *scache.Server) error {
+// serveMaster serves a Server configured by opts on the child's listeners
+// until master goes away, max_idle passes without a client, or ctx is
+// done, with the Busy and ConnCount hooks and the daemon_timeout watchdog
+// wired to master.
+func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Options) error {
 	log, params := child.Logger, child.Params
 	// With a process limit of 1 (-l, which scache requires), master(8)
 	// uses the status records only to count that the child served once:
@@ -100,8 +101,8 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, srv *scache.Ser
 	idle := mastercompat.NewIdleTimer(params.MaxIdle)
 	defer idle.Stop()
 	fatalCh := make(chan error, 1)
-	srv.ConnCount = idle.ConnCount
-	srv.Busy = func(busy bool) {
+	opts.ConnCount = idle.ConnCount
+	opts.Busy = func(busy bool) {
 		if busy {
 			// scache checks its arguments when it serves the first
 			// request (scache_service).
@@ -116,9 +117,8 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, srv *scache.Ser
 			log.Debug("master_notify: " + err.Error())
 		}
 	}
-	srv.Stats() // initialize, so that srv.Cache is set
-
-	stopWatchdog := startWatchdog(params.DaemonTimeout, srv.Cache, log)
+	srv := scache.NewServer(nil, opts)
+	stopWatchdog := startWatchdog(params.DaemonTimeout, srv.Cache(), log)
 	defer stopWatchdog()
 
 	serveErr := make(chan error, len(child.Listeners))

@@ -175,7 +175,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if cfg.allowGID >= 0 {
 		peers.GIDs = []int{cfg.allowGID}
 	}
-	srv := &scache.Server{
+	srv := scache.NewServer(nil, scache.Options{
 		Peers:            peers,
 		Logger:           logger,
 		TTLLimit:         cfg.ttlLimit,
@@ -184,7 +184,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		MaxSessions:      cfg.maxSessions,
 		MaxConns:         cfg.maxClients,
 		KeepDead:         cfg.keepDead,
-	}
+	})
 	logger.Info("listening on " + cfg.listen)
 	clients, sessions := srv.Limits()
 	logger.Info(fmt.Sprintf("limits: %s clients served at once, %s connections cached", limitText(clients), limitText(sessions)))

@@ -87,7 +87,7 @@ func startServer(ttlLimit time.Duration) (string, func(), error) {
 		return "", nil, fmt.Errorf("bench: %w", err)
 	}
 	// No limits: the scale run measures what holding n connections costs.
-	srv := &scache.Server{TTLLimit: ttlLimit, MaxSessions: -1, MaxConns: -1}
+	srv := scache.NewServer(nil, scache.Options{TTLLimit: ttlLimit, MaxSessions: -1, MaxConns: -1})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -50,7 +50,7 @@ func startBenchFloor(t *testing.T, status bool) string {
 
 func startBenchGoscache(t *testing.T) string {
 	t.Helper()
-	return scachetest.NewServer(t, &scache.Server{Logger: slog.New(slog.DiscardHandler)}).Path
+	return scachetest.NewServer(t, scache.Options{Logger: slog.New(slog.DiscardHandler)}).Path
 }
 
 func TestRunLoad_cycles(t *testing.T) {

@@ -74,7 +74,7 @@ func startGoscacheIdle(t *testing.T) *goscacheServer {
 	t.Helper()
 	g := &goscacheServer{}
 	g.cond = sync.NewCond(&g.mu)
-	g.path = scachetest.NewServer(t, &scache.Server{
+	g.path = scachetest.NewServer(t, scache.Options{
 		TTLLimit:         time.Hour,
 		StatusUpdateTime: -1,
 		ConnCount: func(n int) {
@@ -203,7 +203,7 @@ func TestScenario(t *testing.T) {
 // TestFindDest_givesBackTheSameConnection checks by descriptor identity that
 // find-dest gives the very connection back under its endpoint label.
 func TestFindDest_givesBackTheSameConnection(t *testing.T) {
-	srv := scachetest.NewServer(t, &scache.Server{TTLLimit: time.Hour, StatusUpdateTime: -1})
+	srv := scachetest.NewServer(t, scache.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
 	sk := fdtest.NewTCPPeer(t)
 	c := srv.Client(t)
 	fd := dialFD(t, sk.Addr())
@@ -219,7 +219,7 @@ func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 		t.Fatalf("find-dest output:\n%s", out)
 	}
 	// It was given back with the time it had left (60s), not a default.
-	snap := srv.Srv.Cache.Snapshot()
+	snap := srv.Srv.Cache().Snapshot()
 	if len(snap.Endps) != 1 || len(snap.Endps[0].Sessions) != 1 {
 		t.Fatalf("cache after find-dest: %+v", snap)
 	}

@@ -153,7 +153,7 @@ func TestMetrics_restart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &scache.Server{StatusUpdateTime: -1}
+	srv := scache.NewServer(nil, scache.Options{StatusUpdateTime: -1})
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	text = gatherText(t, reg)

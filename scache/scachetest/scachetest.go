@@ -28,23 +28,27 @@ const Announcement = "protocol\x00connection_cache_protocol\x00\x00"
 type Server struct {
 	// Path is the socket's file name.
 	Path string
-	// Srv is the server. Its fields were set before it started serving.
+	// Srv is the server.
 	Srv *scache.Server
 
 	done chan error
 }
 
-// NewServer starts srv on a fresh socket under t.TempDir(). A nil srv
-// means a zero Server; a nil srv.Logger logs to t.Output(). The server is
-// closed, and Serve's result checked, when the test ends.
-func NewServer(t testing.TB, srv *scache.Server) *Server {
+// NewServer starts a Server configured by o on a fresh socket under
+// t.TempDir(); a nil o.Logger logs to t.Output(). The server is closed, and
+// Serve's result checked, when the test ends.
+func NewServer(t testing.TB, o scache.Options) *Server {
 	t.Helper()
-	if srv == nil {
-		srv = &scache.Server{}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if srv.Logger == nil {
-		srv.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	return Serve(t, scache.NewServer(nil, o))
+}
+
+// Serve starts srv on a fresh socket under t.TempDir(). The server is
+// closed, and Serve's result checked, when the test ends.
+func Serve(t testing.TB, srv *scache.Server) *Server {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "scache")
 	l, err := net.Listen("unix", path)
 	if err != nil {
