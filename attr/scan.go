@@ -120,78 +120,35 @@ func (d *Decoder) Scan(flags Flags, items ...Item) (int, error) {
 	if err := d.start(); err != nil {
 		return 0, err
 	}
-	// state follows Postfix's wanted_type: the next item, inside an
-	// unbraced table, or inside "{ ... }".
-	const (
-		stItem = iota
-		stTable
-		stBraced
-	)
 	var (
-		n, next, names int
-		state          = stItem
-		it             *Item
-		wanted         string
-		seen           map[string]struct{}
+		n, next int
+		st      scanState
+		it      *Item // the item wanted; nil: the list terminator
 	)
 	for ; ; n++ {
-		if state == stItem {
+		if st.state == stItem {
 			if next == len(items) {
 				if flags&FlagMore != 0 {
 					return n, nil
 				}
-				it, wanted = nil, "(list terminator)"
+				it, st.wanted = nil, "(list terminator)"
 			} else {
 				it = &items[next]
 				next++
-				wanted = it.name
+				st.wanted = it.name
 				if it.typ == itemTable {
-					state, wanted, seen = stTable, "(any attribute name or list terminator)", nil
+					st.state, st.wanted, st.seen = stTable, "(any attribute name or list terminator)", nil
 				}
 			}
 		}
-
-		// Locate the next attribute of interest.
-		var name []byte
-		var hasValue, closed bool
-		for {
-			var err error
-			name, hasValue, err = d.readName()
-			if err != nil {
-				return n, err
-			}
-			if d.isTerminator(name, hasValue) {
-				if it == nil || state == stTable {
-					return n, nil
-				}
-				if flags&FlagMissing != 0 {
-					d.warnf("missing attribute %s in input from %s", wanted, d.stream())
-				}
-				return n, nil
-			}
-			if names++; names > d.lim.MaxAttrs {
-				return n, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxAttrs, d.stream())
-			}
-			if state == stTable && d.isMarker(name, hasValue, NameOpen) {
-				state, wanted = stBraced, "(any attribute name or '}')"
-				continue
-			}
-			if state == stBraced && d.isMarker(name, hasValue, NameClose) {
-				state, closed = stItem, true
-				break
-			}
-			if state != stItem || (it != nil && string(cstr(name)) == it.name) {
-				break
-			}
-			if flags&FlagExtra != 0 {
-				d.warnf("unexpected attribute %s from %s (expecting: %s)", cstr(name), d.stream(), wanted)
-				return n, nil
-			}
-			if err := d.skipValue(hasValue); err != nil {
-				return n, err
-			}
+		name, hasValue, found, err := d.locate(&st, it, flags)
+		if err != nil {
+			return n, err
 		}
-		if closed {
+		switch found {
+		case foundEnd:
+			return n, nil
+		case foundClose:
 			n-- // "}" is no conversion; go on with the next item
 			continue
 		}
@@ -206,65 +163,12 @@ func (d *Decoder) Scan(flags Flags, items ...Item) (int, error) {
 		if multiple && it.typ != itemInt && it.typ != itemLong && it.typ != itemBool {
 			return n, d.multiple(name)
 		}
-		switch it.typ {
-		case itemStr:
-			*it.str = string(value)
-		case itemStrBytes:
-			*it.bytes = append((*it.bytes)[:0], value...)
-		case itemInt:
-			u, ok := parseUlong(cstr(value))
-			if !ok {
-				return n, d.malformedInt(value)
-			}
-			*it.i32 = int(int32(uint32(u)))
-		case itemLong:
-			u, ok := parseUlong(cstr(value))
-			if !ok {
-				return n, d.malformedInt(value)
-			}
-			*it.i64 = int64(u)
-		case itemData:
-			if d.f == FormatBase64 {
-				*it.bytes = append([]byte(nil), value...)
-				break
-			}
-			b, ok := appendUnB64(nil, value)
-			if !ok {
-				return n, d.errorf(ErrMalformedData, "malformed base64 data from %s while reading %s: %s", d.stream(), ctxValue, cTrunc(value))
-			}
-			*it.bytes = b
-		case itemBool:
-			v, err := d.parseBool(value)
-			if err != nil {
-				return n, err
-			}
-			*it.b = v
-		case itemStrEq:
-			if string(cstr(value)) != *it.str {
-				return n, d.errorf(ErrUnexpectedValue, "unexpected %s %s from %s (expected: %s)", cstr(name), cstr(value), d.stream(), *it.str)
-			}
-			n-- // a matching STREQ is not a conversion
-		case itemTable:
-			if seen == nil {
-				seen = make(map[string]struct{}, len(*it.table)+8)
-				for _, a := range *it.table {
-					seen[a.Name] = struct{}{}
-				}
-			}
-			key := cstr(name)
-			if _, dup := seen[string(key)]; dup {
-				if flags&FlagExtra != 0 {
-					d.warnf("duplicate attribute %s in input from %s", key, d.stream())
-					return n, nil
-				}
-			} else if len(*it.table) >= d.lim.MaxTable {
-				d.warnf("attribute count exceeds limit %d in input from %s", d.lim.MaxTable, d.stream())
-				return n, nil
-			} else {
-				k := string(key)
-				seen[k] = struct{}{}
-				*it.table = append(*it.table, Str(k, string(cstr(value))))
-			}
+		counted, end, err := d.store(&st, it, flags, name, value)
+		if err != nil || end {
+			return n, err
+		}
+		if !counted {
+			n--
 		}
 		// The base64 scanner converts a number before it checks for a
 		// second value.
@@ -272,6 +176,146 @@ func (d *Decoder) Scan(flags Flags, items ...Item) (int, error) {
 			return n, d.multiple(name)
 		}
 	}
+}
+
+// Scan's states follow Postfix's wanted_type: the next item, inside an
+// unbraced table, or inside "{ ... }".
+const (
+	stItem = iota
+	stTable
+	stBraced
+)
+
+// scanState is where Scan stands in its items. The item wanted is kept
+// apart, so that the items (Scan's variadic argument) stay on the
+// caller's stack.
+type scanState struct {
+	state  int
+	names  int    // attribute names read, for Limits.MaxAttrs
+	wanted string // the item's name as the warnings show it
+	seen   map[string]struct{}
+}
+
+// What locate found.
+const (
+	foundAttr  = iota // an attribute for st.it
+	foundEnd          // the list terminator, or a reason to stop (warned)
+	foundClose        // the "}" that closes a braced table
+)
+
+// locate reads attribute names up to the next one of interest, skipping
+// (or, with FlagExtra, stopping at) the others, and follows the table
+// markers.
+func (d *Decoder) locate(st *scanState, it *Item, flags Flags) (name []byte, hasValue bool, found int, err error) {
+	for {
+		name, hasValue, err = d.readName()
+		if err != nil {
+			return nil, false, 0, err
+		}
+		if d.isTerminator(name, hasValue) {
+			if it != nil && st.state != stTable && flags&FlagMissing != 0 {
+				d.warnf("missing attribute %s in input from %s", st.wanted, d.stream())
+			}
+			return nil, false, foundEnd, nil
+		}
+		if st.names++; st.names > d.lim.MaxAttrs {
+			return nil, false, 0, d.errorf(ErrTooMany, "attribute count exceeds limit %d in input from %s", d.lim.MaxAttrs, d.stream())
+		}
+		if st.state == stTable && d.isMarker(name, hasValue, NameOpen) {
+			st.state, st.wanted = stBraced, "(any attribute name or '}')"
+			continue
+		}
+		if st.state == stBraced && d.isMarker(name, hasValue, NameClose) {
+			st.state = stItem
+			return nil, false, foundClose, nil
+		}
+		if st.state != stItem || (it != nil && string(cstr(name)) == it.name) {
+			return name, hasValue, foundAttr, nil
+		}
+		if flags&FlagExtra != 0 {
+			d.warnf("unexpected attribute %s from %s (expecting: %s)", cstr(name), d.stream(), st.wanted)
+			return nil, false, foundEnd, nil
+		}
+		if err := d.skipValue(hasValue); err != nil {
+			return nil, false, 0, err
+		}
+	}
+}
+
+// store converts value for it. counted is false when Postfix does not
+// count it as a conversion (a matching STREQ); end is true when the scan
+// stops here without an error (a table's duplicate or limit, warned).
+func (d *Decoder) store(st *scanState, it *Item, flags Flags, name, value []byte) (counted, end bool, err error) {
+	switch it.typ {
+	case itemStr:
+		*it.str = string(value)
+	case itemStrBytes:
+		*it.bytes = append((*it.bytes)[:0], value...)
+	case itemInt:
+		u, ok := parseUlong(cstr(value))
+		if !ok {
+			return false, false, d.malformedInt(value)
+		}
+		*it.i32 = int(int32(uint32(u)))
+	case itemLong:
+		u, ok := parseUlong(cstr(value))
+		if !ok {
+			return false, false, d.malformedInt(value)
+		}
+		*it.i64 = int64(u)
+	case itemData:
+		if d.f == FormatBase64 {
+			*it.bytes = append([]byte(nil), value...)
+			break
+		}
+		b, ok := appendUnB64(nil, value)
+		if !ok {
+			return false, false, d.errorf(ErrMalformedData, "malformed base64 data from %s while reading %s: %s", d.stream(), ctxValue, cTrunc(value))
+		}
+		*it.bytes = b
+	case itemBool:
+		v, err := d.parseBool(value)
+		if err != nil {
+			return false, false, err
+		}
+		*it.b = v
+	case itemStrEq:
+		if string(cstr(value)) != *it.str {
+			return false, false, d.errorf(ErrUnexpectedValue, "unexpected %s %s from %s (expected: %s)", cstr(name), cstr(value), d.stream(), *it.str)
+		}
+		return false, false, nil // a matching STREQ is not a conversion
+	case itemTable:
+		return true, d.storeEntry(st, it.table, flags, name, value), nil
+	}
+	return true, false, nil
+}
+
+// storeEntry adds a table entry as Postfix's htable does; it reports
+// whether the scan stops here (a duplicate under FlagExtra, or the
+// table's limit), which it has warned about.
+func (d *Decoder) storeEntry(st *scanState, table *List, flags Flags, name, value []byte) (end bool) {
+	if st.seen == nil {
+		st.seen = make(map[string]struct{}, len(*table)+8)
+		for _, a := range *table {
+			st.seen[a.Name] = struct{}{}
+		}
+	}
+	key := cstr(name)
+	if _, dup := st.seen[string(key)]; dup {
+		if flags&FlagExtra != 0 {
+			d.warnf("duplicate attribute %s in input from %s", key, d.stream())
+			return true
+		}
+		return false
+	}
+	if len(*table) >= d.lim.MaxTable {
+		d.warnf("attribute count exceeds limit %d in input from %s", d.lim.MaxTable, d.stream())
+		return true
+	}
+	k := string(key)
+	st.seen[k] = struct{}{}
+	*table = append(*table, Str(k, string(cstr(value))))
+	return false
 }
 
 // typeWord is the type in Postfix's "missing value for TYPE attribute".
