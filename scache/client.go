@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"time"
 
@@ -114,14 +115,14 @@ func (c *Client) recv(items ...attr.Item) error {
 }
 
 // SaveEndp caches fd under the endpoint label with properties prop for at
-// most ttl seconds (save_endp). The server gets its own copy of fd; the
+// most ttl (save_endp; sent in whole seconds, rounded up). The server gets its own copy of fd; the
 // caller keeps fd and closes it. A bad request gets StatusBad (the server
 // then sends no dummy record and no descriptor is passed); StatusFail means
 // the server did not receive the descriptor.
-func (c *Client) SaveEndp(ttl int, label, prop string, fd int) (status int, err error) {
+func (c *Client) SaveEndp(ttl time.Duration, label, prop string, fd int) (status int, err error) {
 	if err := c.send(attr.List{
 		attr.Str(AttrReq, ReqSaveEndp),
-		attr.Int(AttrTTL, ttl),
+		attr.Int(AttrTTL, wireSeconds(ttl)),
 		attr.Str(AttrLabel, label),
 		attr.Str(AttrProp, prop),
 	}); err != nil {
@@ -181,11 +182,12 @@ func (c *Client) FindEndp(label string) (fd int, prop string, status int, err er
 }
 
 // SaveDest binds the destination label, with properties destProp, to the
-// endpoint label for at most ttl seconds (save_dest).
-func (c *Client) SaveDest(ttl int, destLabel, destProp, endpLabel string) (status int, err error) {
+// endpoint label for at most ttl (save_dest; sent in whole seconds,
+// rounded up).
+func (c *Client) SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (status int, err error) {
 	if err := c.send(attr.List{
 		attr.Str(AttrReq, ReqSaveDest),
-		attr.Int(AttrTTL, ttl),
+		attr.Int(AttrTTL, wireSeconds(ttl)),
 		attr.Str(AttrLabel, destLabel),
 		attr.Str(AttrProp, destProp),
 		attr.Str(AttrLabel, endpLabel),
@@ -252,4 +254,14 @@ func (c *Client) Request(req attr.List) (attr.List, error) {
 		return nil, fmt.Errorf("scache: read reply: %w", err)
 	}
 	return l, nil
+}
+
+// wireSeconds is ttl in the protocol's unit, whole seconds: a partial
+// second counts as one, and values beyond the wire's int are clamped.
+func wireSeconds(ttl time.Duration) int {
+	secs := ttl / time.Second
+	if ttl%time.Second > 0 {
+		secs++
+	}
+	return int(max(min(secs, math.MaxInt32), math.MinInt32))
 }

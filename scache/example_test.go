@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/goscache/goscache/scache"
 )
@@ -29,7 +30,7 @@ func ExampleServer() {
 		return
 	}
 	defer c.Close()
-	st, _ := c.SaveDest(2, "smtp\nexample.com\n", "destination=example.com\n", "smtp\n192.0.2.10\n25\n0\n")
+	st, _ := c.SaveDest(2*time.Second, "smtp\nexample.com\n", "destination=example.com\n", "smtp\n192.0.2.10\n25\n0\n")
 	fmt.Println("save_dest status:", st)
 	fd, _, _, st, _ := c.FindDest("smtp\nexample.com\n")
 	fmt.Println("find_dest status:", st, "fd:", fd) // bound, but no session cached

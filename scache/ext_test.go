@@ -63,11 +63,11 @@ func TestExtStats(t *testing.T) {
 	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
 	c := dialServer(t, path)
-	if st, err := c.SaveDest(60, destA, propD, endpA); err != nil || st != StatusOK {
+	if st, err := c.SaveDest(60*time.Second, destA, propD, endpA); err != nil || st != StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
 	for i := 0; i < 2; i++ {
-		if st, err := c.SaveEndp(60, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
+		if st, err := c.SaveEndp(60*time.Second, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
 			t.Fatalf("SaveEndp = %d, %v", st, err)
 		}
 	}
@@ -127,11 +127,11 @@ func TestExtDump(t *testing.T) {
 			t.Fatalf("status %d, err %v", st, err)
 		}
 	}
-	mustOK(c.SaveDest(60, destA, propD, endpA))
-	mustOK(c.SaveDest(30, destA, propD+"x", endpB))
+	mustOK(c.SaveDest(60*time.Second, destA, propD, endpA))
+	mustOK(c.SaveDest(30*time.Second, destA, propD+"x", endpB))
 	fds := []int{peer.Dial(t), peer.Dial(t)}
-	mustOK(c.SaveEndp(60, endpA, propE, fds[0]))
-	mustOK(c.SaveEndp(60, endpA, propE+"second\n\n", fds[1]))
+	mustOK(c.SaveEndp(60*time.Second, endpA, propE, fds[0]))
+	mustOK(c.SaveEndp(60*time.Second, endpA, propE+"second\n\n", fds[1]))
 	flags, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestExtDump_slowReaderDoesNotBlock(t *testing.T) {
 	}
 	c := dialServer(t, path)
 	peer := fdtest.NewTCPPeer(t)
-	if st, err := c.SaveEndp(1, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
+	if st, err := c.SaveEndp(1*time.Second, endpA, propE, peer.Dial(t)); err != nil || st != StatusOK {
 		t.Fatalf("SaveEndp while a dump is stalled = %d, %v", st, err)
 	}
 	fd, _, st, err := c.FindEndp(endpA)

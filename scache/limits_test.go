@@ -133,7 +133,7 @@ func saveSockets(t *testing.T, c *scache.Client, n int) (ok, failed int, peers [
 		}
 		t.Cleanup(func() { unix.Close(p[1]) })
 		peers = append(peers, p[1])
-		st, err := c.SaveEndp(3600, "e"+strconv.Itoa(i), "p", p[0])
+		st, err := c.SaveEndp(3600*time.Second, "e"+strconv.Itoa(i), "p", p[0])
 		unix.Close(p[0])
 		switch {
 		case err != nil:

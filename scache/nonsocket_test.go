@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,7 +53,7 @@ func TestServer_nonSocket(t *testing.T) {
 			ts := scachetest.NewServer(t, scache.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), KeepDead: tt.keepDead})
 			c := ts.Client(t)
 			fd := tt.fd(t)
-			if st, err := c.SaveEndp(2, "e", "p", fd); err != nil || st != scache.StatusOK {
+			if st, err := c.SaveEndp(2*time.Second, "e", "p", fd); err != nil || st != scache.StatusOK {
 				t.Fatalf("SaveEndp = %d, %v; want status 0", st, err)
 			}
 			got, _, st, err := c.FindEndp("e")

@@ -68,10 +68,10 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 		}
 		k := cached + i // labels not among the prefilled ones
 		cls[i] = client{cl, benchDestLabel(k), benchEndpLabel(k), sp[1]}
-		if st, err := cl.SaveDest(3600, cls[i].dest, benchDestProp, cls[i].endp); err != nil || st != StatusOK {
+		if st, err := cl.SaveDest(3600*time.Second, cls[i].dest, benchDestProp, cls[i].endp); err != nil || st != StatusOK {
 			b.Fatalf("save_dest: %d, %v", st, err)
 		}
-		if st, err := cl.SaveEndp(3600, cls[i].endp, benchEndpProp, sp[0]); err != nil || st != StatusOK {
+		if st, err := cl.SaveEndp(3600*time.Second, cls[i].endp, benchEndpProp, sp[0]); err != nil || st != StatusOK {
 			b.Fatalf("save_endp: %d, %v", st, err)
 		}
 		unix.Close(sp[0])
@@ -90,11 +90,11 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 					b.Errorf("find_dest: %d, %v", st, err)
 					return
 				}
-				if st, err := x.cl.SaveDest(3600, x.dest, benchDestProp, x.endp); err != nil || st != StatusOK {
+				if st, err := x.cl.SaveDest(3600*time.Second, x.dest, benchDestProp, x.endp); err != nil || st != StatusOK {
 					b.Errorf("save_dest: %d, %v", st, err)
 					return
 				}
-				st, err = x.cl.SaveEndp(3600, x.endp, benchEndpProp, fd)
+				st, err = x.cl.SaveEndp(3600*time.Second, x.endp, benchEndpProp, fd)
 				unix.Close(fd)
 				if err != nil || st != StatusOK {
 					b.Errorf("save_endp: %d, %v", st, err)

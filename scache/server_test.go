@@ -26,7 +26,7 @@ func TestServer_endpoint(t *testing.T) {
 	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	fd := fdtest.PipeFD(t)
-	if st, err := c.SaveEndp(2, "smtp\n127.0.0.1\n25\n0\n", "tls_level=0\n", fd); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveEndp(2*time.Second, "smtp\n127.0.0.1\n25\n0\n", "tls_level=0\n", fd); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	got, prop, st, err := c.FindEndp("smtp\n127.0.0.1\n25\n0\n")
@@ -47,11 +47,11 @@ func TestServer_destination(t *testing.T) {
 	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
 	fd1, fd2 := fdtest.PipeFD(t), fdtest.PipeFD(t)
-	if st, err := c.SaveDest(2, "smtp\nexample.com\n", "destination=example.com\n", "E"); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveDest(2*time.Second, "smtp\nexample.com\n", "destination=example.com\n", "E"); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
 	for _, fd := range []int{fd1, fd2} {
-		if st, err := c.SaveEndp(2, "E", map[int]string{fd1: "ep1", fd2: "ep2"}[fd], fd); err != nil || st != scache.StatusOK {
+		if st, err := c.SaveEndp(2*time.Second, "E", map[int]string{fd1: "ep1", fd2: "ep2"}[fd], fd); err != nil || st != scache.StatusOK {
 			t.Fatalf("SaveEndp = %d, %v", st, err)
 		}
 	}
@@ -77,7 +77,7 @@ func TestServer_destination(t *testing.T) {
 func TestServer_ttlClamped(t *testing.T) {
 	ts := scachetest.NewServer(t, scache.Options{TTLLimit: 3 * time.Second})
 	c := ts.Client(t)
-	if st, err := c.SaveEndp(1000, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveEndp(1000*time.Second, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	snap := ts.Srv.Cache().Snapshot()
@@ -95,7 +95,7 @@ func TestServer_ttlClamped(t *testing.T) {
 func TestServer_gluedDummy(t *testing.T) {
 	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
-	if st, err := c.SaveEndp(2, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveEndp(2*time.Second, "E", "p", fdtest.PipeFD(t)); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	raw := ts.Raw(t)
@@ -135,7 +135,7 @@ func TestServer_stalledClient(t *testing.T) {
 	stuck := ts.Raw(t)
 	mustWrite(t, stuck, "request\x00find_endp\x00lab")
 	c := ts.Client(t)
-	if st, err := c.SaveDest(2, "D", "P", "E"); err != nil || st != scache.StatusOK {
+	if st, err := c.SaveDest(2*time.Second, "D", "P", "E"); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveDest = %d, %v", st, err)
 	}
 	// The stuck client finishes later and is served.
@@ -193,7 +193,7 @@ func TestServer_vanishingClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if st, err := c.SaveEndp(2, "E", "p", p[0]); err != nil || st != 0 {
+		if st, err := c.SaveEndp(2*time.Second, "E", "p", p[0]); err != nil || st != 0 {
 			t.Fatalf("SaveEndp = %d, %v", st, err)
 		}
 	}
@@ -256,7 +256,7 @@ func TestServer_shutdownTwice(t *testing.T) {
 		t.Fatalf("Serve = %v", err)
 	}
 	// The idle client was disconnected.
-	if _, err := c.SaveDest(2, "D", "P", "E"); err == nil {
+	if _, err := c.SaveDest(2*time.Second, "D", "P", "E"); err == nil {
 		t.Error("request on a connection closed by Shutdown succeeded")
 	}
 	if err := srv.Shutdown(t.Context()); !errors.Is(err, scache.ErrServerClosed) {
@@ -421,7 +421,7 @@ func TestServer_hooks(t *testing.T) {
 	if n := <-conns; n != 1 {
 		t.Fatalf("ConnCount(%d), want 1", n)
 	}
-	if _, err := c.SaveDest(2, "D", "P", "E"); err != nil {
+	if _, err := c.SaveDest(2*time.Second, "D", "P", "E"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, _, err := c.FindDest("D"); err != nil {
@@ -441,8 +441,8 @@ func TestServer_hooks(t *testing.T) {
 func TestServer_stats(t *testing.T) {
 	ts := scachetest.NewServer(t, scache.Options{})
 	c := ts.Client(t)
-	c.SaveDest(2, "D", "P", "E")
-	c.SaveEndp(2, "E", "p", fdtest.PipeFD(t))
+	c.SaveDest(2*time.Second, "D", "P", "E")
+	c.SaveEndp(2*time.Second, "E", "p", fdtest.PipeFD(t))
 	c.FindDest("nowhere")
 	fd, _, _, st, err := c.FindDest("D")
 	if err != nil || st != scache.StatusOK {

@@ -65,12 +65,12 @@ func run(args []string, out io.Writer) error {
 	host, port, _ := net.SplitHostPort(srv.ln.Addr().String())
 	d := demo{c: c, out: out, dest: "smtp\ndemo.test\n", endp: fmt.Sprintf("smtp\n%s\n%s\n0\n", host, port),
 		destProp: "destination=demo.test\nhost_name=localhost\nhost_addr=" + host + "\n"}
-	st, err := c.SaveDest(2, d.dest, d.destProp, d.endp)
+	st, err := c.SaveDest(2*time.Second, d.dest, d.destProp, d.endp)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "3. save_dest %q -> %q: status=%d\n", d.dest, d.endp, st)
-	if st, err = d.saveConn(conn, 2, "tls_level=0\nreuse_count=0\n"); err != nil {
+	if st, err = d.saveConn(conn, 2*time.Second, "tls_level=0\nreuse_count=0\n"); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "4. save_endp with the connection's descriptor: status=%d\n", st)
@@ -150,7 +150,7 @@ type demo struct {
 }
 
 // saveConn saves conn's descriptor under the demo's endpoint (save_endp).
-func (d *demo) saveConn(conn net.Conn, ttl int, prop string) (status int, err error) {
+func (d *demo) saveConn(conn net.Conn, ttl time.Duration, prop string) (status int, err error) {
 	raw, err := conn.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return 0, err
@@ -215,10 +215,10 @@ func (d *demo) showWithScachectl(ctx context.Context, addr, sock, ctl string) er
 		return err
 	}
 	defer conn2.Close()
-	if _, err := d.c.SaveDest(60, d.dest, d.destProp, d.endp); err != nil {
+	if _, err := d.c.SaveDest(60*time.Second, d.dest, d.destProp, d.endp); err != nil {
 		return err
 	}
-	st, err := d.saveConn(conn2, 60, "tls_level=0\nreuse_count=1\n")
+	st, err := d.saveConn(conn2, 60*time.Second, "tls_level=0\nreuse_count=1\n")
 	if err != nil {
 		return err
 	}

@@ -202,7 +202,7 @@ func TestMaster_serveAndReload(t *testing.T) {
 	}
 	defer unix.Close(pair[0])
 	defer unix.Close(pair[1])
-	if st, err := cl.SaveEndp(2, "endp", "prop", pair[0]); err != nil || st != scache.StatusOK {
+	if st, err := cl.SaveEndp(2*time.Second, "endp", "prop", pair[0]); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
 	fd, prop, st, err := cl.FindEndp("endp")

@@ -291,7 +291,7 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("find_endp of a new label: status %d, want %d", st, scache.StatusFail))
 	}
 
-	st, err = w.cl.SaveDest(ttl, dest, destProp, endp)
+	st, err = w.cl.SaveDest(time.Duration(ttl)*time.Second, dest, destProp, endp)
 	t[3] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_dest: %w", err)
@@ -300,7 +300,7 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("save_dest: status %d", st))
 	}
 
-	st, err = w.cl.SaveEndp(ttl, endp, benchEndpProp, w.pair[0])
+	st, err = w.cl.SaveEndp(time.Duration(ttl)*time.Second, endp, benchEndpProp, w.pair[0])
 	t[4] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_endp: %w", err)

@@ -191,11 +191,11 @@ func (f *filler) fillTo(n int) error {
 		wg.Go(func() {
 			for k := f.filled + i; k < n; k += len(f.conns) {
 				dest, destProp, endp := fillEntry(f.tag, k)
-				if st, err := c.SaveDest(f.ttl, dest, destProp, endp); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveDest(time.Duration(f.ttl)*time.Second, dest, destProp, endp); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_dest: status %d: %v", f.target.Name, st, err)
 					return
 				}
-				if st, err := c.SaveEndp(f.ttl, endp, fillEndpProp, f.pair[0]); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveEndp(time.Duration(f.ttl)*time.Second, endp, fillEndpProp, f.pair[0]); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_endp: status %d: %v", f.target.Name, st, err)
 					return
 				}

@@ -191,7 +191,7 @@ func giveBack(e *env, c cacheConn, o *findOpts, before *dumpView, fd int, v *fin
 		unix.Close(fd)
 		return fmt.Errorf("%s: %w (the connection is closed)", name, err)
 	}
-	st, err := c.SaveEndp(secs, endpLabel, v.EndpProperty, fd)
+	st, err := c.SaveEndp(time.Duration(secs)*time.Second, endpLabel, v.EndpProperty, fd)
 	unix.Close(fd) // the server has its own copy now, or none
 	if err != nil {
 		return fmt.Errorf("%s: giving the connection back: %w (the connection is closed)", name, err)

@@ -208,10 +208,10 @@ func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 	c := srv.Client(t)
 	fd := dialFD(t, sk.Addr())
 	endp := "smtp\n127.0.0.1\n" + sk.Port() + "\n1\n"
-	if st, err := c.SaveDest(60, "smtp\nexample.com\n", "d\n\n", endp); st != 0 || err != nil {
+	if st, err := c.SaveDest(60*time.Second, "smtp\nexample.com\n", "d\n\n", endp); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
-	if st, err := c.SaveEndp(60, endp, "e\n\n", fd); st != 0 || err != nil {
+	if st, err := c.SaveEndp(60*time.Second, endp, "e\n\n", fd); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
 	out := mustRun(t, "-socket", srv.Path, "find-dest", `smtp\nexample.com\n`)

@@ -117,7 +117,7 @@ func runSaveEndp(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.SaveEndp(secs, label, prop, fd)
+	st, err := c.SaveEndp(time.Duration(secs)*time.Second, label, prop, fd)
 	if err != nil {
 		return fmt.Errorf("save-endp: %w", err)
 	}
@@ -160,7 +160,7 @@ func runSaveDest(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.SaveDest(secs, dest, prop, endp)
+	st, err := c.SaveDest(time.Duration(secs)*time.Second, dest, prop, endp)
 	if err != nil {
 		return fmt.Errorf("save-dest: %w", err)
 	}

@@ -12,8 +12,8 @@ type cacheConn interface {
 	Dump() (*dumpView, error)
 	FindDest(label string) (fd int, destProp, endpProp string, status int, err error)
 	FindEndp(label string) (fd int, endpProp string, status int, err error)
-	SaveEndp(ttl int, label, prop string, fd int) (status int, err error)
-	SaveDest(ttl int, destLabel, destProp, endpLabel string) (status int, err error)
+	SaveEndp(ttl time.Duration, label, prop string, fd int) (status int, err error)
+	SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (status int, err error)
 	Close() error
 }
 
