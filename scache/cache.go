@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,43 +45,6 @@ type Evictions struct {
 	Closed          int64 // sessions closed by Close, or saved after Close
 	ExpiredBindings int64 // destination bindings whose ttl ran out
 	Dead            int64 // sessions found dead (peer closed or spoke) by a find
-}
-
-// Snapshot is a deep copy of the cache contents for debugging. Destinations
-// and endpoints are sorted by label; bindings and sessions are in list
-// order, oldest first (the order in which finds try them).
-type Snapshot struct {
-	Dests []SnapshotDest
-	Endps []SnapshotEndp
-}
-
-// SnapshotDest is one destination label and its endpoint bindings.
-type SnapshotDest struct {
-	Label    string
-	Bindings []SnapshotBinding
-}
-
-// SnapshotBinding is one destination-to-endpoint binding.
-type SnapshotBinding struct {
-	EndpLabel string
-	DestProp  string
-	Created   time.Time // when the binding was first saved
-	Expires   time.Time // last save plus its ttl
-}
-
-// SnapshotEndp is one endpoint label and its cached sessions.
-type SnapshotEndp struct {
-	Label    string
-	Sessions []SnapshotSession
-}
-
-// SnapshotSession is one cached session. FD is the cache's descriptor
-// number; a snapshot never touches the descriptor itself.
-type SnapshotSession struct {
-	FD       int
-	EndpProp string
-	Created  time.Time
-	Expires  time.Time
 }
 
 // Cache is Postfix's multi-session connection cache with the semantics of
@@ -144,49 +105,6 @@ type Cache struct {
 	classTab    []*ttlClass // every ttl class ever made, by id; see newClass
 	freeClasses []*ttlClass
 }
-
-// head is a list of bindings (destination) or sessions (endpoint), oldest
-// first. Postfix uses a circular ring with a head node; here the first
-// entry's prev points to the last (the last's next is nil), which gives the
-// same append-at-tail, iterate-from-oldest behaviour with one pointer in the
-// head. It is 32 bytes, a size class of its own: whether it lists bindings
-// or sessions is known from the table that holds it, which also keeps the
-// label's hash in it (so that moving or removing a head never hashes its
-// label again).
-type head struct {
-	label string
-	first *entry // first.prev is the last entry
-	hash  uint64 // of label; set and used by table
-}
-
-// entry is a destination binding or a session. One type for both keeps
-// the expiry lists simple. It is 80 bytes, a size class of its own (one
-// cached connection holds two), so nothing that can be derived is stored:
-// a binding keeps its destination properties and endpoint label in one
-// string (one allocation, one string header), a session's endpoint
-// properties fill it whole; whether it is a session is its ttl class's
-// key.sess, and a session's creation time is its deadline minus its
-// class's ttl (sessions are never rescheduled).
-type entry struct {
-	prev, next   *entry // neighbours in h's list (see head)
-	h            *head
-	s            string // binding: destination properties + endpoint label; session: endpoint properties
-	expires      int64  // nanoseconds since Cache.base
-	aux          int64  // session: its descriptor; binding: when it was created (like expires)
-	tprev, tnext *entry // neighbours in the expiry list
-	split        int32  // binding: where the endpoint label starts in s; session: len(s)
-	cls          int32  // expiry list: index in Cache.classTab (cache_expiry.go)
-}
-
-// prop returns a binding's destination properties or a session's endpoint
-// properties.
-func (e *entry) prop() string { return e.s[:e.split] }
-
-// endp returns a binding's endpoint label ("" for a session).
-func (e *entry) endp() string { return e.s[e.split:] }
-
-// fd returns a session's descriptor.
-func (e *entry) fd() int { return int(e.aux) }
 
 // created returns when e was saved (a binding: first saved), in
 // nanoseconds since c.base. e must be scheduled; c.mu must be held.
@@ -429,48 +347,6 @@ func (c *Cache) dropDead(dead *[]int) {
 	c.dropping.Done()
 }
 
-// peekAlive reports whether a cached connection can still be used: its
-// peer has neither closed it nor sent anything (an idle SMTP server says
-// nothing until spoken to; a 421 timeout reply or a FIN ends the session).
-// It peeks at one byte with MSG_PEEK|MSG_DONTWAIT, which consumes nothing
-// and leaves the descriptor's flags alone. A descriptor that is not a
-// socket (peerNotSocket: a client saved a pipe or a file), or a failure
-// that says nothing about the peer, counts as alive: then the session is
-// handed out, as Postfix would.
-func peekAlive(fd int) peerState {
-	// recvfrom(2) with no source address: unix.Recvfrom would allocate a
-	// 112-byte sockaddr buffer on every find. A raw call: it cannot block
-	// (MSG_DONTWAIT), and a counted one would wake the runtime's sysmon
-	// (rawio.go).
-	var b [1]byte
-	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
-			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return peerAlive // nothing to read: the peer is quiet
-		case 0:
-			return peerDead // end of file, or unsolicited data
-		case unix.ECONNRESET, unix.EPIPE, unix.ETIMEDOUT:
-			return peerDead
-		case unix.ENOTSOCK:
-			return peerNotSocket
-		}
-		return peerAlive
-	}
-}
-
-// peerState is what peekAlive found out about a cached descriptor.
-type peerState uint8
-
-const (
-	peerAlive     peerState = iota // usable, as far as can be told
-	peerDead                       // the peer closed or spoke
-	peerNotSocket                  // not a socket: handed out, but counted
-)
-
 // NonSockets returns how many cached descriptors that are not sockets
 // (pipes, files) finds have handed out since NewCache. The liveness check
 // finds them at no extra cost; with KeepDead there is no check, and they
@@ -493,43 +369,6 @@ func (c *Cache) Evictions() Evictions {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.evict
-}
-
-// Snapshot returns a deep copy of the cache contents. It costs O(n log n)
-// and holds the cache lock meanwhile: it is meant for debugging tools.
-func (c *Cache) Snapshot() Snapshot {
-	s := c.snapshot()
-	sort.Slice(s.Dests, func(i, j int) bool { return s.Dests[i].Label < s.Dests[j].Label })
-	sort.Slice(s.Endps, func(i, j int) bool { return s.Endps[i].Label < s.Endps[j].Label })
-	return s
-}
-
-// snapshot copies the cache under c.mu, unsorted, so the lock is held for
-// a copy only.
-func (c *Cache) snapshot() Snapshot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	at := func(t int64) time.Time { return c.base.Add(time.Duration(t)) }
-	var s Snapshot
-	for h := range c.dests.all() {
-		d := SnapshotDest{Label: h.label}
-		for e := h.first; e != nil; e = e.next {
-			d.Bindings = append(d.Bindings, SnapshotBinding{
-				EndpLabel: e.endp(), DestProp: e.prop(), Created: at(c.created(e)), Expires: at(e.expires),
-			})
-		}
-		s.Dests = append(s.Dests, d)
-	}
-	for h := range c.endps.all() {
-		p := SnapshotEndp{Label: h.label}
-		for e := h.first; e != nil; e = e.next {
-			p.Sessions = append(p.Sessions, SnapshotSession{
-				FD: e.fd(), EndpProp: e.s, Created: at(c.created(e)), Expires: at(e.expires),
-			})
-		}
-		s.Endps = append(s.Endps, p)
-	}
-	return s
 }
 
 // Close empties the cache and closes every cached descriptor exactly once.
@@ -614,63 +453,6 @@ func (c *Cache) oldestSession() *entry {
 	return old
 }
 
-// arm makes sure the timer fires no later than the earliest deadline.
-// A timer armed for an earlier deadline than needed (its entry was removed
-// since) is left alone: expire then finds nothing due and re-arms.
-// c.mu must be held.
-func (c *Cache) arm() {
-	first := c.next()
-	if first == nil || c.closed {
-		return
-	}
-	next := first.expires
-	if c.armed && c.armedAt <= next {
-		return
-	}
-	d := time.Duration(next - c.now())
-	if c.timer == nil {
-		c.timer = time.AfterFunc(d, c.expire)
-	} else {
-		c.timer.Reset(d)
-	}
-	c.armed, c.armedAt = true, next
-}
-
-// expire runs on the timer: it removes every entry whose deadline has
-// passed, closes the descriptors of expired sessions, and re-arms.
-func (c *Cache) expire() {
-	c.mu.Lock()
-	c.armed = false
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	now := c.now()
-	var fds []int
-	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
-		if !c.classTab[e.cls].key.sess {
-			c.removeBinding(e)
-			c.evict.ExpiredBindings++
-		} else {
-			fds = append(fds, e.fd())
-			c.removeSession(e)
-			c.evict.Expired++
-		}
-		c.freeEntry(e)
-	}
-	c.arm()
-	if fds != nil {
-		c.dropping.Add(1)
-	}
-	c.mu.Unlock()
-	if fds != nil {
-		for _, fd := range fds {
-			c.drop(fd)
-		}
-		c.dropping.Done()
-	}
-}
-
 // recentEndps is the number of slots of Cache.recentEndps: far more than
 // the save_dest/save_endp pairs in flight at once.
 const recentEndps = 128
@@ -678,93 +460,4 @@ const recentEndps = 128
 // recentSlot returns the Cache.recentEndps slot of an endpoint label.
 func (c *Cache) recentSlot(endpLabel string) uint64 {
 	return c.endps.hash(endpLabel) % recentEndps
-}
-
-// maxFree bounds each recycling list: enough for bursts, small enough
-// (about 120 KB in all) not to matter after the cache shrinks.
-const maxFree = 1024
-
-// newEntry returns a zeroed entry, recycled if possible. c.mu must be held.
-func (c *Cache) newEntry() *entry {
-	e := c.freeEntries
-	if e == nil {
-		return &entry{}
-	}
-	c.freeEntries, e.next = e.next, nil
-	c.nFreeE--
-	return e
-}
-
-// freeEntry recycles an entry that is no longer linked anywhere. Clearing
-// it drops its strings. c.mu must be held.
-func (c *Cache) freeEntry(e *entry) {
-	*e = entry{}
-	if c.nFreeE < maxFree {
-		e.next = c.freeEntries
-		c.freeEntries = e
-		c.nFreeE++
-	}
-}
-
-// newHead returns an empty list head, recycled if possible. c.mu must be
-// held.
-func (c *Cache) newHead(label string) *head {
-	if h := popFree(&c.freeHeads); h != nil {
-		h.label = label
-		return h
-	}
-	return &head{label: label}
-}
-
-// popFree takes the last struct off a recycling list, or returns nil when
-// the list is empty.
-func popFree[T any](free *[]*T) *T {
-	n := len(*free)
-	if n == 0 {
-		return nil
-	}
-	x := (*free)[n-1]
-	(*free)[n-1] = nil
-	*free = (*free)[:n-1]
-	return x
-}
-
-// freeHead recycles an empty head that was removed from its table. c.mu must
-// be held.
-func (c *Cache) freeHead(h *head) {
-	*h = head{}
-	if len(c.freeHeads) < maxFree {
-		c.freeHeads = append(c.freeHeads, h)
-	}
-}
-
-// append adds e at the tail of h.
-func (h *head) append(e *entry) {
-	e.next = nil
-	if h.first == nil {
-		h.first, e.prev = e, e
-		return
-	}
-	last := h.first.prev
-	last.next, e.prev = e, last
-	h.first.prev = e
-}
-
-// remove unlinks e from h and reports whether h became empty.
-func (h *head) remove(e *entry) bool {
-	switch {
-	case e == h.first:
-		h.first = e.next
-		if h.first != nil {
-			h.first.prev = e.prev // the last
-		}
-	case e.next == nil: // the last
-		e.prev.next = nil
-		h.first.prev = e.prev
-	default:
-		e.prev.next = e.next
-		e.next.prev = e.prev
-	}
-	e.prev, e.next = nil, nil
-	return h.first == nil
 }

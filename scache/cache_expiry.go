@@ -184,3 +184,60 @@ func (h classHeap) down(i0 int) bool {
 	}
 	return i > i0
 }
+
+// arm makes sure the timer fires no later than the earliest deadline.
+// A timer armed for an earlier deadline than needed (its entry was removed
+// since) is left alone: expire then finds nothing due and re-arms.
+// c.mu must be held.
+func (c *Cache) arm() {
+	first := c.next()
+	if first == nil || c.closed {
+		return
+	}
+	next := first.expires
+	if c.armed && c.armedAt <= next {
+		return
+	}
+	d := time.Duration(next - c.now())
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.expire)
+	} else {
+		c.timer.Reset(d)
+	}
+	c.armed, c.armedAt = true, next
+}
+
+// expire runs on the timer: it removes every entry whose deadline has
+// passed, closes the descriptors of expired sessions, and re-arms.
+func (c *Cache) expire() {
+	c.mu.Lock()
+	c.armed = false
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	now := c.now()
+	var fds []int
+	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
+		if !c.classTab[e.cls].key.sess {
+			c.removeBinding(e)
+			c.evict.ExpiredBindings++
+		} else {
+			fds = append(fds, e.fd())
+			c.removeSession(e)
+			c.evict.Expired++
+		}
+		c.freeEntry(e)
+	}
+	c.arm()
+	if fds != nil {
+		c.dropping.Add(1)
+	}
+	c.mu.Unlock()
+	if fds != nil {
+		for _, fd := range fds {
+			c.drop(fd)
+		}
+		c.dropping.Done()
+	}
+}
