@@ -89,54 +89,88 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 		LogFile:    filepath.Join(root, "log", "maillog"),
 		commandDir: opts.CommandDir,
 	}
+	if err := in.makeDirs(); err != nil {
+		return nil, err
+	}
+	scacheCmd, err := in.copyDaemons(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.writeMainCF(opts); err != nil {
+		return nil, err
+	}
+	master := fmt.Sprintf(masterCF, scacheCmd)
+	if err := os.WriteFile(filepath.Join(in.ConfigDir, "master.cf"), []byte(master), 0o644); err != nil {
+		return nil, fmt.Errorf("pfx: %w", err)
+	}
+	if out, err := in.Postfix(ctx, "check"); err != nil {
+		return nil, fmt.Errorf("pfx: postfix check: %w: %s", err, out)
+	}
+	return in, nil
+}
+
+// makeDirs creates the instance's directories, open to mail_owner, whose
+// Postfix daemons must also traverse every parent.
+func (in *Instance) makeDirs() error {
 	pw, err := user.Lookup("postfix")
 	if err != nil {
-		return nil, fmt.Errorf("pfx: mail_owner: %w", err)
+		return fmt.Errorf("pfx: mail_owner: %w", err)
 	}
 	uid, _ := strconv.Atoi(pw.Uid)
 	gid, _ := strconv.Atoi(pw.Gid)
 	// Postfix daemons running as postfix must traverse every parent.
-	for d := root; d != "/" && d != "."; d = filepath.Dir(d) {
+	for d := in.Root; d != "/" && d != "."; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o011 != 0o011 {
 			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
-				return nil, fmt.Errorf("pfx: %w", err)
+				return fmt.Errorf("pfx: %w", err)
 			}
 		}
 	}
-	for _, d := range []string{root, in.ConfigDir, in.QueueDir, in.DataDir, in.DaemonDir, filepath.Dir(in.LogFile)} {
+	for _, d := range []string{in.Root, in.ConfigDir, in.QueueDir, in.DataDir, in.DaemonDir, filepath.Dir(in.LogFile)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("pfx: %w", err)
+			return fmt.Errorf("pfx: %w", err)
 		}
 		if err := os.Chmod(d, 0o755); err != nil {
-			return nil, fmt.Errorf("pfx: %w", err)
+			return fmt.Errorf("pfx: %w", err)
 		}
 	}
 	if err := os.Chown(in.DataDir, uid, gid); err != nil {
-		return nil, fmt.Errorf("pfx: %w", err)
+		return fmt.Errorf("pfx: %w", err)
 	}
+	return nil
+}
+
+// copyDaemons copies Postfix's daemons into the instance, and goscache
+// when opts.Scache names it; it returns the scache service's command.
+func (in *Instance) copyDaemons(opts Options) (scacheCmd string, err error) {
 	// A copy, not symlinks: postfix-script warns about symlinks that leave
 	// the daemon directory. The binaries find their libraries through
 	// RUNPATH /usr/lib/postfix.
 	ents, err := os.ReadDir(opts.DaemonDir)
 	if err != nil {
-		return nil, fmt.Errorf("pfx: daemon directory: %w", err)
+		return "", fmt.Errorf("pfx: daemon directory: %w", err)
 	}
 	for _, e := range ents {
 		if e.IsDir() {
 			continue
 		}
 		if err := copyFile(filepath.Join(opts.DaemonDir, e.Name()), filepath.Join(in.DaemonDir, e.Name())); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
-	scacheCmd := "scache"
+	scacheCmd = "scache"
 	if opts.Scache != "" {
 		if err := copyFile(opts.Scache, filepath.Join(in.DaemonDir, "goscache")); err != nil {
-			return nil, err
+			return "", err
 		}
 		scacheCmd = "goscache"
 	}
+	return scacheCmd, nil
+}
 
+// writeMainCF writes the instance's main.cf: the settings every compat
+// instance needs, opts.Transports, then opts.Main.
+func (in *Instance) writeMainCF(opts Options) error {
 	main := map[string]string{
 		"compatibility_level":                 "3.6",
 		"config_directory":                    in.ConfigDir,
@@ -192,16 +226,9 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 		fmt.Fprintf(&mb, "%s = %s\n", k, main[k])
 	}
 	if err := os.WriteFile(filepath.Join(in.ConfigDir, "main.cf"), []byte(mb.String()), 0o644); err != nil {
-		return nil, fmt.Errorf("pfx: %w", err)
+		return fmt.Errorf("pfx: %w", err)
 	}
-	master := fmt.Sprintf(masterCF, scacheCmd)
-	if err := os.WriteFile(filepath.Join(in.ConfigDir, "master.cf"), []byte(master), 0o644); err != nil {
-		return nil, fmt.Errorf("pfx: %w", err)
-	}
-	if out, err := in.Postfix(ctx, "check"); err != nil {
-		return nil, fmt.Errorf("pfx: postfix check: %w: %s", err, out)
-	}
-	return in, nil
+	return nil
 }
 
 // Open returns the Instance of an existing configuration directory, for
