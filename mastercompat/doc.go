@@ -1,7 +1,7 @@
 // Package mastercompat lets a Go daemon run as a child of Postfix's master(8)
 // the way a multi-server daemon such as scache(8) does.
 //
-// [Start] is the one start-up every master(8) child goes through, in
+// [Start] is the start-up a master(8) child goes through, in
 // master/multi_server.c's order: argv, environment, main.cf, logging, the
 // argument checks, master's descriptors, chroot and setuid. A [Service]
 // adds its own parameters and steps; the [Child] it returns holds the
