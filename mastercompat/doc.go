@@ -6,9 +6,8 @@
 // argument checks, master's descriptors, chroot and setuid. A [Service]
 // adds its own parameters and steps; the [Child] it returns holds the
 // listeners, the status channel ([Master]) and the logger. The pieces it is
-// built from are exported for tests and tools:
-//
-// It mirrors the child side of Postfix's master protocol:
+// built from are exported for tests and tools; together they mirror the
+// child side of Postfix's master protocol:
 //
 //   - the argv that master/master_ent.c builds, parsed with getopt rules as
 //     master/multi_server.c does ([ParseArgs], [Args]);
