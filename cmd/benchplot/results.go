@@ -13,60 +13,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goscache/goscache/cmd/internal/benchresults"
 )
 
-// The input: what "scachectl bench -json" writes (cmd/scachectl/bench.go).
+// The input: what "scachectl bench -json" writes.
 type (
-	latency struct {
-		Count int   `json:"count"`
-		Mean  int64 `json:"mean_ns"`
-		P50   int64 `json:"p50_ns"`
-		P99   int64 `json:"p99_ns"`
-		Max   int64 `json:"max_ns"`
-	}
-	benchRun struct {
-		Target         string             `json:"target"`
-		Round          int                `json:"round"`
-		Clients        int                `json:"clients"`
-		Cached         int                `json:"cached"`
-		Labels         string             `json:"labels"`
-		Rate           float64            `json:"rate"`
-		CPUPerCycle    float64            `json:"server_cpu_per_cycle_us"`
-		Seconds        float64            `json:"seconds"`
-		Cycles         int                `json:"cycles"`
-		Requests       int                `json:"requests"`
-		Errors         int                `json:"errors"`
-		CyclesPerSec   float64            `json:"cycles_per_sec"`
-		RequestsPerSec float64            `json:"requests_per_sec"`
-		Latency        map[string]latency `json:"latency"`
-	}
-	memSample struct {
-		Target string `json:"target"`
-		Cached int    `json:"cached"`
-		RSSKB  int    `json:"rss_kb"`
-	}
-	heapSample struct {
-		Cached       int     `json:"cached"`
-		HeapBytes    int64   `json:"heap_bytes"`
-		BytesPerConn float64 `json:"bytes_per_conn"`
-		// PayloadPerConn is the label and property bytes sent per
-		// connection (absent from older results).
-		PayloadPerConn float64 `json:"payload_per_conn"`
-	}
-	benchReport struct {
-		Started    time.Time `json:"started"`
-		GoVersion  string    `json:"go_version"`
-		GOMAXPROCS int       `json:"gomaxprocs"`
-		Targets    []struct {
-			Name   string `json:"name"`
-			Socket string `json:"socket"`
-		} `json:"targets"`
-		Runs      []benchRun   `json:"runs"`
-		Scale     []benchRun   `json:"scale"`
-		Memory    []memSample  `json:"memory"`
-		Heap      []heapSample `json:"heap"`
-		FDsLeaked int          `json:"fds_leaked"`
-	}
+	latency     = benchresults.Latency
+	benchRun    = benchresults.Run
+	memSample   = benchresults.MemSample
+	heapSample  = benchresults.HeapSample
+	benchReport = benchresults.Report
 )
 
 // machine describes where the results were measured.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goscache/goscache/cmd/internal/benchresults"
 )
 
 // benchCommand is "scachectl bench": a load generator that runs smtp(8)'s
@@ -25,12 +27,15 @@ func benchCommand() command {
 	}
 }
 
-// benchTarget is one server under test.
-type benchTarget struct {
-	Name   string `json:"name"`
-	Socket string `json:"socket"`
-	PID    int    `json:"pid,omitempty"` // for VmRSS; 0 = unknown
-}
+// The -json schema, shared with cmd/benchplot.
+type (
+	benchTarget = benchresults.Target
+	benchReport = benchresults.Report
+	runResult   = benchresults.Run
+	latStats    = benchresults.Latency
+	memSample   = benchresults.MemSample
+	heapSample  = benchresults.HeapSample
+)
 
 // targetList is a repeatable -target NAME=PATH flag.
 type targetList []benchTarget
@@ -108,20 +113,6 @@ type benchConfig struct {
 	pids       pidList
 	checkFDs   bool // fail if this process has more descriptors open at the end
 	memProfile string
-}
-
-// benchReport is the -json output.
-type benchReport struct {
-	Started    time.Time     `json:"started"`
-	GoVersion  string        `json:"go_version"`
-	GOMAXPROCS int           `json:"gomaxprocs"`
-	NumCPU     int           `json:"num_cpu"`
-	Targets    []benchTarget `json:"targets"`
-	Runs       []runResult   `json:"runs,omitempty"`
-	Scale      []runResult   `json:"scale,omitempty"`
-	Memory     []memSample   `json:"memory,omitempty"`
-	Heap       []heapSample  `json:"heap,omitempty"`
-	FDsLeaked  int           `json:"fds_leaked"`
 }
 
 func runBench(e *env, args []string) error {

@@ -87,39 +87,6 @@ type loadSpec struct {
 	rate float64
 }
 
-// latStats summarises the latencies of one request kind, in nanoseconds.
-type latStats struct {
-	Count int   `json:"count"`
-	Mean  int64 `json:"mean_ns"`
-	P50   int64 `json:"p50_ns"`
-	P99   int64 `json:"p99_ns"`
-	Max   int64 `json:"max_ns"`
-}
-
-// runResult is the outcome of one loadSpec.
-type runResult struct {
-	Target  string  `json:"target"`
-	Round   int     `json:"round"`
-	Clients int     `json:"clients"`
-	Cached  int     `json:"cached,omitempty"`
-	Labels  string  `json:"labels,omitempty"`
-	Rate    float64 `json:"rate,omitempty"` // offered cycles/s of an open-loop run
-	// ServerCPU is the CPU time (user and system, from /proc/PID/stat) the
-	// target's server process used while the run was measured, in seconds;
-	// zero when its pid is not known. CPUPerCycle is ServerCPU/Cycles in
-	// microseconds.
-	ServerCPU      float64             `json:"server_cpu_s,omitempty"`
-	CPUPerCycle    float64             `json:"server_cpu_per_cycle_us,omitempty"`
-	Seconds        float64             `json:"seconds"`
-	Cycles         int                 `json:"cycles"`
-	Requests       int                 `json:"requests"`
-	Errors         int                 `json:"errors"`
-	CyclesPerSec   float64             `json:"cycles_per_sec"`
-	RequestsPerSec float64             `json:"requests_per_sec"`
-	Latency        map[string]latStats `json:"latency"`
-	ErrorSamples   []string            `json:"error_samples,omitempty"`
-}
-
 // maxErrorSamples bounds the error messages kept per run.
 const maxErrorSamples = 5
 

@@ -22,26 +22,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 )
 
-// memSample is a server's resident memory with a number of connections
-// cached.
-type memSample struct {
-	Target string `json:"target"`
-	Cached int    `json:"cached"`
-	RSSKB  int    `json:"rss_kb"`
-}
-
-// heapSample is the Go heap of an in-process goscache Server with Cached
-// connections cached (each with its destination binding).
-type heapSample struct {
-	Cached       int     `json:"cached"`
-	HeapBytes    int64   `json:"heap_bytes"` // HeapAlloc after GC, minus the empty server's
-	BytesPerConn float64 `json:"bytes_per_conn"`
-	// PayloadPerConn is the mean length of the labels and properties sent
-	// per connection (destination label and property, endpoint label and
-	// property): the part of BytesPerConn no data structure can avoid.
-	PayloadPerConn float64 `json:"payload_per_conn"`
-}
-
 // inprocSocket is the -target path that starts goscache's Server in this
 // process.
 const inprocSocket = "inproc"
