@@ -147,15 +147,11 @@ func runBench(e *env, args []string) error {
 		return err
 	}
 	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
+		stop, err := startCPUProfile(*cpuprof)
 		if err != nil {
-			return fmt.Errorf("bench: %w", err)
+			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	if *memprof != "" {
 		runtime.MemProfileRate = 1 // every allocation, for an exact per-connection account
@@ -172,27 +168,8 @@ func runBench(e *env, args []string) error {
 		ttl: *ttl, timeout: e.timeout, scaleTTL: *scaleTTL, scaleFill: *scaleFill, pids: pids,
 		checkFDs: *checkFDs, memProfile: *memprof,
 	}
-	var err error
-	if *clients != "" { // -clients "" skips the sweep
-		if cfg.clients, err = intList(*clients); err != nil {
-			return &usageError{msg: "bench: -clients: " + err.Error()}
-		}
-	}
-	if *scale != "" {
-		if cfg.scale, err = intList(*scale); err != nil {
-			return &usageError{msg: "bench: -scale: " + err.Error()}
-		}
-	}
-	if *heap != "" {
-		if cfg.heap, err = intList(*heap); err != nil {
-			return &usageError{msg: "bench: -heap: " + err.Error()}
-		}
-	}
-	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
-		return &usageError{msg: "bench: -rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
-	}
-	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
-		return &usageError{msg: "bench: -labels must be fresh or reuse"}
+	if err := cfg.setLists(*clients, *scale, *heap); err != nil {
+		return err
 	}
 	if len(cfg.targets) == 0 && len(cfg.heap) == 0 {
 		cfg.targets = []benchTarget{{Name: "server", Socket: e.socket}}
@@ -214,6 +191,51 @@ func runBench(e *env, args []string) error {
 		}
 	}
 	return err
+}
+
+// startCPUProfile writes a CPU profile of this process to path until
+// stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// setLists parses -clients, -scale and -heap into cfg and checks the
+// other numbers.
+func (cfg *benchConfig) setLists(clients, scale, heap string) error {
+	var err error
+	if clients != "" { // -clients "" skips the sweep
+		if cfg.clients, err = intList(clients); err != nil {
+			return &usageError{msg: "bench: -clients: " + err.Error()}
+		}
+	}
+	if scale != "" {
+		if cfg.scale, err = intList(scale); err != nil {
+			return &usageError{msg: "bench: -scale: " + err.Error()}
+		}
+	}
+	if heap != "" {
+		if cfg.heap, err = intList(heap); err != nil {
+			return &usageError{msg: "bench: -heap: " + err.Error()}
+		}
+	}
+	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
+		return &usageError{msg: "bench: -rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
+	}
+	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
+		return &usageError{msg: "bench: -labels must be fresh or reuse"}
+	}
+	return nil
 }
 
 // bench runs everything cfg asks for and returns the report; on error the
