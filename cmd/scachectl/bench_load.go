@@ -420,6 +420,19 @@ func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
 		}
 	}
 	res.Seconds = last.Sub(warmEnd).Seconds()
+	tally(&res, workers)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Cycles == 0 {
+		return res, fmt.Errorf("bench: %s: no cycle completed", spec.target.Name)
+	}
+	return res, nil
+}
+
+// tally adds up the workers' cycles, errors and latencies into res, whose
+// ServerCPU and Seconds are known.
+func tally(res *runResult, workers []*worker) {
 	var all [numKinds + 1][]int64
 	for _, w := range workers {
 		res.Cycles += w.cycles
@@ -454,13 +467,6 @@ func runLoad(ctx context.Context, spec loadSpec) (runResult, error) {
 		}
 		res.Latency[name] = summarize(all[k])
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	if res.Cycles == 0 {
-		return res, fmt.Errorf("bench: %s: no cycle completed", spec.target.Name)
-	}
-	return res, nil
 }
 
 // summarize sorts s and returns its statistics (nearest-rank percentiles).
