@@ -237,20 +237,38 @@ func (fs *floorServer) serveConn(c *net.UnixConn) {
 
 // request reads one record and answers it.
 func (fc *floorConn) request() error {
-	var req, prop []byte
+	req, prop, err := fc.readRequest()
+	if err != nil {
+		return err
+	}
+	switch string(req) {
+	case "find_dest", "find_endp":
+		return fc.find(string(req) == "find_dest")
+	case "save_dest":
+		fc.destProp = append(fc.destProp[:0], prop...)
+		return fc.reply(floorStatus0)
+	case "save_endp":
+		return fc.saveEndp(prop)
+	}
+	return fc.reply(floorStatus1)
+}
+
+// readRequest reads one record: the request name (the first attribute's,
+// if it is "request") and the last property.
+func (fc *floorConn) readRequest() (req, prop []byte, err error) {
 	for i := 0; ; i++ {
 		name, err := fc.field()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if len(name) == 0 {
-			break
+			return req, prop, nil
 		}
 		// name is only valid until the next read: compare it now.
 		isReq, isProp := string(name) == "request", string(name) == "property"
 		val, err := fc.field()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		switch {
 		case isReq && i == 0:
@@ -259,73 +277,75 @@ func (fc *floorConn) request() error {
 			prop = append(prop[:0], val...)
 		}
 	}
-	switch string(req) {
-	case "find_dest", "find_endp":
-		if fc.held < 0 {
-			if string(req) == "find_dest" {
-				return fc.reply(floorDestMiss)
-			}
-			return fc.reply(floorEndpMiss)
+}
+
+// find answers find_dest or find_endp: a miss, or the connection held
+// with the properties saved, handed over between the two dummy records.
+func (fc *floorConn) find(dest bool) error {
+	if fc.held < 0 {
+		if dest {
+			return fc.reply(floorDestMiss)
 		}
-		b := fc.w.AvailableBuffer()
-		b = append(b, "status\x000\x00"...)
-		if string(req) == "find_dest" {
-			b = append(b, "property\x00"...)
-			b = append(b, fc.destProp...)
-			b = append(b, 0)
-		}
-		b = append(b, "property\x00"...)
-		b = append(b, fc.endpProp...)
-		b = append(b, 0, 0)
-		if err := fc.reply(b); err != nil {
-			return err
-		}
-		if err := fc.skipRecord(); err != nil { // dummy
-			return err
-		}
-		fd := fc.held
-		fc.held = -1
-		_, _, err := fc.c.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-		return fc.skipRecord() // dummy after the descriptor
-	case "save_dest":
-		fc.destProp = append(fc.destProp[:0], prop...)
-		return fc.reply(floorStatus0)
-	case "save_endp":
-		if err := fc.reply(floorDummy); err != nil {
-			return err
-		}
-		if fc.r.Buffered() > 0 {
-			return errors.New("floor: data buffered before a descriptor")
-		}
-		_, oobn, _, _, err := fc.c.ReadMsgUnix(make([]byte, 1), fc.oob)
-		if err != nil {
-			return err
-		}
-		fd := -1
-		if msgs, err := unix.ParseSocketControlMessage(fc.oob[:oobn]); err == nil && len(msgs) == 1 {
-			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
-				fd = fds[0]
-			} else {
-				for _, f := range fds {
-					unix.Close(f)
-				}
-			}
-		}
-		if fd < 0 {
-			return fc.reply(floorStatus2)
-		}
-		if fc.held >= 0 {
-			unix.Close(fc.held)
-		}
-		fc.held = fd
-		fc.endpProp = append(fc.endpProp[:0], prop...)
-		return fc.reply(floorStatus0)
+		return fc.reply(floorEndpMiss)
 	}
-	return fc.reply(floorStatus1)
+	b := fc.w.AvailableBuffer()
+	b = append(b, "status\x000\x00"...)
+	if dest {
+		b = append(b, "property\x00"...)
+		b = append(b, fc.destProp...)
+		b = append(b, 0)
+	}
+	b = append(b, "property\x00"...)
+	b = append(b, fc.endpProp...)
+	b = append(b, 0, 0)
+	if err := fc.reply(b); err != nil {
+		return err
+	}
+	if err := fc.skipRecord(); err != nil { // dummy
+		return err
+	}
+	fd := fc.held
+	fc.held = -1
+	_, _, err := fc.c.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	return fc.skipRecord() // dummy after the descriptor
+}
+
+// saveEndp answers save_endp: the dummy record, then it takes the
+// descriptor and holds it (one at a time) with its properties.
+func (fc *floorConn) saveEndp(prop []byte) error {
+	if err := fc.reply(floorDummy); err != nil {
+		return err
+	}
+	if fc.r.Buffered() > 0 {
+		return errors.New("floor: data buffered before a descriptor")
+	}
+	_, oobn, _, _, err := fc.c.ReadMsgUnix(make([]byte, 1), fc.oob)
+	if err != nil {
+		return err
+	}
+	fd := -1
+	if msgs, err := unix.ParseSocketControlMessage(fc.oob[:oobn]); err == nil && len(msgs) == 1 {
+		if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+			fd = fds[0]
+		} else {
+			for _, f := range fds {
+				unix.Close(f)
+			}
+		}
+	}
+	if fd < 0 {
+		return fc.reply(floorStatus2)
+	}
+	if fc.held >= 0 {
+		unix.Close(fc.held)
+	}
+	fc.held = fd
+	fc.endpProp = append(fc.endpProp[:0], prop...)
+	return fc.reply(floorStatus0)
 }
 
 // field reads one NUL-terminated name or value; the slice is valid until
