@@ -1,31 +1,58 @@
 #!/bin/sh
-# docker.sh: run the compatibility suite inside a Debian 12 container.
+# docker.sh: run the compatibility suite against every Postfix that Debian
+# ships, one container per Debian release, the releases in parallel.
 #
-#   compat-tests/docker.sh          stage, build the image, run the suite
+#   compat-tests/docker.sh          stage, build the images, run the suites,
+#                                   rewrite docs/compat-matrix.md
 #   compat-tests/docker.sh --stage  only fill bin/compat-docker (for compose)
 #
-# On the host: Go (PATH or /usr/local/go/bin) and Docker. When no Docker
-# engine runs and we are root, dockerd is started with no bridge network
-# (--bridge=none --iptables=false); containers use --network host only.
-# When debian:bookworm is neither present nor pullable (no registry
-# reachable), a minimal Debian 12 root is bootstrapped with debootstrap from
-# the archive this machine's apt uses and imported as the base image.
+# Knobs (environment):
+#   COMPAT_SUITES     Debian releases to test (default "bookworm trixie sid":
+#                     Postfix 3.7, 3.10 and 3.11)
+#   COMPAT_IMAGE      image name prefix (default goscache-compat; the image of
+#                     a release is $COMPAT_IMAGE-$suite)
+#   COMPAT_BASE       base image repository (default debian; the base of a
+#                     release is $COMPAT_BASE:$suite)
+#   COMPAT_PORT_BASE  first sink port (default 2600; release i uses
+#                     COMPAT_PORT_BASE+20*i and the next two ports)
+#   COMPAT_PARALLEL   how many releases run at once (default: all)
+#
+# On the host: Go (PATH or /usr/local/go/bin) and Docker. When dockerd is
+# missing, Debian's docker.io is installed (root); when no engine runs, dockerd
+# is started with no bridge network (--bridge=none --iptables=false);
+# containers use --network host only. A base image that is neither present nor
+# pullable (no registry reachable) is bootstrapped with
+# "debootstrap --variant=minbase SUITE" from the archive this machine's apt
+# uses and imported; it is reused from then on.
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 GO=${GO:-go}
 stage=bin/compat-docker
+suites=${COMPAT_SUITES:-bookworm trixie sid}
 image=${COMPAT_IMAGE:-goscache-compat}
-base=${BASE_IMAGE:-debian:bookworm}
+baserepo=${COMPAT_BASE:-debian}
+portbase=${COMPAT_PORT_BASE:-2600}
+parallel=${COMPAT_PARALLEL:-0}
+matrix=docs/compat-matrix.md
 
 log() { echo "compat-docker: $*" >&2; }
 
+# stage fills the build context shared by every release's image. Everything
+# the image needs from this repository is copied here, in this one place:
+#   Dockerfile, setup.sh, setup-tools.sh, run.sh
+#                       how the image is built and what it runs
+#   bin/                test binaries, goscache and its .deb (/compat/bin)
+#   scache/testdata/    the recorded conversations (/compat/scache)
 stage() {
 	rm -rf "$stage"
-	mkdir -p "$stage"
-	cp compat-tests/setup.sh compat-tests/Dockerfile "$stage/"
-	CGO_ENABLED=0 $GO test -c -tags compat -o "$stage/compat.test" ./compat-tests
-	if CGO_ENABLED=0 $GO build -o "$stage/goscache" ./cmd/goscache 2>"$stage/goscache.err"; then
+	mkdir -p "$stage/bin" "$stage/scache"
+	cp compat-tests/setup.sh compat-tests/run.sh compat-tests/Dockerfile "$stage/"
+	cp -r scache/testdata "$stage/scache/testdata"
+	CGO_ENABLED=0 $GO test -c -tags compat -o "$stage/bin/compat.test" ./compat-tests
+	CGO_ENABLED=0 $GO test -c -o "$stage/bin/scache.test" ./scache
+	CGO_ENABLED=0 $GO test -c -o "$stage/bin/mastercompat.test" ./mastercompat
+	if CGO_ENABLED=0 $GO build -o "$stage/bin/goscache" ./cmd/goscache 2>"$stage/goscache.err"; then
 		rm -f "$stage/goscache.err"
 	else
 		if [ "${CI:-}" = true ]; then
@@ -38,7 +65,7 @@ stage() {
 	fi
 	# TestSystemInstall installs goscache's Debian package (make deb); the
 	# image installs curl, promtool and man with setup-tools.sh.
-	sh cmd/goscache/deb/build.sh "$stage" >/dev/null
+	sh cmd/goscache/deb/build.sh "$stage/bin" >/dev/null
 	cp cmd/goscache/deb/setup-tools.sh "$stage/"
 }
 
@@ -85,32 +112,138 @@ engine() {
 	done
 }
 
+# base_image SUITE: make $baserepo:SUITE exist: present, pulled, or
+# bootstrapped with debootstrap and imported.
 base_image() {
+	base=$baserepo:$1
 	docker image inspect "$base" >/dev/null 2>&1 && return 0
 	if timeout 60 docker pull "$base" >/dev/null 2>&1; then
 		return 0
 	fi
-	log "$base not available and not pullable: bootstrapping it with debootstrap"
+	log "$base not available and not pullable: bootstrapping it (debootstrap --variant=minbase $1)"
 	need debootstrap debootstrap
 	mirror=$(grep -hoE '(URIs:|deb) +https?://[^ ]*debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
 		awk '{print $2}' | head -1)
 	mirror=${mirror:-http://deb.debian.org/debian}
 	root=$(mktemp -d /tmp/compat-rootfs.XXXXXX)
-	debootstrap --variant=minbase bookworm "$root/bookworm" "$mirror" >"$root/debootstrap.log" 2>&1 || {
+	debootstrap --variant=minbase "$1" "$root/$1" "$mirror" >"$root/debootstrap.log" 2>&1 || {
 		tail -20 "$root/debootstrap.log" >&2
+		rm -rf "$root"
 		exit 1
 	}
-	tar -C "$root/bookworm" -c . | docker import - "$base" >/dev/null
+	tar -C "$root/$1" -c . | docker import - "$base" >/dev/null
 	rm -rf "$root"
+}
+
+# build SUITE: the release's image; the layer that installs Postfix is cached
+# as long as setup.sh and the base image do not change.
+build() {
+	docker build --network host -q -t "$image-$1" --build-arg BASE_IMAGE="$baserepo:$1" "$stage" >/dev/null
+}
+
+# run SUITE PORT: the suite in the release's container. Its verbose output and
+# results (summary, table) go to $stage/out-SUITE.
+run() {
+	out=$stage/out-$1
+	rm -rf "$out"
+	mkdir -p "$out"
+	gos=/compat/bin/goscache
+	[ -x "$stage/bin/goscache" ] || gos=none
+	start=$(date +%s)
+	rc=0
+	docker run --rm --init --network host --name "$image-$1-run" \
+		-v "$(pwd)/$out:/compat/out" \
+		-e CI="${CI:-false}" -e COMPAT_GOSCACHE="$gos" -e COMPAT_PORT="$2" -e COMPAT_SUITE="$1" \
+		"$image-$1" >"$out/run.log" 2>&1 || rc=$?
+	echo "seconds=$(($(date +%s) - start))" >>"$out/summary"
+	echo "rc=$rc" >>"$out/summary"
+	return $rc
+}
+
+# field SUITE KEY: a value from the release's summary.
+field() { sed -n "s/^$2=//p" "$stage/out-$1/summary" 2>/dev/null | tail -1; }
+
+# report SUITE: what the run showed, for the CI log.
+report() {
+	out=$stage/out-$1
+	echo
+	echo "======== $1: Postfix $(field "$1" postfix), Debian $(field "$1" debian): $(field "$1" result) in $(field "$1" seconds)s"
+	if [ "$(field "$1" rc)" != 0 ]; then
+		cat "$out/run.log"
+	else
+		# The test results, the tables and anything the tests printed
+		# under "== compat"; the full log stays in $out/run.log.
+		grep -E '^(--- |ok|PASS|FAIL|== )' "$out/run.log" || true
+		for f in "$out"/table-*.txt; do
+			[ -s "$f" ] || continue
+			echo "== $(basename "$f" .txt)"
+			cat "$f"
+		done
+	fi
+}
+
+# write_matrix: docs/compat-matrix.md from this run's summaries; a release
+# not run this time keeps its row.
+write_matrix() {
+	new=$(mktemp)
+	cat >"$new" <<'EOF'
+# Tested with
+
+Written by `make compat-docker` (compat-tests/docker.sh) after each run; do not
+edit by hand. One row per Debian release: the Postfix that release ships, the
+tests that ran in its container against that Postfix (docs/compat.md), the
+result and the date of the run.
+
+| Debian | Postfix | What ran | Result | Wall time | Date |
+|---|---|---|---|---|---|
+EOF
+	for s in bookworm trixie sid $suites; do
+		grep -qF "| $s " "$new" && continue
+		if [ -s "$stage/out-$s/summary" ] && echo " $suites " | grep -qF " $s "; then
+			printf '| %s (%s) | %s | %s | %s | %s s | %s |\n' "$s" "$(field "$s" debian)" "$(field "$s" postfix)" \
+				"$(field "$s" ran)" "$(field "$s" result)" "$(field "$s" seconds)" "$(field "$s" date)" >>"$new"
+		elif [ -f "$matrix" ]; then
+			grep -F "| $s (" "$matrix" >>"$new" || true
+		fi
+	done
+	mv "$new" "$matrix"
+	chmod 0644 "$matrix"
 }
 
 stage
 [ "${1:-}" = --stage ] && exit 0
 engine
-base_image
-log "building $image from $base"
-docker build --network host -q -t "$image" --build-arg BASE_IMAGE="$base" "$stage" >/dev/null
-gos=/compat/bin/goscache
-[ -x "$stage/goscache" ] || gos=none
-log "running the suite in $image (--network host)"
-docker run --rm --init --network host -e CI="${CI:-false}" -e COMPAT_GOSCACHE="$gos" "$image"
+
+t0=$(date +%s)
+for s in $suites; do
+	base_image "$s"
+	log "building $image-$s from $baserepo:$s"
+	build "$s"
+done
+log "images ready in $(($(date +%s) - t0))s"
+
+# The releases run at the same time, each on its own sink ports: most of a
+# run is waiting for Postfix to deliver.
+i=0
+n=0
+for s in $suites; do
+	log "running the suite in $image-$s (--network host, sink ports $((portbase + 20 * i))-$((portbase + 20 * i + 2)))"
+	run "$s" $((portbase + 20 * i)) &
+	i=$((i + 1))
+	n=$((n + 1))
+	if [ "$parallel" -gt 0 ] && [ $n -ge "$parallel" ]; then
+		wait
+		n=0
+	fi
+done
+wait
+fail=0
+for s in $suites; do
+	report "$s"
+	[ "$(field "$s" rc)" = 0 ] || fail=1
+done
+write_matrix
+echo
+echo "== compat-docker: $matrix"
+cat "$matrix"
+exit $fail

@@ -280,9 +280,9 @@ func killCache(t *testing.T, v *variant) {
 func TestEndToEnd(t *testing.T) {
 	requirePostfix(t)
 	ctx := t.Context()
-	variants := []*variant{newVariant(t, "scache", 2525, "")}
+	variants := []*variant{newVariant(t, "scache", *flagPort, "")}
 	if bin, err := goscacheBinary(); err == nil {
-		variants = append(variants, newVariant(t, "goscache", 2526, bin))
+		variants = append(variants, newVariant(t, "goscache", *flagPort+1, bin))
 	} else if errors.Is(err, errNoGoscache) && !inCI() {
 		t.Logf("goscache side skipped: %v", err)
 	} else {

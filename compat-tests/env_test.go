@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +24,20 @@ var (
 	flagDaemonDir  = flag.String("compat.daemon-dir", envOr("COMPAT_DAEMON_DIR", pfx.DefaultDaemonDir), "Postfix daemon directory (scache, master, smtp, ...)")
 	flagCommandDir = flag.String("compat.command-dir", envOr("COMPAT_COMMAND_DIR", pfx.DefaultCommandDir), "Postfix command directory (postfix, postconf, sendmail)")
 	flagGoscache   = flag.String("compat.goscache", os.Getenv("COMPAT_GOSCACHE"), "goscache binary to test; empty: build ./cmd/goscache; none: real scache only")
+	flagPort       = flag.Int("compat.port", envInt("COMPAT_PORT", 2525), "first of the three sink ports: real scache's side, goscache's side (+1), TestSystemInstall (+2)")
 	flagKeep       = flag.Bool("compat.keep", false, "keep the instances' directories (logs) after the run")
 )
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
 	}
 	return def
 }

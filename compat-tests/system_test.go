@@ -103,7 +103,7 @@ func TestSystemInstall(t *testing.T) {
 	// master_service_disable keeps master from binding 127.0.0.1:25 (the
 	// smtpd line of Debian's master.cf): with --network host that port is
 	// the host's.
-	if err := os.WriteFile(mainCF, []byte(systemMainCF), 0o644); err != nil {
+	if err := os.WriteFile(mainCF, []byte(systemMainCF()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.CommandContext(ctx, postconf, "-M", "postlog/unix-dgram").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("postlogd")) {
@@ -128,7 +128,7 @@ func TestSystemInstall(t *testing.T) {
 		t.Fatal("the default instance is already running")
 	}
 	sk, err := sink.Start(sink.Config{
-		Addrs:  []string{fmt.Sprintf("%s:%d", systemSinkHost, systemSinkPort)},
+		Addrs:  []string{fmt.Sprintf("%s:%d", systemSinkHost, systemSinkPort())},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {
@@ -203,12 +203,15 @@ const (
 	systemLogFile   = "/var/log/goscache-compat-system.log"
 	// The sink of this test: away from TestEndToEnd's 127.0.0.10-19.
 	systemSinkHost = "127.0.0.30"
-	systemSinkPort = 2527
 	systemDomain   = "system.test"
 	systemMessages = 20
 )
 
-var systemMainCF = `# goscache compat-tests TestSystemInstall (generated; removed after the test)
+// systemSinkPort is the third of the suite's ports (-compat.port + 2).
+func systemSinkPort() int { return *flagPort + 2 }
+
+func systemMainCF() string {
+	return `# goscache compat-tests TestSystemInstall (generated; removed after the test)
 compatibility_level = 3.6
 myhostname = compat.test
 mydomain = compat.test
@@ -224,13 +227,14 @@ maillog_file = ` + systemLogFile + `
 smtp_dns_support_level = disabled
 relayhost =
 default_transport = error:no route in the compat test
-transport_maps = inline:{ { ` + systemDomain + ` = smtp:[` + systemSinkHost + `]:` + fmt.Sprint(systemSinkPort) + ` } }
+transport_maps = inline:{ { ` + systemDomain + ` = smtp:[` + systemSinkHost + `]:` + fmt.Sprint(systemSinkPort()) + ` } }
 smtp_connection_cache_destinations = ` + systemSinkHost + `
 connection_cache_status_update_time = 1s
 smtp_tls_security_level = none
 biff = no
 append_dot_mydomain = no
 `
+}
 
 // systemResult is what one way delivered.
 type systemResult struct {

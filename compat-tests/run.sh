@@ -1,0 +1,49 @@
+#!/bin/sh
+# run.sh: what a compat image runs (compat-tests/Dockerfile): every test that
+# compares goscache with this image's Postfix, then a summary for
+# docs/compat-matrix.md. Results go to $COMPAT_OUT (docker.sh mounts it):
+#   summary           key=value lines: suite, debian, postfix, ran, result, date
+#   table-*.txt       the side-by-side tables the suite prints
+# The verbose test output goes to stdout.
+set -u
+out=${COMPAT_OUT:-/compat/out}
+mkdir -p "$out"
+postfix=$(postconf -d -h mail_version)
+debian=$(cat /etc/debian_version)
+echo "run: Postfix $postfix, Debian $debian (${COMPAT_SUITE:-?})"
+rc=0
+ran=
+# step NAME DIR BINARY ARGS...: run one test binary in DIR (its testdata).
+step() {
+	name=$1 dir=$2
+	shift 2
+	echo "== run: $name"
+	if (cd "$dir" && "$@" -test.v -test.count=1 2>&1) >"$out/$name.log" 2>&1; then
+		r=pass
+	else
+		r=FAIL
+		rc=1
+	fi
+	cat "$out/$name.log"
+	# Top-level results only ("--- PASS: TestX (1.2s)"), SKIP named as such.
+	tests=$(sed -n 's/^--- \(PASS\|FAIL\|SKIP\): \(Test[A-Za-z0-9_]*\).*/\2 \1/p' "$out/$name.log" |
+		awk '{ if ($2 == "PASS") printf "%s%s", sep, $1; else printf "%s%s (%s)", sep, $1, $2; sep = ", " }')
+	ran="$ran${ran:+, }$tests"
+	echo "== run: $name: $r"
+}
+step startup-params /compat /compat/bin/mastercompat.test -test.run '^TestStartupParams'
+step replay /compat/scache /compat/bin/scache.test -test.run '^TestReplayRealScache'
+export COMPAT_TABLE="$out/table-e2e.txt"
+step compat /compat /compat/bin/compat.test -test.timeout=15m \
+	-compat.goscache="${COMPAT_GOSCACHE:-/compat/bin/goscache}"
+result=pass
+[ $rc = 0 ] || result=FAIL
+{
+	echo "suite=${COMPAT_SUITE:-}"
+	echo "debian=$debian"
+	echo "postfix=$postfix"
+	echo "ran=$ran"
+	echo "result=$result"
+	echo "date=$(date -u +%Y-%m-%d)"
+} >"$out/summary"
+exit $rc
