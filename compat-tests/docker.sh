@@ -5,6 +5,7 @@
 #   compat-tests/docker.sh          stage, build the images, run the suites,
 #                                   rewrite docs/compat-matrix.md
 #   compat-tests/docker.sh --stage  only fill bin/compat-docker (for compose)
+#   compat-tests/docker.sh --build  stage and build the images, run nothing
 #
 # Knobs (environment):
 #   COMPAT_SUITES     Debian releases to test (default "bookworm trixie sid":
@@ -221,6 +222,7 @@ for s in $suites; do
 	build "$s"
 done
 log "images ready in $(($(date +%s) - t0))s"
+[ "${1:-}" = --build ] && exit 0
 
 # The releases run at the same time, each on its own sink ports: most of a
 # run is waiting for Postfix to deliver.

@@ -1,11 +1,12 @@
 // Package sink is the SMTP sink of the compatibility suite: a set of SMTP
-// servers (github.com/emersion/go-smtp), one per 127.0.0.x address, that
-// stand for the mail exchangers smtp(8) delivers to. Each address counts TCP
+// servers (github.com/emersion/go-smtp), one per 127.0.0.x or [::1] address,
+// and LMTP servers on UNIX-domain sockets, that stand for the mail exchangers
+// smtp(8) and lmtp(8) deliver to. Each address counts TCP
 // connections, SMTP sessions, messages and RSET commands (smtp(8)'s probe
 // before it reuses a cached connection), and can refuse or delay connections
 // and close idle ones. With a TLS configuration the servers offer STARTTLS.
 //
-// Everything stays on the loopback network.
+// Everything stays on the loopback network or on local sockets.
 package sink
 
 import (
@@ -17,6 +18,8 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -73,7 +76,9 @@ type Message struct {
 
 // Config configures a Sink.
 type Config struct {
-	// Addrs are the host:port addresses to listen on, each in 127.0.0.0/8.
+	// Addrs are the addresses to listen on: host:port on a loopback address
+	// (127.0.0.0/8 or [::1]) for SMTP, or "unix:/absolute/path" for LMTP
+	// over a UNIX-domain socket (as Dovecot's LMTP listens).
 	Addrs []string
 	// TLS, when non-nil, makes every address offer STARTTLS.
 	TLS *tls.Config
@@ -109,25 +114,35 @@ func Start(cfg Config) (*Sink, error) {
 		behavior: make(map[string]Behavior),
 	}
 	for _, addr := range cfg.Addrs {
-		host, _, err := net.SplitHostPort(addr)
+		network, laddr, lmtp, err := listenAddr(addr)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		l, err := net.Listen(network, laddr)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sink: %w", err)
 		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			s.Close()
-			return nil, fmt.Errorf("sink: %s is not a loopback address", addr)
+		if lmtp {
+			// lmtp(8) runs as mail_owner: it needs write permission.
+			if err := os.Chmod(laddr, 0o666); err != nil {
+				l.Close()
+				s.Close()
+				return nil, fmt.Errorf("sink: %w", err)
+			}
 		}
-		l, err := net.Listen("tcp4", addr)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("sink: %w", err)
+		if !lmtp {
+			addr = l.Addr().String()
 		}
-		addr = l.Addr().String()
 		s.counts[addr] = &Counts{}
 		s.addrs = append(s.addrs, addr)
 		srv := smtp.NewServer(&backend{s: s, addr: addr})
-		srv.Domain = "sink-" + host
+		srv.LMTP = lmtp
+		srv.Domain = "sink"
+		if lmtp {
+			srv.Domain = "sink-lmtp"
+		}
 		srv.TLSConfig = cfg.TLS
 		srv.ErrorLog = slogLogger{logger}
 		srv.MaxRecipients = 1000
@@ -138,6 +153,30 @@ func Start(cfg Config) (*Sink, error) {
 		go srv.Serve(s.listeners[i])
 	}
 	return s, nil
+}
+
+// listenAddr returns how to listen on addr: "unix:/path" is an LMTP server
+// on a UNIX-domain socket; host:port an SMTP server on a loopback address,
+// IPv4 or IPv6 ("[::1]:2525").
+func listenAddr(addr string) (network, laddr string, lmtp bool, err error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return "", "", false, fmt.Errorf("sink: %s: the socket path must be absolute", addr)
+		}
+		return "unix", path, true, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", false, fmt.Errorf("sink: %w", err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", "", false, fmt.Errorf("sink: %s is not a loopback address", addr)
+	}
+	if ip.To4() == nil {
+		return "tcp6", addr, false, nil
+	}
+	return "tcp4", addr, false, nil
 }
 
 // Addrs returns the addresses listened on, in Config order.

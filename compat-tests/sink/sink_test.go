@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +47,11 @@ type client struct {
 
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	nc, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +176,63 @@ func TestSink_startTLS(t *testing.T) {
 	}
 }
 
-func TestStart_nonLoopback(t *testing.T) {
-	if _, err := sink.Start(sink.Config{Addrs: []string{"0.0.0.0:0"}}); err == nil {
-		t.Fatal("Start accepted a non-loopback address")
+func TestStart_badAddrs(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0", "unix:relative/sock", "127.0.0.1"} {
+		if s, err := sink.Start(sink.Config{Addrs: []string{addr}}); err == nil {
+			s.Close()
+			t.Errorf("Start accepted %q", addr)
+		}
+	}
+}
+
+// TestSink_lmtp: a "unix:" address is an LMTP server (LHLO, not EHLO) on a
+// socket anyone may connect to, as lmtp(8) running as mail_owner must.
+func TestSink_lmtp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lmtp")
+	s, err := sink.Start(sink.Config{Addrs: []string{"unix:" + path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if got := s.Addrs(); len(got) != 1 || got[0] != "unix:"+path {
+		t.Errorf("Addrs() = %q", got)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Errorf("socket mode: %v, %v", fi.Mode(), err)
+	}
+	c := dial(t, "unix:"+path)
+	c.cmd(500, "EHLO client.test")
+	c.cmd(250, "LHLO client.test")
+	c.send("l1@test")
+	c.cmd(250, "RSET")
+	c.send("l2@test")
+	c.cmd(221, "QUIT")
+	want := sink.Counts{Conns: 1, Sessions: 1, Messages: 2, Rsets: 1}
+	if diff := cmp.Diff(want, s.Counts("unix:"+path)); diff != "" {
+		t.Errorf("counts mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestSink_ipv6 needs ::1; a host without it skips, saying so.
+func TestSink_ipv6(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	l.Close()
+	s, err := sink.Start(sink.Config{Addrs: []string{"[::1]:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	addr := s.Addrs()[0]
+	if !strings.HasPrefix(addr, "[::1]:") {
+		t.Fatalf("Addrs() = %q", addr)
+	}
+	c := dial(t, addr)
+	c.cmd(250, "EHLO client.test")
+	c.send("v6@test")
+	if got := s.Counts(addr); got.Sessions != 1 || got.Messages != 1 {
+		t.Errorf("counts %+v, want 1 session, 1 message", got)
 	}
 }
