@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +25,43 @@ import (
 	"github.com/goscache/goscache/compat-tests/sink"
 )
 
-// The sink's addresses: 127.0.0.10 to 127.0.0.19, one port per variant so
-// both variants could share the addresses.
-const sinkHosts = 10
+// The sink's addresses: 127.0.0.10 to 127.0.0.21, one port per variant so
+// both variants could share the addresses; besides them [::1] on the same
+// port (when this host has it) and an LMTP socket in the instance's root.
+const sinkHosts = 12
+
+// Next hops that are not one of the 127.0.0.x addresses, for scenario.hosts.
+const (
+	hostIPv6 = -1 // smtp:[::1]:port
+	hostLMTP = -2 // lmtp:unix:<instance root>/lmtp.sock (Dovecot's LMTP setup)
+)
+
+// lmtpSocket is where the sink's LMTP server listens for the instance in root.
+func lmtpSocket(root string) string { return filepath.Join(root, "lmtp.sock") }
+
+// route returns the transport:nexthop of a domain whose next hops are hosts.
+func route(hosts []int, port int, root string) string {
+	switch {
+	case len(hosts) == 1 && hosts[0] == hostLMTP:
+		return "lmtp:unix:" + lmtpSocket(root)
+	case len(hosts) == 1 && hosts[0] == hostIPv6:
+		return fmt.Sprintf("smtp:[::1]:%d", port)
+	}
+	var hops []string
+	for _, h := range hosts {
+		hops = append(hops, nexthop(h, port))
+	}
+	return "smtp:" + strings.Join(hops, ", ")
+}
+
+// ipv6Loopback reports why this host cannot listen on [::1], or nil.
+var ipv6Loopback = sync.OnceValue(func() error {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return err
+	}
+	return l.Close()
+})
 
 func sinkAddr(i, port int) string { return fmt.Sprintf("127.0.0.%d:%d", 10+i, port) }
 
@@ -46,8 +83,12 @@ type variant struct {
 // collects the figures.
 type scenario struct {
 	name string
-	// hosts maps domain -> sink address indexes (a next-hop list).
+	// hosts maps domain -> sink address indexes (a next-hop list), or
+	// one of hostIPv6 and hostLMTP.
 	hosts map[string][]int
+	// ipv6 marks a scenario that needs [::1]: skipped, and said so in the
+	// table, where the host has no IPv6 loopback.
+	ipv6 bool
 	// main holds main.cf settings for this scenario only.
 	main map[string]string
 	// behavior sets sink behaviour per address index.
@@ -79,6 +120,11 @@ type scenario struct {
 	// connection it could not use (goscache checks liveness and should hand
 	// out none).
 	sinkTimed bool
+	// reuseLimit, when set, is smtp_connection_reuse_count_limit: smtp(8)
+	// does not cache a connection it has reused that often, so none may
+	// carry more than reuseLimit+1 messages, and goscache's connections
+	// must carry exactly as many as scache's (the same retirements).
+	reuseLimit int
 }
 
 type sender func(domain string, n int) int
@@ -88,7 +134,9 @@ type result struct {
 	sent              int
 	counts            sink.Counts
 	stats             lookupStats
-	reused            int // deliveries over a connection from the cache (conn_use >= 2)
+	reused            int   // deliveries over a connection from the cache (conn_use >= 2)
+	perConn           []int // messages per SMTP/LMTP connection (sink), largest first
+	perConnLog        []int // the same from the client's conn_use log fields
 	dups              []string
 	lost              int
 	problems          []string
@@ -119,7 +167,9 @@ func (r result) perSession() float64 {
 // delivery instead of depending on the queue manager's timing.
 var baseMain = map[string]string{
 	"smtp_connection_cache_destinations": "127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14 " +
-		"127.0.0.15 127.0.0.16 127.0.0.17 127.0.0.18 127.0.0.19",
+		"127.0.0.15 127.0.0.16 127.0.0.17 127.0.0.18 127.0.0.19 127.0.0.20 127.0.0.21 " +
+		// A list entry with a colon names a table: ::1 only fits as a key.
+		"inline:{ { ::1 = ipv6 } }",
 	// One delivery at a time per destination: each wave's deliveries still
 	// go to whichever smtp(8) process is free, and the destinations of a
 	// scenario run in parallel, so the cache is shared between processes;
@@ -244,6 +294,46 @@ func scenarios() []scenario {
 			expect:   []string{`tlsproxy\[\d+\]: warning: TLS server role is disabled`},
 			minReuse: true,
 		},
+		{
+			// Dovecot's setup: lmtp(8) delivers to an LMTP server on a
+			// UNIX-domain socket, and the cache holds connections under
+			// unix-domain endpoint labels.
+			name:     "lmtp-unix",
+			hosts:    map[string][]int{"d13.test": {hostLMTP}},
+			// lmtp_connection_cache_destinations names the socket
+			// (newVariant), as lmtp(8) matches the path.
+			run:      waves([]string{"d13.test"}, 4, 8, 700*time.Millisecond),
+			minReuse: true,
+		},
+		{
+			name:     "ipv6-loopback",
+			hosts:    map[string][]int{"d12.test": {hostIPv6}},
+			ipv6:     true,
+			run:      waves([]string{"d12.test"}, 4, 8, 700*time.Millisecond),
+			minReuse: true,
+		},
+		{
+			// smtp(8) stops caching a connection once it has reused it 3
+			// times; with one delivery at a time every connection carries
+			// 4 messages (the last what is left), with either daemon.
+			name:       "reuse-count-limit",
+			hosts:      map[string][]int{"d14.test": {10}},
+			main:       map[string]string{"smtp_connection_reuse_count_limit": "3"},
+			run:        waves([]string{"d14.test"}, 4, 6, 700*time.Millisecond),
+			minReuse:   true,
+			reuseLimit: 3,
+		},
+		{
+			// smtp(8) stops reusing a connection a second after it
+			// opened it: how many deliveries fit in that second is the
+			// queue manager's timing, not the daemon's.
+			name:     "reuse-time-limit",
+			hosts:    map[string][]int{"d15.test": {11}},
+			main:     map[string]string{"smtp_connection_reuse_time_limit": "1s"},
+			run:      waves([]string{"d15.test"}, 4, 6, 700*time.Millisecond),
+			minReuse: true,
+			slack:    1,
+		},
 	}
 }
 
@@ -290,8 +380,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	var results []result
+	var notes []string
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
+			if err := ipv6Loopback(); sc.ipv6 && err != nil {
+				notes = append(notes, fmt.Sprintf("%s: NOT RUN: this host has no IPv6 loopback (%v)", sc.name, err))
+				t.Skipf("no IPv6 loopback here: %v", err)
+			}
 			// Both variants run at the same time, each with its own
 			// instance and sink port, so they see the same machine load.
 			rs := make([]result, len(variants))
@@ -304,7 +399,7 @@ func TestEndToEnd(t *testing.T) {
 			results = append(results, rs...)
 		})
 	}
-	printTable(t, results)
+	printTable(t, results, notes)
 }
 
 func newVariant(t *testing.T, name string, port int, bin string) *variant {
@@ -314,16 +409,19 @@ func newVariant(t *testing.T, name string, port int, bin string) *variant {
 	transports := map[string]string{}
 	for _, sc := range scenarios() {
 		for d, hosts := range sc.hosts {
-			var hops []string
-			for _, h := range hosts {
-				hops = append(hops, nexthop(h, port))
-			}
-			transports[d] = "smtp:" + strings.Join(hops, ", ")
+			transports[d] = route(hosts, port, root)
 		}
+	}
+	main := maps.Clone(baseMain)
+	// lmtp(8) matches the socket's path (a string-list entry starting
+	// with / would name a pattern file, so it goes in as a table key).
+	main["lmtp_connection_cache_destinations"] = "inline:{ { " + lmtpSocket(root) + " = lmtp } }"
+	if ipv6Loopback() == nil {
+		main["inet_protocols"] = "all"
 	}
 	inst, err := pfx.Create(t.Context(), pfx.Options{
 		Root: root, DaemonDir: *flagDaemonDir, CommandDir: *flagCommandDir,
-		Scache: bin, Main: baseMain, Transports: transports,
+		Scache: bin, Main: main, Transports: transports,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +444,10 @@ func newVariant(t *testing.T, name string, port int, bin string) *variant {
 	for i := range sinkHosts {
 		addrs = append(addrs, sinkAddr(i, port))
 	}
+	if ipv6Loopback() == nil {
+		addrs = append(addrs, fmt.Sprintf("[::1]:%d", port))
+	}
+	addrs = append(addrs, "unix:"+lmtpSocket(root))
 	sk, err := sink.Start(sink.Config{Addrs: addrs, TLS: tlsConf, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -380,6 +482,22 @@ func runScenario(ctx context.Context, t *testing.T, sc scenario, v *variant) res
 	if out, err := v.inst.Postconf(ctx, append([]string{"-e"}, args...)...); err != nil {
 		t.Errorf("%s: postconf: %v: %s", v.name, err, out)
 		return result{scenario: sc.name, variant: v.name}
+	}
+	// What another scenario set and this one does not goes back to
+	// Postfix's default.
+	var unset []string
+	for _, other := range scenarios() {
+		for k := range other.main {
+			if _, ok := settings[k]; !ok && !slices.Contains(unset, k) {
+				unset = append(unset, k)
+			}
+		}
+	}
+	if len(unset) > 0 {
+		if out, err := v.inst.Postconf(ctx, append([]string{"-X"}, unset...)...); err != nil {
+			t.Errorf("%s: postconf -X: %v: %s", v.name, err, out)
+			return result{scenario: sc.name, variant: v.name}
+		}
 	}
 	if err := v.inst.Reload(ctx); err != nil {
 		t.Error(err)
@@ -429,20 +547,22 @@ func runScenario(ctx context.Context, t *testing.T, sc scenario, v *variant) res
 	msgs := v.sink.Messages()
 	r := result{
 		scenario: sc.name, variant: v.name, sent: sent,
-		counts:  v.sink.Total(),
-		stats:   lookupStats{pfx.ParseStats(lines, v.programs...)},
-		reused:  countReused(lines),
-		dups:    sink.Duplicates(msgs),
-		elapsed: time.Since(start),
+		counts:     v.sink.Total(),
+		stats:      lookupStats{pfx.ParseStats(lines, v.programs...)},
+		reused:     countReused(lines),
+		perConn:    sinkPerConn(msgs),
+		perConnLog: logPerConn(lines),
+		dups:       sink.Duplicates(msgs),
+		elapsed:    time.Since(start),
 	}
 	r.lost = sent - (len(msgs) - len(r.dups))
-	progs := append([]string{"smtp", "master", "tlsproxy", "postlogd", "qmgr"}, v.programs...)
+	progs := append([]string{"smtp", "lmtp", "master", "tlsproxy", "postlogd", "qmgr"}, v.programs...)
 	for _, p := range pfx.Problems(lines, progs...) {
 		if !matchesAny(p, sc.expect) {
 			r.problems = append(r.problems, p)
 		}
 	}
-	if sv := pfx.Grep(lines, "status=sent", "smtp"); len(sv) != sent {
+	if sv := pfx.Grep(lines, "status=sent", "smtp", "lmtp"); len(sv) != sent {
 		t.Logf("%s: %d status=sent lines for %d messages", v.name, len(sv), sent)
 	}
 	return r
@@ -452,18 +572,64 @@ func runScenario(ctx context.Context, t *testing.T, sc scenario, v *variant) res
 // connection, so N >= 2 means the connection came from the cache.
 var connUseRE = regexp.MustCompile(`, conn_use=(\d+),`)
 
-// countReused counts smtp(8) deliveries over cached connections.
-func countReused(lines []pfx.LogLine) int {
-	n := 0
+// connUses returns the conn_use of every delivery smtp(8) or lmtp(8)
+// logged (1 where the line has none: a new connection).
+func connUses(lines []pfx.LogLine) []int {
+	var uses []int
 	for _, l := range lines {
-		if l.Program != "smtp" || !strings.Contains(l.Text, "status=sent") {
+		if (l.Program != "smtp" && l.Program != "lmtp") || !strings.Contains(l.Text, "status=sent") {
 			continue
 		}
-		if m := connUseRE.FindStringSubmatch(l.Text); m != nil && m[1] != "1" {
+		n := 1
+		if m := connUseRE.FindStringSubmatch(l.Text); m != nil {
+			n, _ = strconv.Atoi(m[1])
+		}
+		uses = append(uses, n)
+	}
+	return uses
+}
+
+// countReused counts deliveries over cached connections.
+func countReused(lines []pfx.LogLine) int {
+	n := 0
+	for _, u := range connUses(lines) {
+		if u >= 2 {
 			n++
 		}
 	}
 	return n
+}
+
+// logPerConn returns how many messages each connection carried, largest
+// first, as the client logged them: a connection with n messages logged
+// conn_use 1 to n.
+func logPerConn(lines []pfx.LogLine) []int {
+	atLeast := map[int]int{}
+	most := 0
+	for _, u := range connUses(lines) {
+		atLeast[u]++
+		most = max(most, u)
+	}
+	var per []int
+	for k := most; k >= 1; k-- {
+		for range atLeast[k] - atLeast[k+1] {
+			per = append(per, k)
+		}
+	}
+	return per
+}
+
+// sinkPerConn returns how many messages each connection carried, largest
+// first, as the sink received them.
+func sinkPerConn(msgs []sink.Message) []int {
+	by := map[int]int{}
+	for _, m := range msgs {
+		by[m.ConnID]++
+	}
+	per := slices.Collect(maps.Values(by))
+	slices.Sort(per)
+	slices.Reverse(per)
+	return per
 }
 
 func matchesAny(s string, res []string) bool {
@@ -493,6 +659,12 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 		if r.stats.Lines == 0 {
 			t.Errorf("%s: no statistics lines from the cache daemon", r.variant)
 		}
+		if r.lost == 0 && len(r.dups) == 0 && !slices.Equal(r.perConn, r.perConnLog) {
+			t.Errorf("%s: messages per connection: sink %v, client's conn_use %v", r.variant, r.perConn, r.perConnLog)
+		}
+		if sc.reuseLimit > 0 && len(r.perConn) > 0 && r.perConn[0] > sc.reuseLimit+1 {
+			t.Errorf("%s: a connection carried %d messages, reused beyond the limit %d", r.variant, r.perConn[0], sc.reuseLimit)
+		}
 	}
 	if len(rs) == 2 {
 		real, gos := rs[0], rs[1]
@@ -509,6 +681,9 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 			}
 			return
 		}
+		if sc.reuseLimit > 0 && !slices.Equal(real.perConn, gos.perConn) {
+			t.Errorf("messages per connection with reuse limit %d: goscache %v, scache %v", sc.reuseLimit, gos.perConn, real.perConn)
+		}
 		if sc.sinkTimed {
 			// One at most: a close that races the liveness check.
 			if d := gos.deadHandouts(); d > 1 {
@@ -522,25 +697,43 @@ func checkScenario(t *testing.T, sc scenario, rs []result) {
 	}
 }
 
+// histogram writes messages per connection (largest first) as
+// "2x3 1x2": two connections with 3 messages, one with 2.
+func histogram(per []int) string {
+	var parts []string
+	for i := 0; i < len(per); {
+		j := i
+		for j < len(per) && per[j] == per[i] {
+			j++
+		}
+		parts = append(parts, fmt.Sprintf("%dx%d", j-i, per[i]))
+		i = j
+	}
+	return strings.Join(parts, " ")
+}
+
 var tableMu sync.Mutex
 
-func printTable(t *testing.T, results []result) {
+func printTable(t *testing.T, results []result, notes []string) {
 	tableMu.Lock()
 	defer tableMu.Unlock()
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tdaemon\tsent\tmsgs\tTCP conns\trefused\tsessions\tTLS\tRSETs\tmsgs/session\tdest hit/miss\taddr hit/miss\tdead\tsecs\t")
+	fmt.Fprintln(w, "scenario\tdaemon\tsent\tmsgs\tTCP conns\trefused\tsessions\tTLS\tRSETs\tmsgs/session\tdest hit/miss\taddr hit/miss\tdead\tconns x msgs\tsecs\t")
 	for _, r := range results {
 		dead := "?" // statistics incomplete
 		if d := r.deadHandouts(); d >= 0 {
 			dead = strconv.Itoa(d)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%d/%d\t%d/%d\t%s\t%.1f\t\n",
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%d/%d\t%d/%d\t%s\t%s\t%.1f\t\n",
 			r.scenario, r.variant, r.sent, r.counts.Messages, r.counts.Conns, r.counts.Refused, r.counts.Sessions,
 			r.counts.TLS, r.counts.Rsets, r.perSession(), r.stats.DestHits, r.stats.DestMiss,
-			r.stats.EndpHits, r.stats.EndpMiss, dead, r.elapsed.Seconds())
+			r.stats.EndpHits, r.stats.EndpMiss, dead, histogram(r.perConn), r.elapsed.Seconds())
 	}
 	w.Flush()
+	for _, n := range notes {
+		fmt.Fprintln(&b, n)
+	}
 	fmt.Fprintf(os.Stdout, "\n== compat: real scache vs goscache (side by side)\n%s\n", b.String())
 	if f := os.Getenv("COMPAT_TABLE"); f != "" {
 		os.WriteFile(f, []byte(b.String()), 0o644)
