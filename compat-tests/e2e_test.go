@@ -298,8 +298,8 @@ func scenarios() []scenario {
 			// Dovecot's setup: lmtp(8) delivers to an LMTP server on a
 			// UNIX-domain socket, and the cache holds connections under
 			// unix-domain endpoint labels.
-			name:     "lmtp-unix",
-			hosts:    map[string][]int{"d13.test": {hostLMTP}},
+			name:  "lmtp-unix",
+			hosts: map[string][]int{"d13.test": {hostLMTP}},
 			// lmtp_connection_cache_destinations names the socket
 			// (newVariant), as lmtp(8) matches the path.
 			run:      waves([]string{"d13.test"}, 4, 8, 700*time.Millisecond),
