@@ -26,8 +26,19 @@ step() {
 	fi
 	cat "$out/$name.log"
 	# Top-level results only ("--- PASS: TestX (1.2s)"), SKIP named as such.
-	tests=$(sed -n 's/^--- \(PASS\|FAIL\|SKIP\): \(Test[A-Za-z0-9_]*\).*/\2 \1/p' "$out/$name.log" |
-		awk '{ if ($2 == "PASS") printf "%s%s", sep, $1; else printf "%s%s (%s)", sep, $1, $2; sep = ", " }')
+	# TestEndToEnd also says how many scenarios ran and which did not.
+	tests=$(awk '
+		/^    --- (PASS|FAIL|SKIP): TestEndToEnd\// {
+			split($3, p, "/")
+			if ($2 == "SKIP:") skipped = skipped (skipped ? " " : "") p[2]; else scen++
+		}
+		/^--- (PASS|FAIL|SKIP): Test/ {
+			note = ""
+			if ($3 == "TestEndToEnd") note = scen " scenarios" (skipped ? "; not run: " skipped : "")
+			if ($2 != "PASS:") note = note (note ? "; " : "") tolower(substr($2, 1, length($2) - 1))
+			printf "%s%s%s", sep, $3, (note ? " (" note ")" : "")
+			sep = ", "
+		}' "$out/$name.log")
 	ran="$ran${ran:+, }$tests"
 	echo "== run: $name: $r"
 }
