@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 )
 
@@ -122,6 +124,93 @@ func TestReplayRealScache(t *testing.T) {
 				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestReplayRealScache_postfix replays the same conversations against the
+// installed Postfix's own scache(8), run outside master: the recordings
+// must still hold for the Postfix release on this machine (in the
+// compat-docker images: 3.7, 3.10 and 3.11), bytes and warnings. Skipped
+// where Postfix is not installed.
+func TestReplayRealScache_postfix(t *testing.T) {
+	sock, logs := fdtest.StartPostfixScache(t, "")
+	seen := 0
+	for _, tc := range loadReplay(t) {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := dialRealScache(t, sock)
+			defer c.Close()
+			for i, s := range tc.Steps {
+				replayStepOn(t, c, i, s)
+			}
+			c.Close()
+			// scache logs a warning when it gets to it, possibly after
+			// its last reply (end of file): wait until as many as were
+			// recorded are out, then for any that should not be.
+			var got []string
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				got = postfixWarnings(logs.String())[seen:]
+				if len(got) >= len(tc.Warnings) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			probeRealScache(t, sock)
+			got = postfixWarnings(logs.String())[seen:]
+			seen += len(got)
+			if got == nil {
+				got = []string{}
+			}
+			if diff := cmp.Diff(tc.Warnings, got); diff != "" {
+				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// postfixWarnings returns the warnings in scache's -V log, errno texts
+// replaced as in the recordings.
+func postfixWarnings(log string) []string {
+	var ws []string
+	for line := range strings.Lines(log) {
+		if w, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "postfix/scache: warning: "); ok {
+			ws = append(ws, errnoRE.ReplaceAllString(w, "$1: <errno>"))
+		}
+	}
+	return ws
+}
+
+// dialRealScache connects to scache and reads its announcement, which must
+// be the one goscache sends.
+func dialRealScache(t *testing.T, sock string) *net.UnixConn {
+	t.Helper()
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, len(scachetest.Announcement))
+	if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != scachetest.Announcement {
+		nc.Close()
+		t.Fatalf("announcement %q (%v), want %q", buf, err, scachetest.Announcement)
+	}
+	nc.SetReadDeadline(time.Time{})
+	return nc.(*net.UnixConn)
+}
+
+// probeRealScache sends scache a well-formed lookup and reads its answer:
+// scache has then dealt with everything that came before on other
+// connections that it had already seen.
+func probeRealScache(t *testing.T, sock string) {
+	t.Helper()
+	c := dialRealScache(t, sock)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("request\x00find_dest\x00label\x00probe\x00\x00")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatalf("probe: %v", err)
 	}
 }
 
