@@ -27,17 +27,20 @@ step() {
 	cat "$out/$name.log"
 	# Top-level results only ("--- PASS: TestX (1.2s)"), SKIP named as such.
 	# TestEndToEnd also says how many scenarios ran and which did not.
+	# (go test prints a test's result before its subtests'.)
 	tests=$(awk '
 		/^    --- (PASS|FAIL|SKIP): TestEndToEnd\// {
 			split($3, p, "/")
 			if ($2 == "SKIP:") skipped = skipped (skipped ? " " : "") p[2]; else scen++
 		}
-		/^--- (PASS|FAIL|SKIP): Test/ {
-			note = ""
-			if ($3 == "TestEndToEnd") note = scen " scenarios" (skipped ? "; not run: " skipped : "")
-			if ($2 != "PASS:") note = note (note ? "; " : "") tolower(substr($2, 1, length($2) - 1))
-			printf "%s%s%s", sep, $3, (note ? " (" note ")" : "")
-			sep = ", "
+		/^--- (PASS|FAIL|SKIP): Test/ { n++; name[n] = $3; res[n] = $2 }
+		END {
+			for (i = 1; i <= n; i++) {
+				note = ""
+				if (name[i] == "TestEndToEnd") note = scen " scenarios" (skipped ? "; not run: " skipped : "")
+				if (res[i] != "PASS:") note = note (note ? "; " : "") tolower(substr(res[i], 1, length(res[i]) - 1))
+				printf "%s%s%s", (i > 1 ? ", " : ""), name[i], (note ? " (" note ")" : "")
+			}
 		}' "$out/$name.log")
 	ran="$ran${ran:+, }$tests"
 	echo "== run: $name: $r"
