@@ -105,4 +105,3 @@ func StartPostfixScache(t testing.TB, mainCF string) (string, *SyncBuffer) {
 	})
 	return sock, logs
 }
-
