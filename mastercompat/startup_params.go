@@ -1,27 +1,101 @@
 package mastercompat
 
 import (
-	_ "embed"
+	"context"
+	"embed"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// startupParamsFile lists the parameters that scache(8) expands at startup;
-// TestStartupParams_realScache generates it from the real scache.
-const startupParamsFile = "startup-params.txt"
+// startupParamsFiles list, per Postfix release, the parameters that
+// scache(8) expands at startup; TestStartupParams_realScache generates each
+// from the real scache of that release. startup-params.txt is 3.7's.
+//
+//go:embed startup-params*.txt
+var startupParamsFiles embed.FS
 
-//go:embed startup-params.txt
-var startupParamsText string
+// startupParamsReleases are the releases with a list of their own, oldest
+// first. A release between two of them uses the older one's list.
+var startupParamsReleases = []release{{3, 7}, {3, 10}, {3, 11}}
 
-// StartupParams returns the main.cf parameters that Postfix's scache 3.7.11
-// expands at startup, in the order it expands them: its own
+// release is a Postfix major.minor version.
+type release struct{ major, minor int }
+
+func (r release) String() string { return fmt.Sprintf("%d.%d", r.major, r.minor) }
+
+func (r release) less(o release) bool {
+	return r.major < o.major || r.major == o.major && r.minor < o.minor
+}
+
+// startupParamsFile is the file that holds the list of release r.
+func startupParamsFile(r release) string {
+	if r == startupParamsReleases[0] {
+		return "startup-params.txt"
+	}
+	return "startup-params-" + r.String() + ".txt"
+}
+
+// parseRelease reads the major.minor of a mail_version such as "3.10.13"
+// or "3.12-20260821".
+func parseRelease(mailVersion string) (release, bool) {
+	major, rest, ok := strings.Cut(mailVersion, ".")
+	if !ok {
+		return release{}, false
+	}
+	minor := rest
+	if i := strings.IndexFunc(rest, func(c rune) bool { return c < '0' || c > '9' }); i >= 0 {
+		minor = rest[:i]
+	}
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil || ma < 0 || mi < 0 {
+		return release{}, false
+	}
+	return release{ma, mi}, true
+}
+
+// StartupParamsRelease returns the release whose list [StartupParamsFor]
+// uses for mailVersion: the newest one not newer than mailVersion, and
+// 3.7's for an older or unreadable version.
+func StartupParamsRelease(mailVersion string) string {
+	return startupParamsRelease(mailVersion).String()
+}
+
+func startupParamsRelease(mailVersion string) release {
+	use := startupParamsReleases[0]
+	v, ok := parseRelease(mailVersion)
+	if !ok {
+		return use
+	}
+	for _, r := range startupParamsReleases {
+		if !v.less(r) {
+			use = r
+		}
+	}
+	return use
+}
+
+// StartupParamsFor returns the main.cf parameters that the scache(8) of
+// Postfix mailVersion (the mail_version parameter, "3.10.13") expands at
+// startup, in the order it expands them: its own
 // (connection_cache_ttl_limit and so on) and the many global ones that
 // mail_params_init and the multi-server skeleton read. A syntax error in
 // the value of any of them is fatal (see [Config.EvalParams]); one in
-// another parameter is harmless. The list was found by running the real
-// scache, not by reading its source.
-func StartupParams() []string {
+// another parameter is harmless. The lists were found by running the real
+// scache of 3.7.11, 3.10.13 and 3.11.7, not by reading its source; a
+// release between two of them gets the older one's list (see
+// [StartupParamsRelease]).
+func StartupParamsFor(mailVersion string) []string {
+	b, err := startupParamsFiles.ReadFile(startupParamsFile(startupParamsRelease(mailVersion)))
+	if err != nil {
+		panic("mastercompat: embedded startup parameter list: " + err.Error())
+	}
 	var names []string
-	for line := range strings.Lines(startupParamsText) {
+	for line := range strings.Lines(string(b)) {
 		line = strings.TrimSpace(line)
 		if line != "" && line[0] != '#' {
 			names = append(names, line)
@@ -29,6 +103,23 @@ func StartupParams() []string {
 	}
 	return names
 }
+
+// MailVersion returns the mail_version of the Postfix whose commands are in
+// commandDir (command_directory), as "postconf -dh mail_version" prints it:
+// the compiled-in release, which main.cf cannot change.
+func MailVersion(ctx context.Context, commandDir string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(commandDir, "postconf"), "-dh", "mail_version").Output()
+	if err != nil {
+		return "", fmt.Errorf("mastercompat: postconf -dh mail_version: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// StartupParams returns the parameters that Postfix 3.7's scache expands at
+// startup: StartupParamsFor("3.7").
+func StartupParams() []string { return StartupParamsFor("3.7") }
 
 // macroErrorText is dict_eval's fatal error after a failed expansion of a
 // main.cf value (main.cf is the dictionary "mail_dict").

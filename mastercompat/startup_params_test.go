@@ -25,7 +25,7 @@ import (
 const realScache = "/usr/lib/postfix/sbin/scache"
 
 var updateStartupParams = flag.Bool("update-startup-params", false,
-	"rewrite "+startupParamsFile+" from the real scache's behaviour")
+	"rewrite the installed release's startup-params*.txt from the real scache's behaviour")
 
 // startupBase is the main.cf every probe starts from (QDIR is replaced by
 // the probe's queue directory).
@@ -120,6 +120,15 @@ func TestStartupParams_realScache(t *testing.T) {
 	if err != nil {
 		t.Skipf("postconf -dx: %v", err)
 	}
+	vout, err := exec.Command("postconf", "-dh", "mail_version").Output()
+	if err != nil {
+		t.Fatalf("postconf -dh mail_version: %v", err)
+	}
+	version := strings.TrimSpace(string(vout))
+	rel, ok := parseRelease(version)
+	if !ok {
+		t.Fatalf("mail_version %q", version)
+	}
 	var names []string
 	defaults := make(map[string]string)
 	for line := range strings.Lines(string(out)) {
@@ -198,21 +207,26 @@ func TestStartupParams_realScache(t *testing.T) {
 
 	if *updateStartupParams {
 		var b strings.Builder
-		b.WriteString(startupParamsHeader)
+		b.WriteString(startupParamsHeader(version))
 		for _, n := range got {
 			b.WriteString(n + "\n")
 		}
-		if err := os.WriteFile(startupParamsFile, []byte(b.String()), 0o644); err != nil {
+		// A release without a list yet gets a file of its own, to be
+		// added to startupParamsReleases.
+		if err := os.WriteFile(startupParamsFile(rel), []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if diff := cmp.Diff(StartupParams(), got); diff != "" {
-		t.Errorf("StartupParams() differs from the real scache (-file +real); rerun with -update-startup-params:\n%s", diff)
+	if diff := cmp.Diff(StartupParamsFor(version), got); diff != "" {
+		t.Errorf("StartupParamsFor(%q) (the %s list) differs from the real scache (-file +real); rerun with -update-startup-params:\n%s",
+			version, StartupParamsRelease(version), diff)
 	}
 }
 
-// startupParamsHeader heads startup-params.txt.
-const startupParamsHeader = `# The main.cf parameters that Postfix's scache 3.7.11 (Debian 12) expands at
+// startupParamsHeader heads a startup-params*.txt file made from the real
+// scache of Postfix version.
+func startupParamsHeader(version string) string {
+	return `# The main.cf parameters that Postfix's scache ` + version + ` expands at
 # startup, in the order it expands them: a $-expansion syntax error in any of
 # them is fatal ("dictionary mail_dict: macro processing error"), in any other
 # parameter harmless. Generated, not written: TestStartupParams_realScache
@@ -222,8 +236,51 @@ const startupParamsHeader = `# The main.cf parameters that Postfix's scache 3.7.
 # (-l -t unix -V, fds 5 and 6 on /dev/null) and keeps those that die with the
 # macro error; the order comes from making all of them wrong at once and
 # fixing the one the first warning names, run after run.
-# Regenerate: go test ./mastercompat -run StartupParams_realScache -update-startup-params
+# Regenerate (on that Postfix release, e.g. in its compat-docker image):
+# go test ./mastercompat -run StartupParams_realScache -update-startup-params
 `
+}
+
+func TestStartupParamsFor(t *testing.T) {
+	tests := []struct{ version, release string }{
+		{"3.7.11", "3.7"},
+		{"3.7", "3.7"},
+		{"3.6.4", "3.7"}, // older: the oldest list
+		{"3.9.1", "3.7"}, // between two lists: the older one
+		{"3.10.13", "3.10"},
+		{"3.11.7", "3.11"},
+		{"3.12-20260821", "3.11"}, // a snapshot: the newest list
+		{"4.0.0", "3.11"},
+		{"", "3.7"},
+		{"unknown", "3.7"},
+		{"3.x", "3.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			if got := StartupParamsRelease(tt.version); got != tt.release {
+				t.Errorf("StartupParamsRelease(%q) = %s, want %s", tt.version, got, tt.release)
+			}
+			if diff := cmp.Diff(StartupParamsFor(tt.release), StartupParamsFor(tt.version)); diff != "" {
+				t.Errorf("StartupParamsFor(%q) is not the %s list:\n%s", tt.version, tt.release, diff)
+			}
+		})
+	}
+	// The lists differ: 3.10 added maillog_file_permissions, 3.11 the
+	// non_bdb_* migration parameters.
+	for _, c := range []struct {
+		version, param string
+		want           bool
+	}{
+		{"3.7.11", "maillog_file_permissions", false},
+		{"3.10.13", "maillog_file_permissions", true},
+		{"3.10.13", "non_bdb_migration_level", false},
+		{"3.11.7", "non_bdb_migration_level", true},
+	} {
+		if got := slices.Contains(StartupParamsFor(c.version), c.param); got != c.want {
+			t.Errorf("%s: %s in the list = %v, want %v", c.version, c.param, got, c.want)
+		}
+	}
+}
 
 func TestStartupParams(t *testing.T) {
 	names := StartupParams()
@@ -323,5 +380,21 @@ func TestConfig_EvalParams(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestMailVersion(t *testing.T) {
+	if _, err := MailVersion(t.Context(), t.TempDir()); err == nil {
+		t.Error("MailVersion found a postconf in an empty directory")
+	}
+	if _, err := os.Stat("/usr/sbin/postconf"); err != nil {
+		t.Skipf("Postfix is not installed: %v", err)
+	}
+	v, err := MailVersion(t.Context(), "/usr/sbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := parseRelease(v); !ok {
+		t.Errorf("MailVersion = %q, not a Postfix version", v)
 	}
 }

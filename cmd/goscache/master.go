@@ -24,6 +24,9 @@ type masterOptions struct {
 	syslogPath string                      // "" means /dev/log
 	fatalDelay time.Duration               // Postfix's msg_fatal sleeps 1s before exiting
 	stdinTTY   func() bool                 // reports whether fd 0 is a terminal
+	// mailVersion returns the mail_version of the Postfix whose commands
+	// are in commandDir, "" when unknown (nil: unknown).
+	mailVersion func(ctx context.Context, commandDir string) string
 }
 
 // runMaster runs goscache as a child of Postfix's master(8), exactly where
@@ -43,6 +46,10 @@ func runMaster(ctx context.Context, argv []string, stderr io.Writer) error {
 			_, err := unix.IoctlGetTermios(0, unix.TCGETS)
 			return err == nil
 		},
+		mailVersion: func(ctx context.Context, commandDir string) string {
+			v, _ := mastercompat.MailVersion(ctx, commandDir)
+			return v
+		},
 	})
 }
 
@@ -55,8 +62,15 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		Name:     "scache",
 		Defaults: scacheDefaults,
 		// scache expands many parameters at startup (its own and the
-		// global ones of mail_params_init) before it checks their types.
-		StartupParams: func(*mastercompat.Config) []string { return mastercompat.StartupParams() },
+		// global ones of mail_params_init) before it checks their types;
+		// which ones depends on the Postfix release installed here.
+		StartupParams: func(cfg *mastercompat.Config) []string {
+			version := ""
+			if o.mailVersion != nil {
+				version = o.mailVersion(ctx, cfg.Get("command_directory"))
+			}
+			return mastercompat.StartupParamsFor(version)
+		},
 		Configure: func(cfg *mastercompat.Config) (err error) {
 			if ttlLimit, err = cfg.Time("connection_cache_ttl_limit", time.Second); err != nil {
 				return err
