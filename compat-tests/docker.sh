@@ -140,8 +140,13 @@ base_image() {
 # as long as setup.sh and the base image do not change.
 build() {
 	# The classic builder, said explicitly: it is what docker.io has
-	# without the buildx plugin, and saying so keeps it quiet.
-	DOCKER_BUILDKIT=0 docker build --network host -q -t "$image-$1" --build-arg BASE_IMAGE="$baserepo:$1" "$stage" >/dev/null
+	# without the buildx plugin. Its output (a deprecation notice) is shown
+	# only when the build fails.
+	DOCKER_BUILDKIT=0 docker build --network host -q -t "$image-$1" --build-arg BASE_IMAGE="$baserepo:$1" "$stage" \
+		>"$stage/build-$1.log" 2>&1 || {
+		cat "$stage/build-$1.log" >&2
+		exit 1
+	}
 }
 
 # run SUITE PORT: the suite in the release's container. Its verbose output and
