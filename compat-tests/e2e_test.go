@@ -337,15 +337,20 @@ func scenarios() []scenario {
 			reuseLimit: 3,
 		},
 		{
-			// smtp(8) stops reusing a connection a second after it
-			// opened it: how many deliveries fit in that second is the
-			// queue manager's timing, not the daemon's.
+			// smtp(8) stops reusing a connection once the second after
+			// the one it opened it in is over (whole seconds), and gives
+			// the daemon a ttl that ends then: each wave, 2.5s after the
+			// last, needs a new connection, and reuses it while its
+			// deliveries last. How many fit is the machine's timing, not
+			// the daemon's: each of the three waves may cost either side
+			// a session (a CI run on a loaded machine once saw scache at
+			// 3, goscache at 5 with four closer waves).
 			name:     "reuse-time-limit",
 			hosts:    map[string][]int{"d15.test": {11}},
 			main:     map[string]string{"smtp_connection_reuse_time_limit": "1s"},
-			run:      waves([]string{"d15.test"}, 4, 6, 700*time.Millisecond),
+			run:      waves([]string{"d15.test"}, 3, 6, 2500*time.Millisecond),
 			minReuse: true,
-			slack:    1,
+			slack:    3,
 		},
 	}
 }
