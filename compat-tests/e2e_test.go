@@ -189,6 +189,7 @@ var baseMain = map[string]string{
 	// 2s after the last one, and whether a cached connection outlived
 	// that gap would be the machine's doing, not the daemon's.
 	"smtp_connection_cache_time_limit": cacheTTL,
+	"lmtp_connection_cache_time_limit": cacheTTL,
 	"connection_cache_ttl_limit":       cacheTTL,
 }
 
@@ -257,10 +258,15 @@ func scenarios() []scenario {
 			slack: 1,
 		},
 		{
-			name:      "sink-closes-idle",
-			hosts:     map[string][]int{"d7.test": {6}},
-			behavior:  map[int]sink.Behavior{6: {IdleClose: 400 * time.Millisecond}},
-			run:       waves([]string{"d7.test"}, 4, 8, 1200*time.Millisecond),
+			name:  "sink-closes-idle",
+			hosts: map[string][]int{"d7.test": {6}},
+			// 1s idle: on a loaded machine two deliveries of one wave
+			// came more than 400ms apart, and the sink closed the
+			// connection in the middle of the wave. The waves are 2.5s
+			// apart, well past the idle close and within the 5s ttl, so
+			// the cache still holds the closed connection.
+			behavior:  map[int]sink.Behavior{6: {IdleClose: time.Second}},
+			run:       waves([]string{"d7.test"}, 4, 8, 2500*time.Millisecond),
 			minReuse:  true,
 			sinkTimed: true,
 			// A wave that the queue manager delivers slowly ends within
