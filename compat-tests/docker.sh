@@ -252,19 +252,24 @@ log "images ready in $(($(date +%s) - t0))s"
 
 # The releases run at the same time, each on its own sink ports: most of a
 # run is waiting for Postfix to deliver.
+# Wait for the runs by pid: a bare "wait" would also wait for the dockerd
+# this script may have started in the background, which never exits.
 i=0
 n=0
+runs=
 for s in $suites; do
 	log "running the suite in $image-$s (--network host, sink ports $((portbase + 20 * i))-$((portbase + 20 * i + 2)))"
 	run "$s" $((portbase + 20 * i)) &
+	runs="$runs $!"
 	i=$((i + 1))
 	n=$((n + 1))
 	if [ "$parallel" -gt 0 ] && [ $n -ge "$parallel" ]; then
-		wait
+		for p in $runs; do wait "$p" || true; done
+		runs=
 		n=0
 	fi
 done
-wait
+for p in $runs; do wait "$p" || true; done
 fail=0
 for s in $suites; do
 	report "$s"
