@@ -63,21 +63,33 @@ func newRawIO(nc net.Conn) *rawIO {
 	return r
 }
 
-func (r *rawIO) read(fd uintptr) bool {
+// rawRetry makes one non-blocking system call, again after EINTR. again
+// reports EAGAIN: the caller returns false so that the netpoller waits for
+// readiness and calls it anew.
+func rawRetry(trap, a1, a2, a3 uintptr) (n uintptr, errno syscall.Errno, again bool) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.p))), uintptr(len(r.p)))
+		n, _, e := syscall.RawSyscall(trap, a1, a2, a3)
 		switch e {
-		case 0:
-			r.n = int(n)
-			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false
+			return 0, 0, true
 		}
+		return n, e, false
+	}
+}
+
+func (r *rawIO) read(fd uintptr) bool {
+	n, e, again := rawRetry(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.p))), uintptr(len(r.p)))
+	if again {
+		return false
+	}
+	if e != 0 {
 		r.errno = e
 		return true
 	}
+	r.n = int(n)
+	return true
 }
 
 // Read reads into p like net.Conn.Read: io.EOF at the end of the stream,
@@ -103,18 +115,15 @@ func (r *rawIO) Read(p []byte) (int, error) {
 func (r *rawIO) write(fd uintptr) bool {
 	for r.off < len(r.p) {
 		rest := r.p[r.off:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
-		switch e {
-		case 0:
-			r.off += int(n)
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
+		n, e, again := rawRetry(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		if again {
 			return false
 		}
-		r.errno = e
-		return true
+		if e != 0 {
+			r.errno = e
+			return true
+		}
+		r.off += int(n)
 	}
 	return true
 }
@@ -136,20 +145,16 @@ func (r *rawIO) Write(p []byte) (int, error) {
 
 func (r *rawIO) recvmsg(fd uintptr) bool {
 	r.msg.SetControllen(len(r.p))
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), unix.MSG_CMSG_CLOEXEC)
-		switch e {
-		case 0:
-			r.n, r.oobn, r.msgFlags = int(n), int(r.msg.Controllen), int(r.msg.Flags)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
+	n, e, again := rawRetry(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), unix.MSG_CMSG_CLOEXEC)
+	if again {
+		return false
+	}
+	if e != 0 {
 		r.errno = e
 		return true
 	}
+	r.n, r.oobn, r.msgFlags = int(n), int(r.msg.Controllen), int(r.msg.Flags)
+	return true
 }
 
 // recvFD receives a descriptor message into oob, with recvFD's checks
@@ -170,20 +175,16 @@ func (r *rawIO) recvFD(oob []byte, fds []int) (int, error) {
 
 func (r *rawIO) sendmsg(fd uintptr) bool {
 	r.msg.SetControllen(len(r.p))
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&r.msg)), unix.MSG_NOSIGNAL)
-		switch e {
-		case 0:
-			r.n = int(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
+	n, e, again := rawRetry(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&r.msg)), unix.MSG_NOSIGNAL)
+	if again {
+		return false
+	}
+	if e != 0 {
 		r.errno = e
 		return true
 	}
+	r.n = int(n)
+	return true
 }
 
 // sendFD sends fd as sendFD does (fdpass.go), with oob as the control
