@@ -2,7 +2,6 @@ package scache_test
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -59,22 +58,7 @@ func TestPeerChildHelper(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for the peer credential tests")
 	}
-	nc, err := net.Dial("unix", path)
-	if err != nil {
-		os.Stdout.WriteString("dial: " + err.Error() + "\n")
-		os.Exit(0)
-	}
-	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, len(scachetest.Announcement))
-	_, err = io.ReadFull(nc, buf)
-	switch {
-	case err == nil && string(buf) == scachetest.Announcement:
-		os.Stdout.WriteString("announced\n")
-	case err == io.EOF:
-		os.Stdout.WriteString("closed\n")
-	default:
-		os.Stdout.WriteString("read: " + strings.ReplaceAll(string(buf), "\x00", "|") + " " + fmt.Sprint(err) + "\n")
-	}
+	os.Stdout.WriteString(fdtest.ProbeAnnouncement(path, scachetest.Announcement) + "\n")
 	os.Exit(0)
 }
 
@@ -87,24 +71,8 @@ func peerTestServer(t *testing.T, srv *scache.Server) (sock, exe string) {
 		t.Skip("needs root to start a client as another user")
 	}
 	ts := scachetest.Serve(t, srv)
-	for _, d := range []string{filepath.Dir(ts.Path), filepath.Dir(filepath.Dir(ts.Path))} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	exe = fdtest.CopyTestBinary(t, filepath.Dir(ts.Path), "scache.test")
 	if err := os.Chmod(ts.Path, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe = filepath.Join(filepath.Dir(ts.Path), "scache.test")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return ts.Path, exe

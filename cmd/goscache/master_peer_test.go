@@ -1,18 +1,15 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/goscache/goscache/scache/fdtest"
 )
 
 // envPeerClient makes TestPeerClientHelper connect to the socket it names
@@ -24,22 +21,7 @@ func TestPeerClientHelper(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for the peer credential tests")
 	}
-	nc, err := net.Dial("unix", path)
-	if err != nil {
-		os.Stdout.WriteString("dial: " + err.Error() + "\n")
-		os.Exit(0)
-	}
-	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 36)
-	_, err = io.ReadFull(nc, buf)
-	switch {
-	case err == nil && string(buf) == "protocol\x00connection_cache_protocol\x00\x00":
-		os.Stdout.WriteString("announced\n")
-	case err == io.EOF:
-		os.Stdout.WriteString("closed\n")
-	default:
-		os.Stdout.WriteString("read: " + fmt.Sprint(err) + "\n")
-	}
+	os.Stdout.WriteString(fdtest.ProbeAnnouncement(path, "protocol\x00connection_cache_protocol\x00\x00") + "\n")
 	os.Exit(0)
 }
 
@@ -47,24 +29,7 @@ func TestPeerClientHelper(t *testing.T) {
 // of the test binary that every user can run, and returns what it printed.
 func runAsUser(t *testing.T, sock string, uid, gid int) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "goscache.test")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe := fdtest.CopyTestBinary(t, t.TempDir(), "goscache.test")
 	cmd := exec.Command(exe, "-test.run=^TestPeerClientHelper$")
 	cmd.Env = append(os.Environ(), envPeerClient+"="+sock)
 	cmd.Dir = "/"

@@ -446,18 +446,7 @@ func TestPermissionDenied(t *testing.T) {
 	defer l.Close()
 	os.Chmod(sock, 0o600)
 	// The test binary sits in a private build directory: run a copy.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "scachectl.test")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe := fdtest.CopyTestBinary(t, dir, "scachectl.test")
 	cmd := execAsNobody(t, exe, "-test.run=^TestPermissionDenied$")
 	cmd.Env = append(os.Environ(), "SCACHECTL_TEST_CHILD=1", "SCACHECTL_TEST_ARGS=-socket "+sock+" stats")
 	out, err := cmd.CombinedOutput()
