@@ -1,4 +1,4 @@
-// Command benchplot turns the JSON written by "scachectl bench -json" during
+// Command benchplot turns the JSON written by "scachebench -json" during
 // "make bench-compare" into docs/BENCHMARKS.md and an SVG plot of
 // throughput against concurrent clients.
 //

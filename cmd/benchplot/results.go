@@ -17,7 +17,7 @@ import (
 	"github.com/goscache/goscache/cmd/internal/benchresults"
 )
 
-// The input: what "scachectl bench -json" writes.
+// The input: what "scachebench -json" writes.
 type (
 	latency     = benchresults.Latency
 	benchRun    = benchresults.Run

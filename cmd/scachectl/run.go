@@ -48,7 +48,6 @@ func commands() []command {
 		saveDestCommand(),
 		watchCommand(),
 		metricsCommand(),
-		benchCommand(),
 	}
 }
 

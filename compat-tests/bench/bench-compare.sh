@@ -5,11 +5,11 @@
 # It starts a private Postfix instance (config, queue and data directories
 # under a temporary directory; the default instance in /etc/postfix is not
 # touched) whose master(8) runs three services side by side: the stock
-# scache, goscache, and the floor (scachectl bench -floor-master: the same
+# scache, goscache, and the floor (scachebench -floor-master: the same
 # reads, writes, sendmsg/recvmsg and master status records, no cache), on
 # private/scache, private/goscache and private/floor. Then:
 #   1. the sweep: 1,4,16,64 clients x the three servers, ROUNDS rounds,
-#      interleaved (scachectl bench -target ... -rounds), fresh labels;
+#      interleaved (scachebench -target ... -rounds), fresh labels;
 #   1b. the same in reuse mode (-labels reuse), REUSE_CLIENTS clients;
 #   1c. the open loop: OPEN_CLIENTS clients offered 80% of scache's median
 #      cycle rate at that client count in 1b (-rate), so that latencies are
@@ -101,7 +101,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building into $TMP/bin"
-$GO build -o "$TMP/bin/" ./cmd/goscache ./cmd/scachectl ./cmd/benchplot
+$GO build -o "$TMP/bin/" ./cmd/goscache ./cmd/scachebench ./cmd/benchplot
 BIN=$TMP/bin
 
 # The private instance. daemon_directory is our own directory of links, so
@@ -114,9 +114,9 @@ chmod 710 "$TMP/queue/public"
 ln -s "$DAEMON_DIR/scache" "$TMP/libexec/scache"
 ln -s "$DAEMON_DIR/postlogd" "$TMP/libexec/postlogd"
 install -m 0755 "$BIN/goscache" "$TMP/libexec/goscache"
-install -m 0755 "$BIN/scachectl" "$TMP/libexec/scachectl"
+install -m 0755 "$BIN/scachebench" "$TMP/libexec/scachebench"
 # master(8) passes its own arguments; the floor needs none of them.
-printf '#!/bin/sh\nexec %s -socket unused bench -floor-master\n' "$TMP/libexec/scachectl" >"$TMP/libexec/floor"
+printf '#!/bin/sh\nexec %s -floor-master\n' "$TMP/libexec/scachebench" >"$TMP/libexec/floor"
 chmod 755 "$TMP/libexec/floor"
 cat >"$TMP/etc/main.cf" <<EOF
 compatibility_level = 3.6
@@ -157,11 +157,11 @@ done
 # A first request makes master spawn each service; then find their pids.
 child() { ps -o pid=,comm= --ppid "$MASTER_PID" | awk -v c="$1" '$2 == c { print $1 }'; }
 spawn() {
-	"$BIN/scachectl" bench -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+	"$BIN/scachebench" -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
 		-clients 1 -cycles 5 -warmup 0 >/dev/null ||
 		{ cat "$TMP/maillog" >&2 2>/dev/null; die "a server does not answer"; }
-	# The floor's wrapper script execs scachectl.
-	SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache) FLOOR_PID=$(child scachectl)
+	# The floor's wrapper script execs scachebench.
+	SCACHE_PID=$(child scache) GOSCACHE_PID=$(child goscache) FLOOR_PID=$(child scachebench)
 	[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] && [ -n "$FLOOR_PID" ] ||
 		die "cannot find the scache, goscache and floor processes under master $MASTER_PID"
 	log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID, floor pid $FLOOR_PID"
@@ -175,14 +175,14 @@ all_targets() {
 		-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -pid floor="$FLOOR_PID"
 }
 log "sweep: clients $CLIENTS, $ROUNDS rounds of $DURATION"
-"$BIN/scachectl" -timeout 30s bench -json $(all_targets) \
+"$BIN/scachebench" -timeout 30s -json $(all_targets) \
 	-clients "$CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/sweep.json"
 log "reuse mode: clients $REUSE_CLIENTS, $ROUNDS rounds of $DURATION"
-"$BIN/scachectl" -timeout 30s bench -json $(all_targets) -labels reuse \
+"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels reuse \
 	-clients "$REUSE_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/reuse.json"
 rate=$("$BIN/benchplot" -capacity "$RESULTS/reuse.json" -of scache -clients "$OPEN_CLIENTS" -fraction "$OPEN_FRACTION")
 log "open loop: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
-"$BIN/scachectl" -timeout 30s bench -json $(all_targets) -labels reuse -rate "$rate" \
+"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels reuse -rate "$rate" \
 	-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open.json"
 # Fresh server processes for the scale run, so that resident memory is
 # measured from an empty cache: on SIGHUP master closes its children's
@@ -194,7 +194,7 @@ for _ in $(seq 100); do
 done
 spawn
 log "scale: $SCALE cached"
-"$BIN/scachectl" -timeout 60s bench -json -target scache="$SCACHE" -target goscache="$GOSCACHE" \
+"$BIN/scachebench" -timeout 60s -json -target scache="$SCACHE" -target goscache="$GOSCACHE" \
 	-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -clients "" -scale "$SCALE" \
 	-rounds "$SCALE_ROUNDS" -duration "$SCALE_DURATION" -warmup "$WARMUP" >"$RESULTS/scale.json"
 for p in "$SCACHE_PID" "$GOSCACHE_PID"; do
@@ -203,7 +203,7 @@ done
 log "Go heap per cached connection (in-process)"
 heap_levels=1000
 [ "${SCALE##*,}" -gt 1000 ] && heap_levels="1000,${SCALE##*,}"
-"$BIN/scachectl" bench -json -clients "" -heap "$heap_levels" >"$RESULTS/heap.json"
+"$BIN/scachebench" -json -clients "" -heap "$heap_levels" >"$RESULTS/heap.json"
 
 notes=()
 [ -f "$RESULTS/notes.md" ] && notes=(-notes "$RESULTS/notes.md")

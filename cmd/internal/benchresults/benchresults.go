@@ -1,5 +1,5 @@
 // Package benchresults is the JSON schema of the benchmark results: what
-// "scachectl bench -json" writes and cmd/benchplot reads, defined once.
+// "scachebench -json" writes and cmd/benchplot reads, defined once.
 package benchresults
 
 import "time"

@@ -22,9 +22,12 @@ var allowed = map[string][]string{
 	"cmd/goscache":      {"mastercompat", "scache", "attr", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"cmd/goscache-demo": {"scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// scachectl metrics: Prometheus's client library and what it brings.
-	"cmd/scachectl": {"scache", "attr", "cmd/internal/secflag", "cmd/internal/benchresults", "mastercompat", "golang.org/x/sys",
+	// No mastercompat and no bench code: the CLI is only a CLI.
+	"cmd/scachectl": {"scache", "attr", "cmd/internal/secflag", "golang.org/x/sys",
 		"github.com/prometheus", "github.com/beorn7/perks", "github.com/cespare/xxhash",
 		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	// The bench harness and the floor, a master(8) child.
+	"cmd/scachebench":           {"scache", "attr", "mastercompat", "cmd/internal/benchresults", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"cmd/benchplot":             {"cmd/internal/benchresults"},
 	"cmd/internal/layering":     {},
 	"cmd/internal/secflag":      {},

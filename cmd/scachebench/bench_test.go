@@ -140,7 +140,7 @@ func TestBench_json(t *testing.T) {
 	path := startBenchGoscache(t)
 	floor := startBenchFloor(t, true)
 	var out, errb bytes.Buffer
-	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-target", "floor=" + floor,
+	err := run(t.Context(), []string{"-target", "go=" + path, "-target", "floor=" + floor,
 		"-clients", "1,2", "-rounds", "2", "-cycles", "3", "-warmup", "0", "-json"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
@@ -171,7 +171,7 @@ func TestBench_json(t *testing.T) {
 func TestBench_table(t *testing.T) {
 	path := startBenchGoscache(t)
 	var out, errb bytes.Buffer
-	err := run(t.Context(), []string{"-socket", path, "bench", "-clients", "2", "-cycles", "2", "-warmup", "0"}, &out, &errb)
+	err := run(t.Context(), []string{"-socket", path, "-clients", "2", "-cycles", "2", "-warmup", "0"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
 	}
@@ -184,7 +184,7 @@ func TestBench_table(t *testing.T) {
 func TestBench_scaleAndHeap(t *testing.T) {
 	path := startBenchGoscache(t)
 	var out, errb bytes.Buffer
-	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
+	err := run(t.Context(), []string{"-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
 		"-clients", "", "-scale", "5,20", "-cycles", "2", "-warmup", "0", "-heap", "50", "-json", "-check-fds=false"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
@@ -210,10 +210,10 @@ func TestBench_errors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"noSocket", []string{"bench", "-target", "x=" + filepath.Join(t.TempDir(), "none"), "-clients", "1", "-cycles", "1"}, "no such file"},
-		{"badClients", []string{"bench", "-clients", "1,x"}, "-clients"},
-		{"badTarget", []string{"bench", "-target", "x"}, "NAME=PATH"},
-		{"badRounds", []string{"bench", "-rounds", "0"}, "positive"},
+		{"noSocket", []string{"-target", "x=" + filepath.Join(t.TempDir(), "none"), "-clients", "1", "-cycles", "1"}, "no such file"},
+		{"badClients", []string{"-clients", "1,x"}, "-clients"},
+		{"badTarget", []string{"-target", "x"}, "NAME=PATH"},
+		{"badRounds", []string{"-rounds", "0"}, "positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestFloor_requests(t *testing.T) {
 // answers the cycle, writes its one TAKEN/AVAIL pair, and exits when the
 // status channel closes.
 func TestFloorMaster(t *testing.T) {
-	if os.Getenv("SCACHECTL_FLOOR_CHILD") != "" {
+	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") != "" {
 		t.Skip("parent only")
 	}
 	path := filepath.Join(t.TempDir(), "floor")
@@ -288,7 +288,7 @@ func TestFloorMaster(t *testing.T) {
 	status, child := os.NewFile(uintptr(sp[0]), "status"), os.NewFile(uintptr(sp[1]), "status child")
 	defer status.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFloorMaster_child$")
-	cmd.Env = append(os.Environ(), "SCACHECTL_FLOOR_CHILD=1", "GENERATION=17")
+	cmd.Env = append(os.Environ(), "SCACHEBENCH_FLOOR_CHILD=1", "GENERATION=17")
 	cmd.ExtraFiles = []*os.File{nil, nil, child, lf} // fds 3, 4, 5, 6
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -333,7 +333,7 @@ func TestFloorMaster(t *testing.T) {
 }
 
 func TestFloorMaster_child(t *testing.T) {
-	if os.Getenv("SCACHECTL_FLOOR_CHILD") == "" {
+	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") == "" {
 		t.Skip("run by TestFloorMaster")
 	}
 	if err := serveFloorMaster(context.Background()); err != nil {
@@ -381,12 +381,12 @@ func TestLeakedFDs(t *testing.T) {
 // process whose Go runtime opens its netpoller's descriptors during the
 // run (issue 14: they were counted as leaks and the bench exited 1).
 func TestBench_freshProcess(t *testing.T) {
-	if os.Getenv("SCACHECTL_BENCH_CHILD") != "" {
+	if os.Getenv("SCACHEBENCH_BENCH_CHILD") != "" {
 		t.Skip("parent only")
 	}
 	path := startBenchGoscache(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBench_freshProcess_child$", "-test.v")
-	cmd.Env = append(os.Environ(), "SCACHECTL_BENCH_CHILD="+path)
+	cmd.Env = append(os.Environ(), "SCACHEBENCH_BENCH_CHILD="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestBench_freshProcess_child") {
 		t.Fatalf("bench in a new process: %v\n%s", err, out)
@@ -394,7 +394,7 @@ func TestBench_freshProcess(t *testing.T) {
 }
 
 func TestBench_freshProcess_child(t *testing.T) {
-	path := os.Getenv("SCACHECTL_BENCH_CHILD")
+	path := os.Getenv("SCACHEBENCH_BENCH_CHILD")
 	if path == "" {
 		t.Skip("run by TestBench_freshProcess")
 	}
@@ -404,7 +404,7 @@ func TestBench_freshProcess_child(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"-socket", path, "bench", "-clients", "1,2", "-cycles", "3", "-warmup", "0"}, &out, &errb); err != nil {
+	if err := run(context.Background(), []string{"-socket", path, "-clients", "1,2", "-cycles", "3", "-warmup", "0"}, &out, &errb); err != nil {
 		t.Fatalf("bench: %v\n%s%s", err, out.String(), errb.String())
 	}
 }
@@ -433,7 +433,7 @@ func TestProcessCPU(t *testing.T) {
 func TestBench_modeFlags(t *testing.T) {
 	path := startBenchGoscache(t)
 	var out, errb bytes.Buffer
-	err := run(t.Context(), []string{"bench", "-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
+	err := run(t.Context(), []string{"-target", "go=" + path, "-pid", "go=" + strconv.Itoa(os.Getpid()),
 		"-clients", "2", "-cycles", "4", "-warmup", "0", "-labels", "reuse", "-dests", "3", "-rate", "5000", "-json"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, errb.String())
@@ -446,7 +446,7 @@ func TestBench_modeFlags(t *testing.T) {
 		t.Errorf("runs %+v", rep.Runs)
 	}
 	for _, args := range [][]string{{"-labels", "stale"}, {"-dests", "0"}, {"-rate", "-1"}} {
-		err := run(t.Context(), append([]string{"bench", "-target", "go=" + path}, args...), &out, &errb)
+		err := run(t.Context(), append([]string{"-target", "go=" + path}, args...), &out, &errb)
 		if err == nil {
 			t.Errorf("bench %q: no error", args)
 		}

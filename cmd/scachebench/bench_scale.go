@@ -56,7 +56,7 @@ func startInproc(ctx context.Context, targets []benchTarget, ttl, scaleTTL int) 
 // startServer runs goscache's Server on a socket in a new temporary
 // directory. The returned function closes it and removes the directory.
 func startServer(ttlLimit time.Duration) (string, func(), error) {
-	dir, err := os.MkdirTemp("", "scachectl-bench-")
+	dir, err := os.MkdirTemp("", "scachebench-")
 	if err != nil {
 		return "", nil, fmt.Errorf("bench: %w", err)
 	}

@@ -16,16 +16,8 @@ import (
 	"github.com/goscache/goscache/cmd/internal/benchresults"
 )
 
-// benchCommand is "scachectl bench": a load generator that runs smtp(8)'s
-// request cycle against one or more cache sockets, or serves the floor.
-func benchCommand() command {
-	return command{
-		name:     "bench",
-		synopsis: "[-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json]",
-		summary:  "measure a cache: smtp(8)'s request cycle from N concurrent clients",
-		run:      runBench,
-	}
-}
+// synopsis is what follows "scachebench" in the usage line.
+const synopsis = "[-socket PATH] [-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json] | -floor-serve PATH | -floor-master"
 
 // The -json schema, shared with cmd/benchplot.
 type (
@@ -115,8 +107,10 @@ type benchConfig struct {
 	memProfile string
 }
 
+// runBench parses the command line and runs the bench, or serves the
+// floor.
 func runBench(e *env, args []string) error {
-	fs := e.flags("bench", benchCommand().synopsis)
+	fs := e.newFlags()
 	var (
 		targets   targetList
 		pids      = pidList{}
@@ -143,7 +137,7 @@ func runBench(e *env, args []string) error {
 	)
 	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
 	fs.Var(pids, "pid", "`NAME=PID` of a target's server process, for its CPU time per cycle and VmRSS in -scale (repeatable)")
-	if _, err := parse(fs, args, 0, 0); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *cpuprof != "" {
@@ -172,6 +166,10 @@ func runBench(e *env, args []string) error {
 		return err
 	}
 	if len(cfg.targets) == 0 && len(cfg.heap) == 0 {
+		if e.socket == "" {
+			fs.Usage()
+			return &usageError{msg: "no server to measure: give -socket PATH or -target NAME=PATH", printed: true}
+		}
 		cfg.targets = []benchTarget{{Name: "server", Socket: e.socket}}
 	}
 	var progress io.Writer = e.stderr
@@ -216,24 +214,24 @@ func (cfg *benchConfig) setLists(clients, scale, heap string) error {
 	var err error
 	if clients != "" { // -clients "" skips the sweep
 		if cfg.clients, err = intList(clients); err != nil {
-			return &usageError{msg: "bench: -clients: " + err.Error()}
+			return &usageError{msg: "-clients: " + err.Error()}
 		}
 	}
 	if scale != "" {
 		if cfg.scale, err = intList(scale); err != nil {
-			return &usageError{msg: "bench: -scale: " + err.Error()}
+			return &usageError{msg: "-scale: " + err.Error()}
 		}
 	}
 	if heap != "" {
 		if cfg.heap, err = intList(heap); err != nil {
-			return &usageError{msg: "bench: -heap: " + err.Error()}
+			return &usageError{msg: "-heap: " + err.Error()}
 		}
 	}
 	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
-		return &usageError{msg: "bench: -rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
+		return &usageError{msg: "-rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
 	}
 	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
-		return &usageError{msg: "bench: -labels must be fresh or reuse"}
+		return &usageError{msg: "-labels must be fresh or reuse"}
 	}
 	return nil
 }
