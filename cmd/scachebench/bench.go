@@ -17,7 +17,7 @@ import (
 )
 
 // synopsis is what follows "scachebench" in the usage line.
-const synopsis = "[-socket PATH] [-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json] | -floor-serve PATH | -floor-master"
+const synopsis = "[-socket PATH] [-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json] | -floor-serve PATH | -floor-master ARGV0 [master's arguments]"
 
 // The -json schema, shared with cmd/benchplot.
 type (
@@ -130,7 +130,7 @@ func runBench(e *env, args []string) error {
 		heap      = fs.String("heap", "", "measure Go heap per cached connection of an in-process goscache at these comma-separated counts")
 		floor     = fs.String("floor-serve", "", "serve the floor (no cache logic) on this socket `path` until interrupted")
 		floorStat = fs.Bool("floor-status", true, "with -floor-serve: write a 12-byte status record to a pipe when requests start and stop, as a master(8) child does")
-		floorMstr = fs.Bool("floor-master", false, "serve the floor as a master(8) child (listener on fd 6, status records to fd 5) until master goes away; master's arguments are not passed on")
+		floorMstr = fs.Bool("floor-master", false, "serve the floor as a master(8) child (listener on fd 6, status records to fd 5) until master goes away; it must be the first argument, and what follows it is master's command line, argv[0] included (a wrapper script: exec scachebench -floor-master \"$0\" \"$@\")")
 		cpuprof   = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
 		memprof   = fs.String("memprofile", "", "write a heap profile of this process to `file` at the end (with -heap: while the cache is full)")
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
@@ -151,7 +151,8 @@ func runBench(e *env, args []string) error {
 		runtime.MemProfileRate = 1 // every allocation, for an exact per-connection account
 	}
 	if *floorMstr {
-		return serveFloorMaster(e.ctx)
+		fs.Usage()
+		return &usageError{msg: "-floor-master must be the first argument (master's command line follows it)", printed: true}
 	}
 	if *floor != "" {
 		return serveFloorPath(e.ctx, *floor, *floorStat, e.stderr)

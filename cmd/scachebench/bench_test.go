@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -214,6 +215,7 @@ func TestBench_errors(t *testing.T) {
 		{"badClients", []string{"-clients", "1,x"}, "-clients"},
 		{"badTarget", []string{"-target", "x"}, "NAME=PATH"},
 		{"badRounds", []string{"-rounds", "0"}, "positive"},
+		{"floorMasterNotFirst", []string{"-json", "-floor-master"}, "first argument"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,11 +267,18 @@ func TestFloor_requests(t *testing.T) {
 // binary gets the status socketpair at fd 5 and the listener at fd 6,
 // answers the cycle, writes its one TAKEN/AVAIL pair, and exits when the
 // status channel closes.
-func TestFloorMaster(t *testing.T) {
-	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") != "" {
-		t.Skip("parent only")
+// startFloorMaster starts the floor in a child process as master(8)
+// would: argv as master builds it, fds 5 (status) and 6 (listener),
+// GENERATION, and a main.cf whose queue directory the child can chdir to.
+// It returns the socket path, master's end of the status channel and the
+// child's command, which has been started.
+func startFloorMaster(t *testing.T, argv string) (path string, status *os.File, cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("queue_directory = "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "floor")
+	path = filepath.Join(dir, "floor")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -286,16 +295,25 @@ func TestFloorMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, child := os.NewFile(uintptr(sp[0]), "status"), os.NewFile(uintptr(sp[1]), "status child")
-	defer status.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFloorMaster_child$")
-	cmd.Env = append(os.Environ(), "SCACHEBENCH_FLOOR_CHILD=1", "GENERATION=17")
+	t.Cleanup(func() { status.Close() })
+	cmd = exec.Command(os.Args[0], "-test.run=^TestFloorMaster_child$")
+	cmd.Env = append(os.Environ(), "SCACHEBENCH_FLOOR_CHILD="+argv, "GENERATION=17", "MAIL_CONFIG="+dir, "LANG=C",
+		"GOCOVERDIR="+t.TempDir())
 	cmd.ExtraFiles = []*os.File{nil, nil, child, lf} // fds 3, 4, 5, 6
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out = new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	child.Close()
+	return path, status, cmd, out
+}
+
+func TestFloorMaster(t *testing.T) {
+	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") != "" {
+		t.Skip("parent only")
+	}
+	path, status, cmd, out := startFloorMaster(t, "floor -l -n floor -t unix")
 	records := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(status)
@@ -307,7 +325,7 @@ func TestFloorMaster(t *testing.T) {
 	if err != nil || res.Errors != 0 || res.Cycles != 4 {
 		t.Errorf("runLoad = %+v, %v", res, err)
 	}
-	unix.Shutdown(sp[0], unix.SHUT_WR) // master goes away
+	unix.Shutdown(int(status.Fd()), unix.SHUT_WR) // master goes away
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out.String())
 	}
@@ -332,11 +350,41 @@ func TestFloorMaster(t *testing.T) {
 	}
 }
 
+// TestFloorMaster_fatal checks that the floor goes through master(8)
+// child start-up: argv master would refuse is fatal, logged as Postfix
+// logs it (here on stderr under -V), with exit status 1.
+func TestFloorMaster_fatal(t *testing.T) {
+	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") != "" {
+		t.Skip("parent only")
+	}
+	tests := []struct{ name, argv, want string }{
+		{"noProcessLimit", "floor -n floor -t unix -V", "fatal: service floor requires a process limit of 1"},
+		{"noTransport", "floor -l -n floor -V", "fatal: no transport type specified"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, cmd, out := startFloorMaster(t, tt.argv)
+			err := cmd.Wait()
+			if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("child: %v, output:\n%s\nwant exit status 1 and %q", err, out.String(), tt.want)
+			}
+		})
+	}
+}
+
 func TestFloorMaster_child(t *testing.T) {
-	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") == "" {
+	argv := os.Getenv("SCACHEBENCH_FLOOR_CHILD")
+	if argv == "" {
 		t.Skip("run by TestFloorMaster")
 	}
-	if err := serveFloorMaster(context.Background()); err != nil {
+	err := serveFloorMaster(context.Background(), mastercompat.StartOptions{
+		Argv: strings.Fields(argv), Stderr: os.Stderr,
+		SyslogPath: filepath.Join(os.Getenv("MAIL_CONFIG"), "no-syslog"),
+	})
+	if _, ok := errors.AsType[*mastercompat.LoggedError](err); ok {
+		os.Exit(1) // as main does: the fatal line is logged
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

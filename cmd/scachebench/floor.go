@@ -110,36 +110,38 @@ func serveFloorOn(ctx context.Context, l *net.UnixListener, fs *floorServer) err
 	return err
 }
 
+// floorService is the floor as a master(8) service: the skeleton's
+// parameters only, nothing of its own.
+var floorService = mastercompat.Service{Name: "floor"}
+
 // serveFloorMaster serves the floor as a master(8) child, so that it pays
-// for the status channel exactly as goscache does: it takes the listening
-// socket (fd 6) and the status channel (fd 5) the way goscache does, with
-// mastercompat, and writes its status records with mastercompat.Master. It
-// ignores master's arguments (no chroot, no privilege drop) and returns
-// when master goes away or ctx is done.
-func serveFloorMaster(ctx context.Context) error {
-	gen, err := mastercompat.ReadEnv(os.LookupEnv).ParseGeneration()
+// for the status channel exactly as goscache does: it starts through
+// mastercompat.Start with master's argv (argv[0] included), as goscache
+// does (arguments, environment, main.cf, log, descriptors, chroot and
+// privileges as -c and -u ask), writes its status records with the
+// child's Master, and returns when master goes away or ctx is done.
+func serveFloorMaster(ctx context.Context, o mastercompat.StartOptions) error {
+	child, err := mastercompat.Start(ctx, floorService, o)
 	if err != nil {
-		return fmt.Errorf("bench: floor: %w", err)
+		return err
 	}
-	files, err := mastercompat.InheritedFiles(1)
-	if err != nil {
-		return fmt.Errorf("bench: floor: %w", err)
+	defer child.Close()
+	if len(child.Listeners) == 0 {
+		return child.Fatal(ctx, errors.New("floor: master passed no listener"))
 	}
-	ls, err := mastercompat.Listeners(files.Listeners)
-	if err != nil {
-		files.Status.Close()
-		return fmt.Errorf("bench: floor: %w", err)
+	for _, l := range child.Listeners[1:] {
+		l.Close()
 	}
-	m := mastercompat.NewMaster(files.Status, os.Getpid(), gen)
-	// As goscache with a process limit of 1 (bench-compare's master.cf
-	// gives the floor one too): the first TAKEN/AVAIL pair only.
-	m.Solitary = true
-	defer m.Close()
-	l, ok := ls[0].(*net.UnixListener)
+	l, ok := child.Listeners[0].(*net.UnixListener)
 	if !ok {
-		ls[0].Close()
-		return fmt.Errorf("bench: floor: inherited listener is %T, want a UNIX socket", ls[0])
+		child.Listeners[0].Close()
+		return child.Fatal(ctx, fmt.Errorf("floor: inherited listener is %T, want a UNIX socket", child.Listeners[0]))
 	}
+	m := child.Master
+	// As goscache: with a process limit of 1 (-l, which Start requires;
+	// bench-compare's master.cf gives the floor one too), the first
+	// TAKEN/AVAIL pair only.
+	m.Solitary = child.Args.Alone
 	fs := &floorServer{notify: func(busy bool) { m.Busy(busy) }}
 	go func() {
 		select {

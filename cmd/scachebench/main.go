@@ -7,6 +7,7 @@
 // Usage:
 //
 //	scachebench [-socket PATH] [-timeout D] [flags]
+//	scachebench -floor-master ARGV0 [master's arguments]
 //
 // Run "scachebench -h" for the flags.
 package main
@@ -21,6 +22,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/goscache/goscache/mastercompat"
 )
 
 // Exit statuses of scachebench.
@@ -59,6 +62,9 @@ func (e *usageError) Error() string { return e.msg }
 // run is scachebench without the process around it: args excludes the
 // program name. It returns nil on success, flag.ErrHelp after printing help.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-floor-master" || args[0] == "--floor-master") {
+		return serveFloorMaster(ctx, mastercompat.StartOptions{Argv: args[1:], Stderr: stderr, FatalDelay: time.Second})
+	}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
 	return runBench(e, args)
 }
@@ -97,6 +103,9 @@ func parse(fs *flag.FlagSet, args []string) error {
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
+	}
+	if _, ok := errors.AsType[*mastercompat.LoggedError](err); ok {
+		return exitError // logged to Postfix's log already
 	}
 	if ue, ok := errors.AsType[*usageError](err); ok {
 		if !ue.printed {

@@ -115,8 +115,9 @@ ln -s "$DAEMON_DIR/scache" "$TMP/libexec/scache"
 ln -s "$DAEMON_DIR/postlogd" "$TMP/libexec/postlogd"
 install -m 0755 "$BIN/goscache" "$TMP/libexec/goscache"
 install -m 0755 "$BIN/scachebench" "$TMP/libexec/scachebench"
-# master(8) passes its own arguments; the floor needs none of them.
-printf '#!/bin/sh\nexec %s -floor-master\n' "$TMP/libexec/scachebench" >"$TMP/libexec/floor"
+# The floor starts as every master(8) child does (mastercompat.Start):
+# the wrapper passes master's command line through, argv[0] included.
+printf '#!/bin/sh\nexec %s -floor-master "$0" "$@"\n' "$TMP/libexec/scachebench" >"$TMP/libexec/floor"
 chmod 755 "$TMP/libexec/floor"
 cat >"$TMP/etc/main.cf" <<EOF
 compatibility_level = 3.6
