@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goscache/goscache/cmd/internal/benchresults"
+	"github.com/goscache/goscache/cmd/internal/secflag"
 )
 
 // synopsis is what follows "scachebench" in the usage line.
@@ -96,11 +97,11 @@ type benchConfig struct {
 	labels     string
 	dests      int
 	rate       float64
-	ttl        int
+	ttl        time.Duration // whole seconds
 	timeout    time.Duration
 	scale      []int
-	scaleTTL   int
-	scaleFill  int // concurrent fill connections
+	scaleTTL   time.Duration // whole seconds
+	scaleFill  int           // concurrent fill connections
 	heap       []int
 	pids       pidList
 	checkFDs   bool // fail if this process has more descriptors open at the end
@@ -119,13 +120,11 @@ func runBench(e *env, args []string) error {
 		warmup    = fs.Duration("warmup", time.Second, "warm-up before each measurement (not counted)")
 		duration  = fs.Duration("duration", 5*time.Second, "measurement time per run")
 		cycles    = fs.Int("cycles", 0, "measure this many cycles per client instead of -duration")
-		ttl       = fs.Int("ttl", 2, "ttl sent with save requests (seconds; smtp(8) sends 2)")
 		labels    = fs.String("labels", labelsFresh, "`mode` of the sweep's labels: fresh (new labels every cycle, the cache grows) or reuse (each client cycles through -dests destinations, the cache stays small)")
 		dests     = fs.Int("dests", 4, "with -labels reuse: destinations per client")
 		rate      = fs.Float64("rate", 0, "open loop: offered load in cycles per second over all clients, each client on a fixed schedule, latency counted from the scheduled start (0: closed loop, each client as fast as it can)")
 		asJSON    = fs.Bool("json", false, "write the results as JSON")
 		scale     = fs.String("scale", "", "scale run: comma-separated `list` of cached-connection counts to fill each target to, measuring 1 client at each")
-		scaleTTL  = fs.Int("scale-ttl", 3600, "ttl of the connections cached by -scale (raise the server's connection_cache_ttl_limit to match)")
 		scaleFill = fs.Int("scale-fill", 4, "concurrent connections used to fill the cache in -scale")
 		heap      = fs.String("heap", "", "measure Go heap per cached connection of an in-process goscache at these comma-separated counts")
 		floor     = fs.String("floor-serve", "", "serve the floor (no cache logic) on this socket `path` until interrupted")
@@ -135,6 +134,9 @@ func runBench(e *env, args []string) error {
 		memprof   = fs.String("memprofile", "", "write a heap profile of this process to `file` at the end (with -heap: while the cache is full)")
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
 	)
+	var ttl, scaleTTL time.Duration
+	secflag.Var(fs, &ttl, "ttl", 2*time.Second, "ttl sent with save requests: a duration or bare seconds, whole seconds as the protocol carries them (smtp(8) sends 2)")
+	secflag.Var(fs, &scaleTTL, "scale-ttl", time.Hour, "ttl of the connections cached by -scale: a duration or bare seconds, whole seconds (raise the server's connection_cache_ttl_limit to match)")
 	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
 	fs.Var(pids, "pid", "`NAME=PID` of a target's server process, for its CPU time per cycle and VmRSS in -scale (repeatable)")
 	if err := parse(fs, args); err != nil {
@@ -160,7 +162,7 @@ func runBench(e *env, args []string) error {
 	cfg := benchConfig{
 		targets: targets, rounds: *rounds, warmup: *warmup, duration: *duration, cycles: *cycles,
 		labels: *labels, dests: *dests, rate: *rate,
-		ttl: *ttl, timeout: e.timeout, scaleTTL: *scaleTTL, scaleFill: *scaleFill, pids: pids,
+		ttl: ttl, timeout: e.timeout, scaleTTL: scaleTTL, scaleFill: *scaleFill, pids: pids,
 		checkFDs: *checkFDs, memProfile: *memprof,
 	}
 	if err := cfg.setLists(*clients, *scale, *heap); err != nil {
@@ -190,6 +192,12 @@ func runBench(e *env, args []string) error {
 		}
 	}
 	return err
+}
+
+// wholeSeconds reports whether d is a ttl the protocol can carry as it is:
+// a positive whole number of seconds.
+func wholeSeconds(d time.Duration) bool {
+	return d >= time.Second && d%time.Second == 0
 }
 
 // startCPUProfile writes a CPU profile of this process to path until
@@ -228,8 +236,11 @@ func (cfg *benchConfig) setLists(clients, scale, heap string) error {
 			return &usageError{msg: "-heap: " + err.Error()}
 		}
 	}
-	if cfg.rounds < 1 || cfg.ttl < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
-		return &usageError{msg: "-rounds, -ttl, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
+	if !wholeSeconds(cfg.ttl) || !wholeSeconds(cfg.scaleTTL) {
+		return &usageError{msg: "-ttl and -scale-ttl must be whole seconds, at least 1s"}
+	}
+	if cfg.rounds < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
+		return &usageError{msg: "-rounds, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
 	}
 	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
 		return &usageError{msg: "-labels must be fresh or reuse"}

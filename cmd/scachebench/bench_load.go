@@ -75,7 +75,7 @@ type loadSpec struct {
 	warmup   time.Duration
 	duration time.Duration
 	cycles   int // per client, instead of duration
-	ttl      int
+	ttl      time.Duration
 	timeout  time.Duration
 	cached   int    // connections cached beforehand (scale runs), for the report
 	labels   string // labelsFresh ("" too) or labelsReuse
@@ -258,7 +258,7 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("find_endp of a new label: status %d, want %d", st, scache.StatusFail))
 	}
 
-	st, err = w.cl.SaveDest(time.Duration(ttl)*time.Second, dest, destProp, endp)
+	st, err = w.cl.SaveDest(ttl, dest, destProp, endp)
 	t[3] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_dest: %w", err)
@@ -267,7 +267,7 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("save_dest: status %d", st))
 	}
 
-	st, err = w.cl.SaveEndp(time.Duration(ttl)*time.Second, endp, benchEndpProp, w.pair[0])
+	st, err = w.cl.SaveEndp(ttl, endp, benchEndpProp, w.pair[0])
 	t[4] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_endp: %w", err)

@@ -29,7 +29,7 @@ const inprocSocket = "inproc"
 // startInproc starts an in-process scache.Server for each target whose
 // socket is "inproc" and returns the targets with real socket paths, and a
 // function that stops the servers.
-func startInproc(ctx context.Context, targets []benchTarget, ttl, scaleTTL int) ([]benchTarget, func(), error) {
+func startInproc(ctx context.Context, targets []benchTarget, ttl, scaleTTL time.Duration) ([]benchTarget, func(), error) {
 	out := slices.Clone(targets)
 	var stops []func()
 	stop := func() {
@@ -41,7 +41,7 @@ func startInproc(ctx context.Context, targets []benchTarget, ttl, scaleTTL int) 
 		if t.Socket != inprocSocket {
 			continue
 		}
-		path, f, err := startServer(time.Duration(max(ttl, scaleTTL)) * time.Second)
+		path, f, err := startServer(max(ttl, scaleTTL))
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -111,14 +111,14 @@ func raiseNoFile(cfg benchConfig) {
 // again and again; the server holds a descriptor for each entry.
 type filler struct {
 	target benchTarget
-	ttl    int
+	ttl    time.Duration
 	tag    string // keeps the labels of one filler apart from another's
 	conns  []*scache.Client
 	pair   [2]int
 	filled int
 }
 
-func newFiller(ctx context.Context, t benchTarget, n, ttl int, timeout time.Duration) (*filler, error) {
+func newFiller(ctx context.Context, t benchTarget, n int, ttl, timeout time.Duration) (*filler, error) {
 	f := &filler{target: t, ttl: ttl, pair: [2]int{-1, -1},
 		tag: strconv.FormatInt(time.Now().UnixNano()%(36*36*36), 36)}
 	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -171,11 +171,11 @@ func (f *filler) fillTo(n int) error {
 		wg.Go(func() {
 			for k := f.filled + i; k < n; k += len(f.conns) {
 				dest, destProp, endp := fillEntry(f.tag, k)
-				if st, err := c.SaveDest(time.Duration(f.ttl)*time.Second, dest, destProp, endp); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveDest(f.ttl, dest, destProp, endp); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_dest: status %d: %v", f.target.Name, st, err)
 					return
 				}
-				if st, err := c.SaveEndp(time.Duration(f.ttl)*time.Second, endp, fillEndpProp, f.pair[0]); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveEndp(f.ttl, endp, fillEndpProp, f.pair[0]); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_endp: status %d: %v", f.target.Name, st, err)
 					return
 				}
@@ -285,7 +285,7 @@ func readRSS(pid int) (int, bool) {
 // heap it holds with each number of connections in cfg.heap cached (a
 // destination binding and a session each, as smtp(8) leaves them).
 func measureHeap(ctx context.Context, cfg benchConfig, progress io.Writer) ([]heapSample, error) {
-	path, stop, err := startServer(time.Duration(cfg.scaleTTL) * time.Second)
+	path, stop, err := startServer(cfg.scaleTTL)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func TestRunLoad_cycles(t *testing.T) {
 			before := openFDs()
 			res, err := runLoad(t.Context(), loadSpec{
 				target: benchTarget{Name: tt.name, Socket: path, PID: os.Getpid()}, clients: 3, cycles: 10,
-				ttl: 2, timeout: 10 * time.Second, labels: tt.labels, dests: 2, rate: tt.rate,
+				ttl: 2 * time.Second, timeout: 10 * time.Second, labels: tt.labels, dests: 2, rate: tt.rate,
 			})
 			if err != nil {
 				t.Fatalf("runLoad: %v", err)
@@ -130,7 +130,7 @@ func TestRunLoad_badServer(t *testing.T) {
 		}
 	})
 	res, err := runLoad(t.Context(), loadSpec{
-		target: benchTarget{Name: "bad", Socket: path}, clients: 1, cycles: 3, ttl: 2, timeout: 5 * time.Second,
+		target: benchTarget{Name: "bad", Socket: path}, clients: 1, cycles: 3, ttl: 2 * time.Second, timeout: 5 * time.Second,
 	})
 	if err == nil || res.Cycles != 0 || res.Errors < 3 || len(res.ErrorSamples) == 0 {
 		t.Errorf("runLoad = %+v, %v; want errors and no cycle", res, err)
@@ -215,6 +215,10 @@ func TestBench_errors(t *testing.T) {
 		{"badClients", []string{"-clients", "1,x"}, "-clients"},
 		{"badTarget", []string{"-target", "x"}, "NAME=PATH"},
 		{"badRounds", []string{"-rounds", "0"}, "positive"},
+		{"ttlFraction", []string{"-ttl", "1500ms"}, "whole seconds"},
+		{"ttlZero", []string{"-ttl", "0"}, "whole seconds"},
+		{"scaleTTLFraction", []string{"-scale-ttl", "0.5s"}, "whole seconds"},
+		{"ttlNotDuration", []string{"-ttl", "two"}, "not a duration"},
 		{"floorMasterNotFirst", []string{"-json", "-floor-master"}, "first argument"},
 	}
 	for _, tt := range tests {
@@ -320,7 +324,7 @@ func TestFloorMaster(t *testing.T) {
 		records <- b
 	}()
 	res, err := runLoad(t.Context(), loadSpec{
-		target: benchTarget{Name: "floor", Socket: path}, clients: 1, cycles: 4, ttl: 2, timeout: 10 * time.Second,
+		target: benchTarget{Name: "floor", Socket: path}, clients: 1, cycles: 4, ttl: 2 * time.Second, timeout: 10 * time.Second,
 	})
 	if err != nil || res.Errors != 0 || res.Cycles != 4 {
 		t.Errorf("runLoad = %+v, %v", res, err)
@@ -498,5 +502,23 @@ func TestBench_modeFlags(t *testing.T) {
 		if err == nil {
 			t.Errorf("bench %q: no error", args)
 		}
+	}
+}
+
+// TestBench_ttlForms checks that -ttl and -scale-ttl take Go durations
+// and bare seconds, as the flag help says.
+func TestBench_ttlForms(t *testing.T) {
+	path := startBenchGoscache(t)
+	for _, args := range [][]string{
+		{"-ttl", "3"}, {"-ttl", "3s"}, {"-ttl", "1m"},
+		{"-scale", "2", "-scale-ttl", "60"}, {"-scale", "2", "-scale-ttl", "1h"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(t.Context(), append([]string{"-target", "go=" + path, "-clients", "1", "-cycles", "1", "-warmup", "0", "-check-fds=false"}, args...), &out, &errb)
+			if err != nil {
+				t.Errorf("scachebench %q: %v\n%s", args, err, errb.String())
+			}
+		})
 	}
 }

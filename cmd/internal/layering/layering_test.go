@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 		"github.com/prometheus", "github.com/beorn7/perks", "github.com/cespare/xxhash",
 		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// The bench harness and the floor, a master(8) child.
-	"cmd/scachebench":           {"scache", "attr", "mastercompat", "cmd/internal/benchresults", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/scachebench":           {"scache", "attr", "mastercompat", "cmd/internal/benchresults", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"cmd/benchplot":             {"cmd/internal/benchresults"},
 	"cmd/internal/layering":     {},
 	"cmd/internal/secflag":      {},
