@@ -79,17 +79,23 @@ func rawRetry(trap, a1, a2, a3 uintptr) (n uintptr, errno syscall.Errno, again b
 	}
 }
 
+// done records a finished call's byte count, or its errno, and tells the
+// netpoller that the operation is over.
+func (r *rawIO) done(n uintptr, e syscall.Errno) bool {
+	if e != 0 {
+		r.errno = e
+	} else {
+		r.n = int(n)
+	}
+	return true
+}
+
 func (r *rawIO) read(fd uintptr) bool {
 	n, e, again := rawRetry(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.p))), uintptr(len(r.p)))
 	if again {
 		return false
 	}
-	if e != 0 {
-		r.errno = e
-		return true
-	}
-	r.n = int(n)
-	return true
+	return r.done(n, e)
 }
 
 // Read reads into p like net.Conn.Read: io.EOF at the end of the stream,
@@ -179,12 +185,7 @@ func (r *rawIO) sendmsg(fd uintptr) bool {
 	if again {
 		return false
 	}
-	if e != 0 {
-		r.errno = e
-		return true
-	}
-	r.n = int(n)
-	return true
+	return r.done(n, e)
 }
 
 // sendFD sends fd as sendFD does (fdpass.go), with oob as the control
