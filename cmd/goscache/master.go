@@ -111,7 +111,11 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 	// uses the status records only to count that the child served once:
 	// the first TAKEN/AVAIL pair is written, no pair per request
 	// (docs/protocol.md §5).
-	child.Master.Solitary = child.Args.Alone
+	//
+	// The hooks below run on the server's connection goroutines; they use
+	// this copy, never child.Master, which child.Close clears.
+	master := child.Master
+	master.Solitary = child.Args.Alone
 	idle := mastercompat.NewIdleTimer(params.MaxIdle)
 	defer idle.Stop()
 	fatalCh := make(chan error, 1)
@@ -121,13 +125,15 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 			// scache checks its arguments when it serves the first
 			// request (scache_service).
 			if err := child.Args.CheckRest(); err != nil {
-				select {
-				case fatalCh <- err:
-				default:
-				}
+				// msg_fatal in scache_service: the request gets no
+				// reply. This goroutine stops here (holding the hook
+				// lock, so no other request starts) until the process
+				// exits.
+				fatalCh <- err
+				select {}
 			}
 		}
-		if err := child.Master.Busy(busy); err != nil {
+		if err := master.Busy(busy); err != nil {
 			log.Debug("master_notify: " + err.Error())
 		}
 	}
@@ -141,7 +147,7 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 	}
 	var result error
 	select {
-	case <-child.Master.Gone():
+	case <-master.Gone():
 		log.Debug("master disconnect -- exiting")
 	case <-idle.Done():
 		log.Debug("idle timeout -- exiting")
@@ -152,6 +158,7 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 		// treats a failing accept as fatal.
 		result = child.Fatal(ctx, fmt.Errorf("serve: %w", err))
 	case err := <-fatalCh:
+		// Not srv.Close: it would wait for the goroutine parked above.
 		return child.Fatal(ctx, err)
 	}
 	if result == nil {

@@ -347,7 +347,11 @@ func TestMaster_fatal(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer cl.Close()
-				cl.FindEndp("x") // fails: the child exits
+				// msg_fatal before the reply: the child exits
+				// without answering.
+				if _, _, st, err := cl.FindEndp("x"); err == nil {
+					t.Errorf("FindEndp answered status %d, want no reply", st)
+				}
 			}
 			if code, _ := c.wait(t); code != 1 {
 				t.Errorf("exit code %d, want 1; stderr:\n%s", code, &c.stderr)
