@@ -2,45 +2,24 @@ package mastercompat
 
 import (
 	"errors"
-	"io"
 	"os"
 	"testing"
 )
 
-// TestJoinErrors checks that collected errors keep to one line (a log
-// record must not be split), that nils are dropped and that every error
-// stays reachable with errors.Is.
+// TestJoinErrors checks the properties Child.Close relies on: nils are
+// dropped, nothing left gives nil, and the texts stay on one line (a log
+// record must not be split) with every error reachable by errors.Is.
+// scache's twin of joinErrors has the full table.
 func TestJoinErrors(t *testing.T) {
-	errA, errB := errors.New("close 3: bad file descriptor"), os.ErrClosed
-	tests := []struct {
-		name string
-		errs []error
-		want string // "" means a nil error
-		is   []error
-	}{
-		{"none", nil, "", nil},
-		{"only nils", []error{nil, nil}, "", nil},
-		{"one", []error{errA}, errA.Error(), []error{errA}},
-		{"two", []error{errA, nil, errB}, errA.Error() + "; " + errB.Error(), []error{errA, errB}},
-		{"flattened", []error{joinErrors(errA, errB), io.EOF}, errA.Error() + "; " + errB.Error() + "; EOF", []error{errA, errB, io.EOF}},
+	if err := joinErrors(nil, nil); err != nil {
+		t.Errorf("joinErrors(nil, nil) = %q, want nil", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := joinErrors(tt.errs...)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("joinErrors = %q, want nil", err)
-				}
-				return
-			}
-			if err == nil || err.Error() != tt.want {
-				t.Fatalf("joinErrors = %v, want %q", err, tt.want)
-			}
-			for _, e := range tt.is {
-				if !errors.Is(err, e) {
-					t.Errorf("errors.Is(%q, %q) = false", err, e)
-				}
-			}
-		})
+	errA := errors.New("close 5: bad file descriptor")
+	err := joinErrors(errA, nil, joinErrors(os.ErrClosed))
+	if want := errA.Error() + "; " + os.ErrClosed.Error(); err == nil || err.Error() != want {
+		t.Fatalf("joinErrors = %v, want %q", err, want)
+	}
+	if !errors.Is(err, errA) || !errors.Is(err, os.ErrClosed) {
+		t.Errorf("errors.Is lost an error of %q", err)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
-	"github.com/hashicorp/go-multierror"
 )
 
 // inprocSocket is the -target path that starts goscache's Server in this
@@ -184,7 +183,14 @@ func (f *filler) fillTo(n int) error {
 	}
 	wg.Wait()
 	f.filled = n
-	return joinErrors(errs)
+	// The workers fail for one cause (the server went away or refused),
+	// so the first error says it; the bench stops there.
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fillEndpProp is an endpoint property as smtp(8) writes it (PROTOCOL.md
@@ -340,17 +346,4 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return f.Close()
-}
-
-// joinErrors collects errs into one error, nil when there are none, with
-// the texts on one line as scache and mastercompat join theirs
-// (go-multierror, "first; second").
-func joinErrors(errs []error) error {
-	return multierror.Append(&multierror.Error{ErrorFormat: func(es []error) string {
-		texts := make([]string, len(es))
-		for i, err := range es {
-			texts[i] = err.Error()
-		}
-		return strings.Join(texts, "; ")
-	}}, errs...).ErrorOrNil()
 }
