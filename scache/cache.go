@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,8 +69,9 @@ type Cache struct {
 	base    time.Time              // origin of the int64 clock below
 
 	// dropping counts descriptors taken out of the cache under mu and
-	// being closed outside it, so that Close can wait for them: when Close
-	// returns, every descriptor the cache ever owned is closed.
+	// being closed (or checked by a find, see checkOut) outside it, so
+	// that Close can wait for them: when Close returns, every descriptor
+	// the cache ever owned is closed or handed out.
 	dropping sync.WaitGroup
 
 	mu       sync.Mutex
@@ -84,7 +86,7 @@ type Cache struct {
 	closed   bool
 	evict    Evictions
 	// nonSockets counts handed-out descriptors that were not sockets.
-	nonSockets int64
+	nonSockets atomic.Int64
 
 	// recentEndps holds the endpoint labels of recent SaveDest calls, as
 	// their bindings hold them, in a slot chosen by hash: each smtp(8)
@@ -214,17 +216,19 @@ func (c *Cache) saveEndp(endpLabel, endpProp string, fd int, ttl time.Duration, 
 // its descriptor and endpoint properties with ok true; the caller owns fd
 // from then on. On a miss it returns -1, "", false.
 func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
-	var dead []int
-	defer c.dropDead(&dead) // after the unlock below
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.takeSession(endpLabel, &dead)
-	if e == nil {
-		return -1, "", false
+	for {
+		c.mu.Lock()
+		e := c.takeSession(endpLabel)
+		if e == nil {
+			c.mu.Unlock()
+			return -1, "", false
+		}
+		fd, endpProp = e.fd(), e.s
+		c.freeEntry(e)
+		if c.checkOut(fd, endpLabel) {
+			return fd, endpProp, true
+		}
 	}
-	fd, endpProp = e.fd(), e.s
-	c.freeEntry(e)
-	return fd, endpProp, true
 }
 
 // SaveDest binds destLabel to endpLabel with destination properties
@@ -281,81 +285,78 @@ func (c *Cache) saveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 // Bindings are never removed by a find. On a miss (no destination, or no
 // bound endpoint has a session) it returns -1, "", "", false.
 func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, ok bool) {
-	var dead []int
-	defer c.dropDead(&dead) // after the unlock below
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h := c.dests.get(destLabel, c.dests.hash(destLabel))
-	if h == nil {
-		return -1, "", "", false
-	}
-	for b := h.first; b != nil; b = b.next {
-		s := c.takeSession(b.endp(), &dead)
-		if s == nil {
-			continue
-		}
-		fd, endpProp = s.fd(), s.s
-		c.freeEntry(s)
-		return fd, b.prop(), endpProp, true
-	}
-	return -1, "", "", false
-}
-
-// takeSession removes and returns the oldest live session of endpLabel, or
-// nil. Dead sessions met on the way are removed too and their descriptors
-// appended to dead, for dropDead to close once c.mu is released. c.mu must
-// be held; the caller frees the returned entry.
-func (c *Cache) takeSession(endpLabel string, dead *[]int) *entry {
-	x := c.endps.hash(endpLabel)
+	x := c.dests.hash(destLabel)
 	for {
-		h := c.endps.get(endpLabel, x)
-		if h == nil {
-			return nil
+		c.mu.Lock()
+		var endpLabel string
+		fd = -1
+		if h := c.dests.get(destLabel, x); h != nil {
+			for b := h.first; b != nil; b = b.next {
+				if s := c.takeSession(b.endp()); s != nil {
+					fd, destProp, endpProp, endpLabel = s.fd(), b.prop(), s.s, b.endp()
+					c.freeEntry(s)
+					break
+				}
+			}
 		}
-		e := h.first
-		c.removeSession(e)
-		if c.alive == nil {
-			return e
+		if fd < 0 {
+			c.mu.Unlock()
+			return -1, "", "", false
 		}
-		switch c.alive(e.fd()) {
-		case peerAlive:
-			return e
-		case peerNotSocket:
-			// Handed out all the same, as Postfix would; rare enough to
-			// be logged here, under the lock.
-			c.nonSockets++
-			c.log.Warn(fmt.Sprintf("endpoint %s: cached descriptor %d is not a socket", endpLabel, e.fd()))
-			return e
+		if c.checkOut(fd, endpLabel) {
+			return fd, destProp, endpProp, true
 		}
-		if *dead == nil {
-			c.dropping.Add(1)
-		}
-		*dead = append(*dead, e.fd())
-		c.evict.Dead++
-		c.freeEntry(e)
 	}
 }
 
-// dropDead closes the descriptors takeSession found dead.
-func (c *Cache) dropDead(dead *[]int) {
-	if *dead == nil {
-		return
+// takeSession removes and returns the oldest session of endpLabel, or nil.
+// c.mu must be held; the caller frees the returned entry.
+func (c *Cache) takeSession(endpLabel string) *entry {
+	h := c.endps.get(endpLabel, c.endps.hash(endpLabel))
+	if h == nil {
+		return nil
 	}
-	for _, fd := range *dead {
-		c.drop(fd)
+	e := h.first
+	c.removeSession(e)
+	return e
+}
+
+// checkOut ends a find that took the session fd of endpLabel out of the
+// cache: it releases c.mu, which the caller holds, and reports whether fd
+// may be handed out. Unless the cache keeps dead sessions, it first checks
+// the peer (peekAlive), outside the lock so that the recv(2) does not
+// lengthen every find's critical section; a dead session is closed and
+// counted, and the caller tries again. A descriptor that is not a socket
+// is handed out all the same, as Postfix would, and counted.
+func (c *Cache) checkOut(fd int, endpLabel string) bool {
+	if c.alive == nil {
+		c.mu.Unlock()
+		return true
 	}
-	c.dropping.Done()
+	// Close waits for a descriptor that may turn out dead (see dropping).
+	c.dropping.Add(1)
+	c.mu.Unlock()
+	defer c.dropping.Done()
+	switch c.alive(fd) {
+	case peerAlive:
+		return true
+	case peerNotSocket:
+		c.nonSockets.Add(1)
+		c.log.Warn(fmt.Sprintf("endpoint %s: cached descriptor %d is not a socket", endpLabel, fd))
+		return true
+	}
+	c.drop(fd)
+	c.mu.Lock()
+	c.evict.Dead++
+	c.mu.Unlock()
+	return false
 }
 
 // NonSockets returns how many cached descriptors that are not sockets
 // (pipes, files) finds have handed out since NewCache. The liveness check
 // finds them at no extra cost; with KeepDead there is no check, and they
 // are not counted.
-func (c *Cache) NonSockets() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nonSockets
-}
+func (c *Cache) NonSockets() int64 { return c.nonSockets.Load() }
 
 // Size returns the current population (scache_multi_size).
 func (c *Cache) Size() Size {
