@@ -14,16 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goscache/goscache/mastercompat"
+	"github.com/goscache/goscache/cmd/goscache/startupparams"
 )
 
 // TestStartupParams_goscache: the parameters scache expands at startup
-// differ between Postfix releases (mastercompat's lists), and goscache must
-// follow the release it runs under. For each parameter that some release
-// expands and another does not (and two controls), a main.cf whose value
-// of it is a $-expansion syntax error is given to this machine's scache and
-// to goscache, both started as master would start them: each must die
-// with the same warnings and fatal error, or neither.
+// differ between Postfix releases (the lists of cmd/goscache/startupparams),
+// and goscache must follow the release it runs under. For each parameter
+// that some release expands and another does not (and two controls), a
+// main.cf whose value of it is a $-expansion syntax error is given to this
+// machine's scache and to goscache, both started as master would start
+// them: each must die with the same warnings and fatal error, or neither.
 func TestStartupParams_goscache(t *testing.T) {
 	requirePostfix(t)
 	bin := requireGoscache(t)
@@ -35,7 +35,7 @@ func TestStartupParams_goscache(t *testing.T) {
 	releases := []string{"3.7", "3.10", "3.11"}
 	count := map[string]int{}
 	for _, r := range releases {
-		for _, p := range mastercompat.StartupParamsFor(r) {
+		for _, p := range startupparams.For(r) {
 			count[p]++
 		}
 	}
@@ -46,8 +46,8 @@ func TestStartupParams_goscache(t *testing.T) {
 		}
 	}
 	slices.Sort(params)
-	mine := mastercompat.StartupParamsFor(version)
-	t.Logf("Postfix %s: the %s list, %d parameters; checking %d", version, mastercompat.StartupParamsRelease(version), len(mine), len(params))
+	mine := startupparams.For(version)
+	t.Logf("Postfix %s: the %s list, %d parameters; checking %d", version, startupparams.Release(version), len(mine), len(params))
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
@@ -60,7 +60,7 @@ func TestStartupParams_goscache(t *testing.T) {
 			gos := startupLines(t, bin, mainCF)
 			fatal := slices.Contains(real, "fatal: dictionary mail_dict: macro processing error")
 			if fatal != slices.Contains(mine, p) {
-				t.Errorf("%s: scache's macro error %v, but it is in the %s list: %v", p, fatal, mastercompat.StartupParamsRelease(version), !fatal)
+				t.Errorf("%s: scache's macro error %v, but it is in the %s list: %v", p, fatal, startupparams.Release(version), !fatal)
 			}
 			if fatal && !slices.Equal(real, gos) || !fatal && slices.Contains(gos, "fatal: dictionary mail_dict: macro processing error") {
 				t.Errorf("%s: scache printed %q, goscache %q", p, real, gos)

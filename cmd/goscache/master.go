@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goscache/goscache/cmd/goscache/startupparams"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 )
@@ -69,7 +70,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 			if o.mailVersion != nil {
 				version = o.mailVersion(ctx, cfg.Get("command_directory"))
 			}
-			return mastercompat.StartupParamsFor(version)
+			return startupparams.For(version)
 		},
 		Configure: func(cfg *mastercompat.Config) (err error) {
 			if ttlLimit, err = cfg.Time("connection_cache_ttl_limit", time.Second); err != nil {

@@ -19,8 +19,11 @@ var allowed = map[string][]string{
 	"scache":            {"attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"scache/fdtest":     {"golang.org/x/sys"},
 	"scache/scachetest": {"scache", "scache/fdtest", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
-	"cmd/goscache":      {"mastercompat", "scache", "attr", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
-	"cmd/goscache-demo": {"scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/goscache":      {"mastercompat", "scache", "attr", "cmd/goscache/startupparams", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	// scache's startup parameter lists: data of the scache service, which
+	// mastercompat's mechanism is given; nothing of the module below it.
+	"cmd/goscache/startupparams": {},
+	"cmd/goscache-demo":          {"scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// scachectl metrics: Prometheus's client library and what it brings.
 	// No mastercompat and no bench code: the CLI is only a CLI.
 	"cmd/scachectl": {"scache", "attr", "cmd/internal/secflag", "golang.org/x/sys",

@@ -1,9 +1,8 @@
-package mastercompat
+package startupparams
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -18,18 +17,20 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// realScache is Debian's scache(8), the reference for StartupParams.
+// realScache is Debian's scache(8), the reference for the lists.
 const realScache = "/usr/lib/postfix/sbin/scache"
 
 var updateStartupParams = flag.Bool("update-startup-params", false,
 	"rewrite the installed release's startup-params*.txt from the real scache's behaviour")
 
+// setting is one "name = value" line of a probe's main.cf.
+type setting struct{ name, value string }
+
 // startupBase is the main.cf every probe starts from (QDIR is replaced by
 // the probe's queue directory).
-var startupBase = []Override{
+var startupBase = []setting{
 	{"queue_directory", "QDIR"},
 	{"mail_owner", "postfix"},
 	{"setgid_group", "postdrop"},
@@ -43,7 +44,7 @@ var startupBase = []Override{
 // (-l -t unix -V, fd 5 and 6 on /dev/null), and returns its stderr lines
 // up to and including the first fatal one. It kills the process once the
 // fatal line is out, which skips msg_fatal's one-second sleep.
-func probeScache(t *testing.T, set []Override) ([]string, error) {
+func probeScache(t *testing.T, set []setting) ([]string, error) {
 	dir := t.TempDir()
 	qdir := filepath.Join(dir, "q")
 	if err := os.Mkdir(qdir, 0o755); err != nil {
@@ -51,12 +52,12 @@ func probeScache(t *testing.T, set []Override) ([]string, error) {
 	}
 	var cf strings.Builder
 	for _, b := range startupBase {
-		if !slices.ContainsFunc(set, func(o Override) bool { return o.Name == b.Name }) {
-			fmt.Fprintf(&cf, "%s = %s\n", b.Name, strings.ReplaceAll(b.Value, "QDIR", qdir))
+		if !slices.ContainsFunc(set, func(o setting) bool { return o.name == b.name }) {
+			fmt.Fprintf(&cf, "%s = %s\n", b.name, strings.ReplaceAll(b.value, "QDIR", qdir))
 		}
 	}
 	for _, o := range set {
-		fmt.Fprintf(&cf, "%s = %s\n", o.Name, strings.ReplaceAll(o.Value, "QDIR", qdir))
+		fmt.Fprintf(&cf, "%s = %s\n", o.name, strings.ReplaceAll(o.value, "QDIR", qdir))
 	}
 	path := filepath.Join(dir, "main.cf")
 	if err := os.WriteFile(path, []byte(cf.String()), 0o644); err != nil {
@@ -100,7 +101,7 @@ func probeScache(t *testing.T, set []Override) ([]string, error) {
 }
 
 // macroFatal is the fatal line of an expansion syntax error.
-const macroFatal = "postfix/scache: fatal: " + macroErrorText
+const macroFatal = "postfix/scache: fatal: dictionary mail_dict: macro processing error"
 
 // TestStartupParams_realScache regenerates startup-params.txt from the
 // real scache: every parameter that `postconf -d` names gets a main.cf
@@ -150,7 +151,7 @@ func TestStartupParams_realScache(t *testing.T) {
 	for range 4 * runtime.NumCPU() {
 		wg.Go(func() {
 			for name := range work {
-				lines, err := probeScache(t, []Override{{name, "${{a} = {b}}"}})
+				lines, err := probeScache(t, []setting{{name, "${{a} = {b}}"}})
 				if err != nil {
 					t.Errorf("%s: %v", name, err)
 				}
@@ -171,10 +172,10 @@ func TestStartupParams_realScache(t *testing.T) {
 		return
 	}
 
-	var bad []Override
+	var bad []setting
 	for _, n := range names {
 		if evaluated[n] {
-			bad = append(bad, Override{n, "${{" + n + "} = {b}}"})
+			bad = append(bad, setting{n, "${{" + n + "} = {b}}"})
 		}
 	}
 	var got []string
@@ -195,10 +196,10 @@ func TestStartupParams_realScache(t *testing.T) {
 			t.Fatalf("unexpected warning %q (so far %q)", lines[0], got)
 		}
 		got = append(got, m[1])
-		i := slices.IndexFunc(bad, func(o Override) bool { return o.Name == m[1] })
-		bad[i].Value = defaults[m[1]]
-		if j := slices.IndexFunc(startupBase, func(o Override) bool { return o.Name == m[1] }); j >= 0 {
-			bad[i].Value = startupBase[j].Value
+		i := slices.IndexFunc(bad, func(o setting) bool { return o.name == m[1] })
+		bad[i].value = defaults[m[1]]
+		if j := slices.IndexFunc(startupBase, func(o setting) bool { return o.name == m[1] }); j >= 0 {
+			bad[i].value = startupBase[j].value
 		}
 	}
 	if len(got) != len(evaluated) {
@@ -212,14 +213,14 @@ func TestStartupParams_realScache(t *testing.T) {
 			b.WriteString(n + "\n")
 		}
 		// A release without a list yet gets a file of its own, to be
-		// added to startupParamsReleases.
-		if err := os.WriteFile(startupParamsFile(rel), []byte(b.String()), 0o644); err != nil {
+		// added to releases.
+		if err := os.WriteFile(file(rel), []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if diff := cmp.Diff(StartupParamsFor(version), got); diff != "" {
-		t.Errorf("StartupParamsFor(%q) (the %s list) differs from the real scache (-file +real); rerun with -update-startup-params:\n%s",
-			version, StartupParamsRelease(version), diff)
+	if diff := cmp.Diff(For(version), got); diff != "" {
+		t.Errorf("For(%q) (the %s list) differs from the real scache (-file +real); rerun with -update-startup-params:\n%s",
+			version, Release(version), diff)
 	}
 }
 
@@ -237,7 +238,7 @@ func startupParamsHeader(version string) string {
 # macro error; the order comes from making all of them wrong at once and
 # fixing the one the first warning names, run after run.
 # Regenerate (on that Postfix release, e.g. in its compat-docker image):
-# go test ./mastercompat -run StartupParams_realScache -update-startup-params
+# go test ./cmd/goscache/startupparams -run StartupParams_realScache -update-startup-params
 `
 }
 
@@ -257,11 +258,11 @@ func TestStartupParamsFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.version, func(t *testing.T) {
-			if got := StartupParamsRelease(tt.version); got != tt.release {
-				t.Errorf("StartupParamsRelease(%q) = %s, want %s", tt.version, got, tt.release)
+			if got := Release(tt.version); got != tt.release {
+				t.Errorf("Release(%q) = %s, want %s", tt.version, got, tt.release)
 			}
-			if diff := cmp.Diff(StartupParamsFor(tt.release), StartupParamsFor(tt.version)); diff != "" {
-				t.Errorf("StartupParamsFor(%q) is not the %s list:\n%s", tt.version, tt.release, diff)
+			if diff := cmp.Diff(For(tt.release), For(tt.version)); diff != "" {
+				t.Errorf("For(%q) is not the %s list:\n%s", tt.version, tt.release, diff)
 			}
 		})
 	}
@@ -276,125 +277,28 @@ func TestStartupParamsFor(t *testing.T) {
 		{"3.10.13", "non_bdb_migration_level", false},
 		{"3.11.7", "non_bdb_migration_level", true},
 	} {
-		if got := slices.Contains(StartupParamsFor(c.version), c.param); got != c.want {
+		if got := slices.Contains(For(c.version), c.param); got != c.want {
 			t.Errorf("%s: %s in the list = %v, want %v", c.version, c.param, got, c.want)
 		}
 	}
 }
 
+// TestStartupParams checks the 3.7 list (startup-params.txt) for what
+// scache is known to expand first, last and never.
 func TestStartupParams(t *testing.T) {
-	names := StartupParams()
+	names := For("3.7")
 	if len(names) < 100 {
-		t.Fatalf("StartupParams() has %d names", len(names))
+		t.Fatalf("For(\"3.7\") has %d names", len(names))
 	}
 	for _, n := range []string{"compatibility_level", "mydomain", "max_idle", "connection_cache_ttl_limit"} {
 		if !slices.Contains(names, n) {
-			t.Errorf("StartupParams() lacks %s", n)
+			t.Errorf("For(\"3.7\") lacks %s", n)
 		}
 	}
 	if slices.Contains(names, "smtpd_banner") {
-		t.Error("StartupParams() has smtpd_banner, which scache never expands")
+		t.Error("For(\"3.7\") has smtpd_banner, which scache never expands")
 	}
 	if i, j := slices.Index(names, "compatibility_level"), slices.Index(names, "connection_cache_ttl_limit"); i != 0 || j != len(names)-2 {
 		t.Errorf("compatibility_level at %d, connection_cache_ttl_limit at %d of %d", i, j, len(names))
-	}
-}
-
-func TestConfig_EvalParams(t *testing.T) {
-	const relOps = `"==" or "!="" or "<"" or "<="" or ">="" or ">" expected at: `
-	tests := []struct {
-		name     string
-		mainCF   string
-		names    []string
-		want     string   // fatal text, "" for success
-		param    string   // ExpandError.Name
-		warnings []string // ExpandError.Warnings
-	}{
-		{name: "clean", mainCF: "a = $b\nb = x\n", names: []string{"a", "b", "unknown"}},
-		{name: "none", mainCF: "a = ${{x} = {y}}\n", names: nil},
-		{name: "unlisted", mainCF: "unrelated_param = ${{a} = {b}}\n", names: []string{"mydomain", "queue_directory"}},
-		{
-			name: "ttl limit", mainCF: "connection_cache_ttl_limit = ${{2s} == }\n",
-			names: []string{"mydomain", "connection_cache_ttl_limit"},
-			want:  macroErrorText, param: "connection_cache_ttl_limit",
-			warnings: []string{`"{expression}" expected at: "...{2s} ==>>> "`},
-		},
-		{
-			name: "first of two", mainCF: "b = ${{b} = {x}}\na = ${{a} = {x}}\n",
-			names: []string{"a", "b"},
-			want:  macroErrorText, param: "a",
-			warnings: []string{relOps + `"...a}>>>= {x}"`},
-		},
-		{
-			name: "through a reference", mainCF: "a = x $c\nc = ${{c} = {x}}\n",
-			names: []string{"a", "c"},
-			want:  macroErrorText, param: "a",
-			warnings: []string{relOps + `"...c}>>>= {x}"`},
-		},
-		{
-			name: "through a default", mainCF: "mydomain = ${{h} = {x}}\n", // myhostname = host.$mydomain
-			names: []string{"myhostname"},
-			want:  macroErrorText, param: "myhostname",
-			warnings: []string{relOps + `"...h}>>>= {x}"`},
-		},
-		{
-			name: "bad conversion", mainCF: "a = ${{99999999999999999999} == {1}}\n",
-			names: []string{"a"},
-			want:  "mac_exp_eval: bad conversion: 99999999999999999999", param: "a",
-		},
-		{
-			name: "bad compatibility level", mainCF: "a = ${{x} <=level {1}}\n",
-			names: []string{"a"},
-			want:  macroErrorText, param: "a",
-			warnings: []string{`malformed compatibility level syntax: "x"`},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := NewConfig("/etc/postfix", "host")
-			if err := c.Load(strings.NewReader(tt.mainCF)); err != nil {
-				t.Fatal(err)
-			}
-			err := c.EvalParams(tt.names)
-			if len(c.Warnings) != 0 {
-				t.Errorf("c.Warnings = %q, want them in the error only", c.Warnings)
-			}
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("EvalParams = %v, want nil", err)
-				}
-				return
-			}
-			fe, ok := errors.AsType[*FatalError](err)
-			if !ok {
-				t.Fatalf("EvalParams = %v, want a *FatalError", err)
-			}
-			ee, ok := errors.AsType[*ExpandError](err)
-			if !ok {
-				t.Fatalf("EvalParams = %v, want it to wrap an *ExpandError", err)
-			}
-			if fe.Text != tt.want || ee.Name != tt.param {
-				t.Errorf("fatal %q in %s, want %q in %s", fe.Text, ee.Name, tt.want, tt.param)
-			}
-			if diff := cmp.Diff(tt.warnings, ee.Warnings, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("warnings (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestMailVersion(t *testing.T) {
-	if _, err := MailVersion(t.Context(), t.TempDir()); err == nil {
-		t.Error("MailVersion found a postconf in an empty directory")
-	}
-	if _, err := os.Stat("/usr/sbin/postconf"); err != nil {
-		t.Skipf("Postfix is not installed: %v", err)
-	}
-	v, err := MailVersion(t.Context(), "/usr/sbin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := parseRelease(v); !ok {
-		t.Errorf("MailVersion = %q, not a Postfix version", v)
 	}
 }
