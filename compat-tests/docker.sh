@@ -52,7 +52,7 @@ stage() {
 	cp -r scache/testdata "$stage/scache/testdata"
 	CGO_ENABLED=0 $GO test -c -tags compat -o "$stage/bin/compat.test" ./compat-tests
 	CGO_ENABLED=0 $GO test -c -o "$stage/bin/scache.test" ./scache
-	CGO_ENABLED=0 $GO test -c -o "$stage/bin/mastercompat.test" ./mastercompat
+	CGO_ENABLED=0 $GO test -c -o "$stage/bin/startupparams.test" ./cmd/goscache/startupparams
 	if CGO_ENABLED=0 $GO build -o "$stage/bin/goscache" ./cmd/goscache 2>"$stage/goscache.err"; then
 		rm -f "$stage/goscache.err"
 	else

@@ -45,7 +45,7 @@ step() {
 	ran="$ran${ran:+, }$tests"
 	echo "== run: $name: $r"
 }
-step startup-params /compat /compat/bin/mastercompat.test -test.run '^TestStartupParams'
+step startup-params /compat /compat/bin/startupparams.test -test.run '^TestStartupParams'
 step replay /compat/scache /compat/bin/scache.test -test.run '^TestReplayRealScache'
 export COMPAT_TABLE="$out/table-e2e.txt"
 step compat /compat /compat/bin/compat.test -test.timeout=15m \
