@@ -66,7 +66,7 @@ unit:
 	$(GO) test -count=1 $(PKGS)
 
 cover:
-	$(GO) test -count=1 -coverprofile=$(BIN)/cover.out ./attr/... ./scache/... ./mastercompat/...
+	$(GO) test -count=1 -coverprofile=$(BIN)/cover.out ./attr/... ./scache/... ./mastercompat/... ./cmd/goscache/startupparams/...
 	$(GO) tool cover -func=$(BIN)/cover.out | tail -1
 
 # fuzz runs every fuzz target, one at a time, for FUZZTIME each. A run that
