@@ -82,9 +82,11 @@ type Cache struct {
 	classes  classHeap
 	timer    *time.Timer
 	armed    bool  // timer is pending (or its callback has not yet run)
-	armedAt  int64 // the deadline the timer is armed for
-	closed   bool
-	evict    Evictions
+	armedAt  int64 // when the timer fires, on the cache clock
+	// expireRuns counts runs of expire, for the batching test.
+	expireRuns int
+	closed     bool
+	evict      Evictions
 	// nonSockets counts handed-out descriptors that were not sockets.
 	nonSockets atomic.Int64
 
@@ -199,7 +201,7 @@ func (c *Cache) saveEndp(endpLabel, endpProp string, fd int, ttl time.Duration, 
 		c.freeEntry(v)
 		c.evict.Limit++
 	}
-	c.arm()
+	c.arm(now)
 	if victims != nil {
 		c.dropping.Add(1)
 	}
@@ -266,7 +268,7 @@ func (c *Cache) saveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 			c.unschedule(e)
 			c.schedule(e, ttl, now, false)
 			c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
-			c.arm()
+			c.arm(now)
 			return
 		}
 	}
@@ -275,7 +277,7 @@ func (c *Cache) saveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 	h.append(e)
 	c.schedule(e, ttl, now, false)
 	c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
-	c.arm()
+	c.arm(now)
 }
 
 // FindDest tries the bindings of destLabel oldest first and, for the first

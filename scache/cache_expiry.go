@@ -185,26 +185,45 @@ func (h classHeap) down(i0 int) bool {
 	return i > i0
 }
 
-// arm makes sure the timer fires no later than the earliest deadline.
-// A timer armed for an earlier deadline than needed (its entry was removed
-// since) is left alone: expire then finds nothing due and re-arms.
-// c.mu must be held.
-func (c *Cache) arm() {
+// expirySlack is the least time between two runs of expire while the next
+// deadline is still ahead: entries whose deadlines fall within it of each
+// other expire in one batch, up to expirySlack late. With fresh labels at
+// thousands of saves a second, deadlines are microseconds apart, and a
+// timer armed for each would start thousands of goroutines a second, each
+// contending for c.mu and waking a thread; batched, expiry is a hundred
+// short runs a second at most. Postfix's own timers have a resolution of
+// one second, so an entry outliving its ttl by this much is within what
+// scache does. An entry already due (ttl 0) is expired at once.
+const expirySlack = 10 * time.Millisecond
+
+// arm makes sure the timer fires no later than the earliest deadline plus
+// expirySlack, or at once when that deadline has passed. A timer armed for
+// an earlier time than needed (its entry was removed since) is left alone:
+// expire then finds nothing due and re-arms. now is the cache clock of the
+// caller; c.mu must be held.
+func (c *Cache) arm(now int64) {
 	first := c.next()
 	if first == nil || c.closed {
 		return
 	}
 	next := first.expires
-	if c.armed && c.armedAt <= next {
+	latest := next // the latest acceptable firing
+	if next > now {
+		latest += int64(expirySlack)
+	}
+	if c.armed && c.armedAt <= latest {
 		return
 	}
-	d := time.Duration(next - c.now())
+	d := time.Duration(0)
+	if next > now {
+		d = max(time.Duration(next-now), expirySlack)
+	}
 	if c.timer == nil {
 		c.timer = time.AfterFunc(d, c.expire)
 	} else {
 		c.timer.Reset(d)
 	}
-	c.armed, c.armedAt = true, next
+	c.armed, c.armedAt = true, now+int64(d)
 }
 
 // expire runs on the timer: it removes every entry whose deadline has
@@ -212,6 +231,7 @@ func (c *Cache) arm() {
 func (c *Cache) expire() {
 	c.mu.Lock()
 	c.armed = false
+	c.expireRuns++
 	if c.closed {
 		c.mu.Unlock()
 		return
@@ -229,7 +249,7 @@ func (c *Cache) expire() {
 		}
 		c.freeEntry(e)
 	}
-	c.arm()
+	c.arm(now)
 	if fds != nil {
 		c.dropping.Add(1)
 	}
