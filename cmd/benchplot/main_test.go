@@ -53,7 +53,10 @@ func TestRun_golden(t *testing.T) {
 		"| reuse, 16 clients: cycle rate >= 0.9x the floor's | goscache/floor = ",
 		"| open loop, 16 clients at 1891 cycles/s (80% of scache's reuse capacity): find_dest hit p99 <= 0.5x scache's |",
 		"## Reuse mode\n",
-		"## Open loop\n",
+		"## Open loop, reuse mode\n",
+		"## Open loop, fresh labels\n",
+		"| fresh labels, open loop, 16 clients at 1750 cycles/s (80% of scache's fresh-label capacity): request p99 <= scache's | goscache/scache p99 = ",
+		"| (not a target) fresh labels, 16 clients, closed loop: request p99, at ",
 		"| <= 512 B Go heap per cached connection |",
 		"## Analysis\n\nNotes appended verbatim.\n",
 	} {

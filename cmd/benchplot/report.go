@@ -24,6 +24,12 @@ const (
 	targetOpenP99VsScache     = 0.5 // open loop, 16 clients: find_dest hit p99 <= 0.5x scache's
 )
 
+// Issue 6's latency target, "16 clients: request p99 <= scache's", judged
+// at equal offered load (the fresh-label open loop): in the closed loop
+// goscache serves several times scache's cycles on the same cores, so its
+// clients queue longer and the comparison says little (issue 14).
+const targetOpenFreshP99VsScache = 1.0
+
 // markdown renders the report.
 func markdown(r *results) string {
 	var b strings.Builder
@@ -40,7 +46,10 @@ func markdown(r *results) string {
 		writeReuse(w, r)
 	}
 	if r.open != nil && len(r.open.Runs) > 0 {
-		writeOpen(w, r)
+		writeOpen(w, r.open, "reuse mode", "the reuse run above")
+	}
+	if r.openFresh != nil && len(r.openFresh.Runs) > 0 {
+		writeOpen(w, r.openFresh, "fresh labels", "the fresh-label sweep above")
 	}
 	if r.scale != nil && len(r.scale.Scale) > 0 {
 		writeScale(w, r)
@@ -130,7 +139,16 @@ func writeVerdicts(w writer, r *results) {
 			w("| fresh labels, 16 clients: >= 1.5x scache's throughput | goscache/scache = %s | %s |\n", ratio(s), verdict(s.Median >= target16VsScache))
 		}
 		if s := newSpread(ix.ratios(16, nameGoscache, nameScache, lat("request", p99))); s.N > 0 {
-			w("| fresh labels, 16 clients: request p99 <= scache's (closed loop) | goscache/scache p99 = %s | %s |\n", ratio(s), verdict(s.Median <= 1))
+			w("| (not a target) fresh labels, 16 clients, closed loop: request p99, at %.1fx scache's throughput | goscache/scache p99 = %s | see the open loop |\n",
+				newSpread(ix.ratios(16, nameGoscache, nameScache, cps)).Median, ratio(s))
+		}
+	}
+	if r.openFresh != nil && len(r.openFresh.Runs) > 0 {
+		ix := index(r.openFresh.Runs, func(x benchRun) int { return x.Clients })
+		n := ix.levels()[0]
+		if s := newSpread(ix.ratios(n, nameGoscache, nameScache, lat("request", p99))); s.N > 0 {
+			w("| fresh labels, open loop, %d clients at %.0f cycles/s (80%% of scache's fresh-label capacity): request p99 <= scache's | goscache/scache p99 = %s | %s |\n",
+				n, r.openFresh.Runs[0].Rate, ratio(s), verdict(s.Median <= targetOpenFreshP99VsScache))
 		}
 	}
 	if r.reuse != nil && len(r.reuse.Runs) > 0 {
@@ -361,15 +379,17 @@ func writeReuse(w writer, r *results) {
 	w("\n")
 }
 
-func writeOpen(w writer, r *results) {
-	runs := r.open.Runs
+// writeOpen reports an open-loop run: rep, in label mode mode, offered 80 %
+// of scache's capacity measured in the run named by from.
+func writeOpen(w writer, rep *benchReport, mode, from string) {
+	runs := rep.Runs
 	ix := index(runs, func(x benchRun) int { return x.Clients })
 	targets := targetsOf(runs)
 	n := ix.levels()[0]
-	w("## Open loop\n\n%d clients in reuse mode offered %.0f cycles per second in all (`scachebench -rate`): 80 %% of Postfix's scache's median "+
-		"throughput at %d clients in the reuse run above, a load every server here sustains, so latencies are compared at equal offered load. "+
+	w("## Open loop, %s\n\n%d clients with %s offered %.0f cycles per second in all (`scachebench -rate`): 80 %% of Postfix's scache's median "+
+		"throughput at %d clients in %s, a load every server here sustains, so latencies are compared at equal offered load. "+
 		"Each client starts its cycles on a fixed schedule whatever the answers; a request's latency counts from its scheduled time "+
-		"(a cycle that starts late adds its lateness to each of its requests). Median over rounds of each run's figure:\n\n", n, runs[0].Rate, n)
+		"(a cycle that starts late adds its lateness to each of its requests). Median over rounds of each run's figure:\n\n", mode, n, mode, runs[0].Rate, n, from)
 	w("| server | achieved cycles/s | find_dest hit p50 | find_dest hit p99 | request p99 | cycle p99 | CPU/cycle |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range targets {
 		med := func(f func(benchRun) float64) string {
@@ -481,7 +501,7 @@ func writeErrors(w writer, r *results) {
 	errs := map[string]int{}
 	var names []string
 	leaked := 0
-	for _, rep := range []*benchReport{r.sweep, r.reuse, r.open, r.scale, r.heap} {
+	for _, rep := range []*benchReport{r.sweep, r.reuse, r.open, r.openFresh, r.scale, r.heap} {
 		if rep == nil {
 			continue
 		}

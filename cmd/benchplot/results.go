@@ -43,7 +43,8 @@ type machine struct {
 // results is everything one report is made of.
 type results struct {
 	sweep, scale, heap *benchReport
-	reuse, open        *benchReport // -labels reuse sweep; open loop (-rate)
+	reuse, open        *benchReport // -labels reuse sweep; its open loop (-rate)
+	openFresh          *benchReport // open loop with fresh labels
 	machine            machine
 	command            string
 	svgName            string
@@ -62,7 +63,7 @@ func loadResults(dir string) (*results, error) {
 	for _, f := range []struct {
 		name string
 		dst  **benchReport
-	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}, {"reuse.json", &r.reuse}, {"open.json", &r.open}} {
+	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}, {"reuse.json", &r.reuse}, {"open.json", &r.open}, {"open-fresh.json", &r.openFresh}} {
 		b, err := os.ReadFile(filepath.Join(dir, f.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -76,7 +77,7 @@ func loadResults(dir string) (*results, error) {
 		}
 		*f.dst = &rep
 	}
-	if r.sweep == nil && r.scale == nil && r.heap == nil && r.reuse == nil && r.open == nil {
+	if r.sweep == nil && r.scale == nil && r.heap == nil && r.reuse == nil && r.open == nil && r.openFresh == nil {
 		return nil, fmt.Errorf("no results in %s", dir)
 	}
 	return r, nil

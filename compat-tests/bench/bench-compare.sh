@@ -14,6 +14,8 @@
 #   1c. the open loop: OPEN_CLIENTS clients offered 80% of scache's median
 #      cycle rate at that client count in 1b (-rate), so that latencies are
 #      compared at equal offered load;
+#   1d. the same open loop with fresh labels, offered 80% of scache's
+#      median cycle rate at OPEN_CLIENTS clients in the sweep (1);
 #      every run records each server's CPU time per cycle (-pid);
 #   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
 #      goscache, one client measured at each level, VmRSS sampled;
@@ -185,6 +187,14 @@ rate=$("$BIN/benchplot" -capacity "$RESULTS/reuse.json" -of scache -clients "$OP
 log "open loop: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
 "$BIN/scachebench" -timeout 30s -json $(all_targets) -labels reuse -rate "$rate" \
 	-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open.json"
+rm -f "$RESULTS/open-fresh.json"
+if rate=$("$BIN/benchplot" -capacity "$RESULTS/sweep.json" -of scache -clients "$OPEN_CLIENTS" -fraction "$OPEN_FRACTION"); then
+	log "open loop, fresh labels: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
+	"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels fresh -rate "$rate" \
+		-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open-fresh.json"
+else
+	log "open loop, fresh labels: skipped (CLIENTS has no $OPEN_CLIENTS)"
+fi
 # Fresh server processes for the scale run, so that resident memory is
 # measured from an empty cache: on SIGHUP master closes its children's
 # status channels, they exit, and the next connection starts new ones.
