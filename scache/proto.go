@@ -191,20 +191,37 @@ func (c *conn) findEndp() {
 		return
 	}
 	fd, prop, ok := c.srv.cache.FindEndp(transient(c.label))
+	c.lookedUp(false, ok, fd)
 	if !ok {
-		if c.debug() {
-			c.log.Debug("endpoint miss", "label", string(c.label))
-		}
-		c.srv.stats.endpLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindEndpMis)
 		return
 	}
-	if c.debug() {
-		c.log.Debug("endpoint hit", "label", string(c.label), "fd", fd)
-	}
-	c.srv.stats.endpLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.hit[0], c.hit[1] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, prop)
 	c.handOut(service, fd, c.hit[:2])
+}
+
+// lookedUp traces (under -v) and counts the outcome of a find of the
+// current label by destination (dest) or endpoint. It runs before the
+// reply, so a client that saw the reply sees the count; a hit counts even
+// if the hand-out then fails, as in Postfix.
+func (c *conn) lookedUp(dest, hit bool, fd int) {
+	if dest {
+		c.srv.stats.destLookup(hit)
+	} else {
+		c.srv.stats.endpLookup(hit)
+	}
+	if !c.debug() {
+		return
+	}
+	what := "endpoint"
+	if dest {
+		what = "destination"
+	}
+	if hit {
+		c.log.Debug(what+" hit", "label", string(c.label), "fd", fd)
+	} else {
+		c.log.Debug(what+" miss", "label", string(c.label))
+	}
 }
 
 // findDest serves find_dest (scache_find_dest_service).
@@ -216,18 +233,11 @@ func (c *conn) findDest() {
 		return
 	}
 	fd, destProp, endpProp, ok := c.srv.cache.FindDest(transient(c.label))
+	c.lookedUp(true, ok, fd)
 	if !ok {
-		if c.debug() {
-			c.log.Debug("destination miss", "label", string(c.label))
-		}
-		c.srv.stats.destLookup(false) // before the reply: a client that saw it sees the count
 		c.reply(replyFindDestMis)
 		return
 	}
-	if c.debug() {
-		c.log.Debug("destination hit", "label", string(c.label), "fd", fd)
-	}
-	c.srv.stats.destLookup(true) // counted even if the hand-out fails, as in Postfix
 	c.hit[0], c.hit[1], c.hit[2] = attr.Int(AttrStatus, StatusOK), attr.Str(AttrProp, destProp), attr.Str(AttrProp, endpProp)
 	c.handOut(service, fd, c.hit[:3])
 }

@@ -67,6 +67,20 @@ func markdown(r *results) string {
 
 type writer func(format string, a ...any)
 
+// tableHead writes a markdown table's head: the fixed columns (head, and
+// rule under it), then one column per target with the rule cell cell.
+func tableHead(w writer, head, rule string, targets []string, cell string) {
+	w("%s", head)
+	for _, t := range targets {
+		w(" %s |", t)
+	}
+	w("\n%s", rule)
+	for range targets {
+		w("%s", cell)
+	}
+	w("\n")
+}
+
 func writeMachine(w writer, r *results) {
 	m := r.machine
 	w("## Machine\n\n| | |\n|---|---|\n")
@@ -242,15 +256,8 @@ func writeSweep(w writer, r *results) {
 	if r.svgName != "" {
 		w("![cycles per second against concurrent clients](%s)\n\n", r.svgName)
 	}
-	w("Cycles per second (one cycle = 5 requests), median [range]:\n\n| clients |")
-	for _, t := range targets {
-		w(" %s |", t)
-	}
-	w("\n|---:|")
-	for range targets {
-		w("---|")
-	}
-	w("\n")
+	w("Cycles per second (one cycle = 5 requests), median [range]:\n\n")
+	tableHead(w, "| clients |", "|---:|", targets, "---|")
 	for _, n := range ix.levels() {
 		w("| %d |", n)
 		for _, t := range targets {
@@ -279,27 +286,26 @@ func writeSweep(w writer, r *results) {
 		if _, ok := ix[n]; !ok {
 			continue
 		}
-		w("\nPer request type at %d client(s), p50 / p99:\n\n| request |", n)
-		for _, t := range targets {
-			w(" %s |", t)
-		}
-		w("\n|---|")
-		for range targets {
-			w("---:|")
-		}
-		w("\n")
+		w("\nPer request type at %d client(s), p50 / p99:\n\n", n)
+		tableHead(w, "| request |", "|---|", targets, "---:|")
 		for _, k := range kinds {
 			w("| %s |", k)
-			for _, t := range targets {
-				a, b := ix.values(n, t, lat(k, p50)), ix.values(n, t, lat(k, p99))
-				if len(a) == 0 {
-					w(" – |")
-					continue
-				}
-				w(" %s / %s |", us(newSpread(a).Median), us(newSpread(b).Median))
-			}
-			w("\n")
+			p50p99Cells(w, ix, n, k, targets)
 		}
+	}
+	w("\n")
+}
+
+// p50p99Cells ends a table row with, per target, the median p50 / p99 of
+// latency kind k at level n.
+func p50p99Cells(w writer, ix byRound, n int, k string, targets []string) {
+	for _, t := range targets {
+		a, b := ix.values(n, t, lat(k, p50)), ix.values(n, t, lat(k, p99))
+		if len(a) == 0 {
+			w(" – |")
+			continue
+		}
+		w(" %s / %s |", us(newSpread(a).Median), us(newSpread(b).Median))
 	}
 	w("\n")
 }
@@ -353,27 +359,12 @@ func writeReuse(w writer, r *results) {
 		}
 		w(" %s |\n", ratioOr(ix.ratios(n, nameGoscache, nameScache, cpu)))
 	}
-	w("\nLatency in reuse mode, median over rounds of each run's p50 / p99:\n\n| clients | request |")
-	for _, t := range targets {
-		w(" %s |", t)
-	}
-	w("\n|---:|---|")
-	for range targets {
-		w("---:|")
-	}
-	w("\n")
+	w("\nLatency in reuse mode, median over rounds of each run's p50 / p99:\n\n")
+	tableHead(w, "| clients | request |", "|---:|---|", targets, "---:|")
 	for _, n := range ix.levels() {
 		for _, k := range []string{"request", "find_dest_hit"} {
 			w("| %d | %s |", n, k)
-			for _, t := range targets {
-				a, b := ix.values(n, t, lat(k, p50)), ix.values(n, t, lat(k, p99))
-				if len(a) == 0 {
-					w(" – |")
-					continue
-				}
-				w(" %s / %s |", us(newSpread(a).Median), us(newSpread(b).Median))
-			}
-			w("\n")
+			p50p99Cells(w, ix, n, k, targets)
 		}
 	}
 	w("\n")
