@@ -12,12 +12,20 @@ import (
 )
 
 // CopyTestBinary copies the running test binary into dir as name and
-// makes dir and its parent 0755, so that a child started as another user
-// can run it (the go tool builds test binaries in a private directory).
-// It returns the copy's path.
+// opens dir and its parents below the temporary directory to everyone
+// (search and read: 0755), so that a child started as another user can run
+// it (the go tool builds test binaries in a private directory). dir must
+// lie below os.TempDir(); the temporary directory itself and everything
+// above it are left alone (a chmod of /tmp would drop its sticky bit). It
+// returns the copy's path.
 func CopyTestBinary(t testing.TB, dir, name string) string {
 	t.Helper()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
+	tmp := filepath.Clean(os.TempDir())
+	d := filepath.Clean(dir)
+	if rel, err := filepath.Rel(tmp, d); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		t.Fatalf("fdtest: %s is not below %s", dir, tmp)
+	}
+	for ; d != tmp; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
