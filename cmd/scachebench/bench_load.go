@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -144,22 +143,25 @@ func newWorker(spec *loadSpec, id int, prefix string) (*worker, error) {
 // dial (re)connects to the target.
 func (w *worker) dial(ctx context.Context) error {
 	w.hangUp()
-	ctx, cancel := context.WithTimeout(ctx, w.spec.timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", w.spec.target.Socket)
+	cl, err := dialTarget(ctx, w.spec.target, w.spec.timeout)
 	if err != nil {
-		return fmt.Errorf("bench: %s: %w", w.spec.target.Name, err)
+		return err
 	}
-	uc := c.(*net.UnixConn)
-	cl, err := scache.NewClient(uc)
-	if err != nil {
-		uc.Close()
-		return fmt.Errorf("bench: %s: %w", w.spec.target.Name, err)
-	}
-	cl.Timeout = w.spec.timeout
 	w.cl = cl
 	return nil
+}
+
+// dialTarget connects to t with scache.Dial, the connect bounded by
+// timeout, and sets timeout on the client's requests.
+func dialTarget(ctx context.Context, t benchTarget, timeout time.Duration) (*scache.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := scache.Dial(ctx, t.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", t.Name, err)
+	}
+	cl.Timeout = timeout
+	return cl, nil
 }
 
 func (w *worker) hangUp() {

@@ -126,21 +126,11 @@ func newFiller(ctx context.Context, t benchTarget, n int, ttl, timeout time.Dura
 	}
 	f.pair = [2]int{p[0], p[1]}
 	for range n {
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		var d net.Dialer
-		c, err := d.DialContext(dctx, "unix", t.Socket)
-		cancel()
+		cl, err := dialTarget(ctx, t, timeout)
 		if err != nil {
 			f.close()
-			return nil, fmt.Errorf("bench: %s: %w", t.Name, err)
+			return nil, err
 		}
-		cl, err := scache.NewClient(c.(*net.UnixConn))
-		if err != nil {
-			c.Close()
-			f.close()
-			return nil, fmt.Errorf("bench: %s: %w", t.Name, err)
-		}
-		cl.Timeout = timeout
 		f.conns = append(f.conns, cl)
 	}
 	return f, nil
