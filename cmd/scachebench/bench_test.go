@@ -267,10 +267,6 @@ func TestFloor_requests(t *testing.T) {
 	}
 }
 
-// TestFloorMaster runs the floor as a master(8) child: a re-executed test
-// binary gets the status socketpair at fd 5 and the listener at fd 6,
-// answers the cycle, writes its one TAKEN/AVAIL pair, and exits when the
-// status channel closes.
 // startFloorMaster starts the floor in a child process as master(8)
 // would: argv as master builds it, fds 5 (status) and 6 (listener),
 // GENERATION, and a main.cf whose queue directory the child can chdir to.
@@ -313,6 +309,10 @@ func startFloorMaster(t *testing.T, argv string) (path string, status *os.File, 
 	return path, status, cmd, out
 }
 
+// TestFloorMaster runs the floor as a master(8) child: a re-executed test
+// binary gets the status socketpair at fd 5 and the listener at fd 6,
+// answers the cycle, writes its one TAKEN/AVAIL pair, and exits when the
+// status channel closes.
 func TestFloorMaster(t *testing.T) {
 	if os.Getenv("SCACHEBENCH_FLOOR_CHILD") != "" {
 		t.Skip("parent only")
