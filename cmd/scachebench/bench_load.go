@@ -241,24 +241,14 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("find_dest: %w", err)
 	}
-	if fd >= 0 {
-		unix.Close(fd)
-	}
-	if st != scache.StatusFail {
-		w.fail(fmt.Errorf("find_dest of a new label: status %d, want %d", st, scache.StatusFail))
-	}
+	w.expectMiss("find_dest", fd, st)
 
 	fd, _, st, err = w.cl.FindEndp(endp)
 	t[2] = time.Now()
 	if err != nil {
 		return fmt.Errorf("find_endp: %w", err)
 	}
-	if fd >= 0 {
-		unix.Close(fd)
-	}
-	if st != scache.StatusFail {
-		w.fail(fmt.Errorf("find_endp of a new label: status %d, want %d", st, scache.StatusFail))
-	}
+	w.expectMiss("find_endp", fd, st)
 
 	st, err = w.cl.SaveDest(ttl, dest, destProp, endp)
 	t[3] = time.Now()
@@ -306,6 +296,18 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.cycles++
 	}
 	return nil
+}
+
+// expectMiss checks the answer to a find of a label the cycle has not
+// saved: it closes the descriptor, if one came, and counts any status but
+// StatusFail as an error.
+func (w *worker) expectMiss(req string, fd, st int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if st != scache.StatusFail {
+		w.fail(fmt.Errorf("%s of a new label: status %d, want %d", req, st, scache.StatusFail))
+	}
 }
 
 // loop runs cycles: unrecorded until warmEnd, then recorded until end (or
