@@ -113,7 +113,7 @@ func openLoopRate(path, target string, clients int, fraction float64) (float64, 
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	s := newSpread(index(rep.Runs, func(x benchRun) int { return x.Clients }).values(clients, target, cps))
+	s := newSpread(index(rep.Runs, clientsLevel).values(clients, target, cps))
 	if s.N == 0 || s.Median <= 0 {
 		return 0, fmt.Errorf("%s: no run of %s with %d clients", path, target, clients)
 	}

@@ -142,7 +142,7 @@ func verdict(ok bool) string {
 func writeVerdicts(w writer, r *results) {
 	w("## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	if r.sweep != nil && len(r.sweep.Runs) > 0 {
-		ix := index(r.sweep.Runs, func(x benchRun) int { return x.Clients })
+		ix := index(r.sweep.Runs, clientsLevel)
 		if s := newSpread(ix.ratios(1, nameGoscache, nameScache, cps)); s.N > 0 {
 			w("| fresh labels, 1 client: cycle rate >= scache's | goscache/scache = %s | %s |\n", ratio(s), verdict(s.Median >= targetSingleVsScache))
 		}
@@ -158,7 +158,7 @@ func writeVerdicts(w writer, r *results) {
 		}
 	}
 	if r.openFresh != nil && len(r.openFresh.Runs) > 0 {
-		ix := index(r.openFresh.Runs, func(x benchRun) int { return x.Clients })
+		ix := index(r.openFresh.Runs, clientsLevel)
 		n := ix.levels()[0]
 		if s := newSpread(ix.ratios(n, nameGoscache, nameScache, lat("request", p99))); s.N > 0 {
 			w("| fresh labels, open loop, %d clients at %.0f cycles/s (80%% of scache's fresh-label capacity): request p99 <= scache's | goscache/scache p99 = %s | %s |\n",
@@ -166,7 +166,7 @@ func writeVerdicts(w writer, r *results) {
 		}
 	}
 	if r.reuse != nil && len(r.reuse.Runs) > 0 {
-		ix := index(r.reuse.Runs, func(x benchRun) int { return x.Clients })
+		ix := index(r.reuse.Runs, clientsLevel)
 		if s := newSpread(ix.ratios(1, nameGoscache, nameScache, cpu)); s.N > 0 {
 			w("| reuse, 1 client: server CPU per cycle <= scache's | goscache/scache CPU = %s | %s |\n", ratio(s), verdict(s.Median <= targetReuseCPUVsScache))
 		}
@@ -178,7 +178,7 @@ func writeVerdicts(w writer, r *results) {
 		}
 	}
 	if r.open != nil && len(r.open.Runs) > 0 {
-		ix := index(r.open.Runs, func(x benchRun) int { return x.Clients })
+		ix := index(r.open.Runs, clientsLevel)
 		n := ix.levels()[0]
 		if s := newSpread(ix.ratios(n, nameGoscache, nameScache, lat("find_dest_hit", p99))); s.N > 0 {
 			w("| open loop, %d clients at %.0f cycles/s (80%% of scache's reuse capacity): find_dest hit p99 <= 0.5x scache's | goscache/scache p99 = %s | %s |\n",
@@ -186,7 +186,7 @@ func writeVerdicts(w writer, r *results) {
 		}
 	}
 	if r.scale != nil && len(r.scale.Scale) > 0 {
-		ix := index(r.scale.Scale, func(x benchRun) int { return x.Cached })
+		ix := index(r.scale.Scale, cachedLevel)
 		lv := ix.levels()
 		lo, hi := lv[0], lv[len(lv)-1]
 		for _, t := range []string{nameGoscache, nameScache} {
@@ -240,7 +240,7 @@ func us(v float64) string {
 
 func writeSweep(w writer, r *results) {
 	runs := r.sweep.Runs
-	ix := index(runs, func(x benchRun) int { return x.Clients })
+	ix := index(runs, clientsLevel)
 	targets := targetsOf(runs)
 	w("## Ratios\n\nMedian over rounds [range]. Throughput is cycles per second; above 1 means goscache is faster. " +
 		"Cycle time goscache/floor is the inverse of the throughput ratio: how much longer goscache takes than the floor.\n\n")
@@ -326,7 +326,7 @@ func numOr(v []float64) string {
 
 func writeReuse(w writer, r *results) {
 	runs := r.reuse.Runs
-	ix := index(runs, func(x benchRun) int { return x.Clients })
+	ix := index(runs, clientsLevel)
 	targets := targetsOf(runs)
 	w("## Reuse mode\n\nEach client cycles through a few destinations of its own (`scachebench -labels reuse`), so the cache stays small. " +
 		"Same rounds and rotation as the sweep. Cycles per second and server CPU time per cycle, median [range]; ratios taken within each round:\n\n")
@@ -374,7 +374,7 @@ func writeReuse(w writer, r *results) {
 // of scache's capacity measured in the run named by from.
 func writeOpen(w writer, rep *benchReport, mode, from string) {
 	runs := rep.Runs
-	ix := index(runs, func(x benchRun) int { return x.Clients })
+	ix := index(runs, clientsLevel)
 	targets := targetsOf(runs)
 	n := ix.levels()[0]
 	w("## Open loop, %s\n\n%d clients with %s offered %.0f cycles per second in all (`scachebench -rate`): 80 %% of Postfix's scache's median "+
@@ -401,7 +401,7 @@ func writeOpen(w writer, rep *benchReport, mode, from string) {
 
 func writeScale(w writer, r *results) {
 	runs := r.scale.Scale
-	ix := index(runs, func(x benchRun) int { return x.Cached })
+	ix := index(runs, cachedLevel)
 	targets := targetsOf(runs)
 	w("## Scale\n\nOne client runs the cycle while a number of connections are already cached (each with its destination binding, ttl 3600 s). " +
 		"Requests per second, median [range] over rounds, and the median request p50 / p99. " +

@@ -225,6 +225,11 @@ func (ix byRound) ratios(level int, a, b string, f func(benchRun) float64) []flo
 	return v
 }
 
+// The levels index groups runs by: the client count (sweeps, open loops)
+// or the connections cached beforehand (scale runs).
+func clientsLevel(r benchRun) int { return r.Clients }
+func cachedLevel(r benchRun) int  { return r.Cached }
+
 func cps(r benchRun) float64 { return r.CyclesPerSec }
 func cpu(r benchRun) float64 { return r.CPUPerCycle }
 func rps(r benchRun) float64 { return r.RequestsPerSec }

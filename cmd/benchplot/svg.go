@@ -42,7 +42,7 @@ func plotSVG(r *results) string {
 		w(`<text x="%d" y="%d" text-anchor="middle">no sweep results</text></svg>`+"\n", plotW/2, plotH/2)
 		return b.String()
 	}
-	ix := index(r.sweep.Runs, func(x benchRun) int { return x.Clients })
+	ix := index(r.sweep.Runs, clientsLevel)
 	levels := ix.levels()
 	targets := targetsOf(r.sweep.Runs)
 	ymax := 0.0
