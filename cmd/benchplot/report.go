@@ -300,14 +300,33 @@ func writeSweep(w writer, r *results) {
 // latency kind k at level n.
 func p50p99Cells(w writer, ix byRound, n int, k string, targets []string) {
 	for _, t := range targets {
-		a, b := ix.values(n, t, lat(k, p50)), ix.values(n, t, lat(k, p99))
-		if len(a) == 0 {
-			w(" – |")
-			continue
-		}
-		w(" %s / %s |", us(newSpread(a).Median), us(newSpread(b).Median))
+		w(" %s |", p50p99(ix, n, t, k))
 	}
 	w("\n")
+}
+
+// p50p99 is "p50 / p99": the medians of target t's p50 and p99 of latency
+// kind k at level n, or "–" when t did not run there.
+func p50p99(ix byRound, n int, t, k string) string {
+	a, b := ix.values(n, t, lat(k, p50)), ix.values(n, t, lat(k, p99))
+	if len(a) == 0 {
+		return "–"
+	}
+	return us(newSpread(a).Median) + " / " + us(newSpread(b).Median)
+}
+
+// usOr is the median of v in µs, or "–" when there is none or it is 0 (a
+// figure that was not measured, such as the CPU time of a server whose
+// pid is unknown).
+func usOr(v []float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	m := newSpread(v).Median
+	if m == 0 {
+		return "–"
+	}
+	return us(m)
 }
 
 func ratioOr(v []float64) string {
@@ -350,12 +369,7 @@ func writeReuse(w writer, r *results) {
 		}
 		w(" %s | %s |", ratioOr(ix.ratios(n, nameGoscache, nameScache, cps)), ratioOr(ix.ratios(n, nameGoscache, nameFloor, cps)))
 		for _, t := range targets {
-			v := ix.values(n, t, cpu)
-			if len(v) == 0 || newSpread(v).Median == 0 {
-				w(" – |")
-				continue
-			}
-			w(" %s |", us(newSpread(v).Median))
+			w(" %s |", usOr(ix.values(n, t, cpu)))
 		}
 		w(" %s |\n", ratioOr(ix.ratios(n, nameGoscache, nameScache, cpu)))
 	}
@@ -383,13 +397,7 @@ func writeOpen(w writer, rep *benchReport, mode, from string) {
 		"(a cycle that starts late adds its lateness to each of its requests). Median over rounds of each run's figure:\n\n", mode, n, mode, runs[0].Rate, n, from)
 	w("| server | achieved cycles/s | find_dest hit p50 | find_dest hit p99 | request p99 | cycle p99 | CPU/cycle |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range targets {
-		med := func(f func(benchRun) float64) string {
-			v := ix.values(n, t, f)
-			if len(v) == 0 || newSpread(v).Median == 0 {
-				return "–"
-			}
-			return us(newSpread(v).Median)
-		}
+		med := func(f func(benchRun) float64) string { return usOr(ix.values(n, t, f)) }
 		w("| %s | %s | %s | %s | %s | %s | %s |\n", t, numOr(ix.values(n, t, cps)),
 			med(lat("find_dest_hit", p50)), med(lat("find_dest_hit", p99)), med(lat("request", p99)), med(lat("cycle", p99)), med(cpu))
 	}
@@ -423,12 +431,7 @@ func writeScale(w writer, r *results) {
 	for _, n := range ix.levels() {
 		w("| %d |", n)
 		for _, t := range targets {
-			a, b := ix.values(n, t, lat("request", p50)), ix.values(n, t, lat("request", p99))
-			p := "–"
-			if len(a) > 0 {
-				p = us(newSpread(a).Median) + " / " + us(newSpread(b).Median)
-			}
-			w(" %s | %s |", numOr(ix.values(n, t, rps)), p)
+			w(" %s | %s |", numOr(ix.values(n, t, rps)), p50p99(ix, n, t, "request"))
 		}
 		if slices.Contains(targets, nameGoscache) && slices.Contains(targets, nameScache) {
 			w(" %s |", ratioOr(ix.ratios(n, nameGoscache, nameScache, rps)))
