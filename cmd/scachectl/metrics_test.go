@@ -27,11 +27,18 @@ import (
 // check metrics) and returns the text exposition format and what was logged.
 func scrape(t *testing.T, socket string) (text, stderr string) {
 	t.Helper()
+	reg, errb := collectorRegistry(t, socket)
+	return gatherText(t, reg), errb.String()
+}
+
+// collectorRegistry registers a collector of socket, as runMetrics does;
+// what it logs goes to the buffer returned.
+func collectorRegistry(t *testing.T, socket string) (*prometheus.Registry, *bytes.Buffer) {
 	var errb bytes.Buffer
 	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: socket, timeout: 5 * time.Second, dial: dialScache}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(e))
-	return gatherText(t, reg), errb.String()
+	return reg, &errb
 }
 
 func gatherText(t *testing.T, reg *prometheus.Registry) string {
@@ -134,10 +141,7 @@ func TestMetrics_postfix(t *testing.T) {
 // next scrape reads it, with nothing to restart on the exporter's side.
 func TestMetrics_restart(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "scache")
-	var errb bytes.Buffer
-	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: socket, timeout: 5 * time.Second, dial: dialScache}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(e))
+	reg, errb := collectorRegistry(t, socket)
 
 	text := gatherText(t, reg)
 	for _, want := range []string{`goscache_up{extensions="",server=""} 0`, "goscache_scrape_errors_total 1"} {
