@@ -46,7 +46,7 @@ type findOpts struct {
 	name      string // the command: find-dest or find-endp
 	dest      bool   // find-dest
 	label     string
-	endpLabel string // -endp: the endpoint to give the connection back under
+	endpLabel string // the endpoint to give the connection back under: -endp, or find-endp's label
 	take      bool
 	asJSON    bool
 	ttl       time.Duration // 0: what the connection had left
@@ -110,7 +110,10 @@ func parseFind(e *env, name string, args []string) (*findOpts, error) {
 	if o.label, err = unquote(pos[0]); err != nil {
 		return nil, &usageError{msg: name + ": label: " + err.Error()}
 	}
-	if endpArg != "" {
+	switch {
+	case !o.dest:
+		o.endpLabel = o.label // find_endp's label is the endpoint's
+	case endpArg != "":
 		if o.endpLabel, err = unquote(endpArg); err != nil {
 			return nil, &usageError{msg: name + ": -endp: " + err.Error()}
 		}
@@ -150,7 +153,6 @@ func find(c cacheConn, o *findOpts, v *findView) (fd int, hit bool, err error) {
 		v.DestProperty, v.EndpProperty = &dp, ep
 	} else {
 		fd, v.EndpProperty, status, err = c.FindEndp(o.label)
-		o.endpLabel = o.label
 	}
 	if err != nil {
 		return -1, false, fmt.Errorf("%s: %w", o.name, err)
