@@ -173,10 +173,10 @@ func find(c cacheConn, o *findOpts, v *findView) (fd int, hit bool, err error) {
 // its endpoint with the ttl it had left (or -ttl), and shows v.
 func giveBack(e *env, c cacheConn, o *findOpts, before *dumpView, fd int, v *findView) error {
 	name, endpLabel := o.name, o.endpLabel
-	if endpLabel == "" {
+	if o.dest && endpLabel == "" {
 		endpLabel = guessEndpoint(before, o.label, *v.DestProperty, v.EndpProperty)
 	}
-	if endpLabel == "" {
+	if o.dest && endpLabel == "" {
 		unix.Close(fd)
 		v.Action = "closed"
 		if err := e.showFind(v, o.asJSON); err != nil {

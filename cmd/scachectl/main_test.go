@@ -644,3 +644,24 @@ func TestPostfixScache(t *testing.T) {
 		t.Errorf("find-endp after -take:\n%s", out)
 	}
 }
+
+// TestFindEndp_emptyLabel: a connection cached under the empty endpoint
+// label (another client may save one) is found and given back under it;
+// find-endp used to guess the endpoint as find-dest does and dereference
+// find_dest's absent destination property.
+func TestFindEndp_emptyLabel(t *testing.T) {
+	srv := scachetest.NewServer(t, scache.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
+	sk := fdtest.NewTCPPeer(t)
+	fd := dialFD(t, sk.Addr())
+	if st, err := srv.Client(t).SaveEndp(60*time.Second, "", "e\n\n", fd); st != 0 || err != nil {
+		t.Fatal(st, err)
+	}
+	out := mustRun(t, "-socket", srv.Path, "find-endp", "")
+	if !strings.Contains(out, "given back") {
+		t.Fatalf("find-endp output:\n%s", out)
+	}
+	snap := srv.Srv.Cache().Snapshot()
+	if len(snap.Endps) != 1 || snap.Endps[0].Label != "" || len(snap.Endps[0].Sessions) != 1 {
+		t.Errorf("cache after find-endp: %+v", snap)
+	}
+}
