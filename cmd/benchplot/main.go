@@ -7,7 +7,8 @@
 //	benchplot -dir RESULTS [-out docs/BENCHMARKS.md] [-svg docs/bench/throughput.svg]
 //	          [-postfix VERSION] [-commit REV] [-command TEXT] [-notes FILE]
 //
-// RESULTS holds sweep.json, scale.json and heap.json (any may be missing).
+// RESULTS holds sweep.json, reuse.json, open.json, open-fresh.json,
+// scale.json and heap.json (any may be missing, not all).
 // The machine description is read from RESULTS/machine.json; when that file
 // is missing it is collected from this host and written there, so a report
 // can be regenerated later from the same results.
@@ -40,7 +41,7 @@ func main() {
 func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchplot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "`directory` with sweep.json, scale.json, heap.json (required)")
+	dir := fs.String("dir", "", "`directory` with sweep.json, reuse.json, open.json, open-fresh.json, scale.json, heap.json (required)")
 	out := fs.String("out", "docs/BENCHMARKS.md", "markdown `file` to write (- for stdout)")
 	svg := fs.String("svg", "docs/bench/throughput.svg", "SVG `file` to write (empty: none); the markdown links it relative to -out")
 	postfix := fs.String("postfix", "", "Postfix version, recorded in machine.json when it is created")
