@@ -60,6 +60,7 @@ const (
 
 func loadResults(dir string) (*results, error) {
 	r := &results{}
+	loaded := 0
 	for _, f := range []struct {
 		name string
 		dst  **benchReport
@@ -76,8 +77,9 @@ func loadResults(dir string) (*results, error) {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 		*f.dst = &rep
+		loaded++
 	}
-	if r.sweep == nil && r.scale == nil && r.heap == nil && r.reuse == nil && r.open == nil && r.openFresh == nil {
+	if loaded == 0 {
 		return nil, fmt.Errorf("no results in %s", dir)
 	}
 	return r, nil
