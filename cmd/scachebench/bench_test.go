@@ -309,6 +309,50 @@ func startFloorMaster(t *testing.T, argv string) (path string, status *os.File, 
 	return path, status, cmd, out
 }
 
+// TestFloor_requestAllocs locks in that the floor reads and answers a
+// request without allocating: it is the least a server can do, and an
+// allocation per request would flatter goscache/floor. The floor's
+// connection is driven directly over a socketpair whose other end the
+// test writes requests to and reads replies from, with buffers made
+// beforehand.
+func TestFloor_requestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	a, b := fdtest.UnixPair(t)
+	fc := &floorConn{c: a, r: bufio.NewReader(a), w: bufio.NewWriter(a), held: -1, oob: make([]byte, unix.CmsgSpace(4))}
+	tests := []struct{ req, want []byte }{
+		{[]byte("request\x00frob\x00\x00"), floorStatus1},
+		{[]byte("request\x00find_dest\x00label\x00d\x00\x00"), floorDestMiss},
+		{[]byte("request\x00find_endp\x00label\x00e\x00\x00"), floorEndpMiss},
+		{[]byte("request\x00save_dest\x00ttl\x002\x00label\x00d\x00property\x00dp\x00label\x00e\x00\x00"), floorStatus0},
+	}
+	got := make([]byte, 64)
+	var failed error
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, tt := range tests {
+			if _, err := b.Write(tt.req); err != nil && failed == nil {
+				failed = err
+			}
+			if err := fc.request(); err != nil && failed == nil {
+				failed = err
+			}
+			if _, err := io.ReadFull(b, got[:len(tt.want)]); err != nil && failed == nil {
+				failed = err
+			}
+			if !bytes.Equal(got[:len(tt.want)], tt.want) && failed == nil {
+				failed = errors.New("reply " + strconv.Quote(string(got[:len(tt.want)])) + " to " + strconv.Quote(string(tt.req)))
+			}
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if allocs != 0 {
+		t.Errorf("the floor allocated %v times per round of %d requests, want 0", allocs, len(tests))
+	}
+}
+
 // TestFloorMaster runs the floor as a master(8) child: a re-executed test
 // binary gets the status socketpair at fd 5 and the listener at fd 6,
 // answers the cycle, writes its one TAKEN/AVAIL pair, and exits when the

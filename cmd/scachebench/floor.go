@@ -209,6 +209,8 @@ type floorConn struct {
 	held     int    // last descriptor received, -1 if none
 	destProp []byte // last save_dest property, handed back on a hit
 	endpProp []byte // last save_endp property
+	req      []byte // the request name of the record being read
+	prop     []byte // its last property
 	oob      []byte
 }
 
@@ -256,15 +258,17 @@ func (fc *floorConn) request() error {
 }
 
 // readRequest reads one record: the request name (the first attribute's,
-// if it is "request") and the last property.
+// if it is "request") and the last property. Both are valid until the next
+// call: they live in fc's buffers, so that a request allocates nothing.
 func (fc *floorConn) readRequest() (req, prop []byte, err error) {
+	fc.req, fc.prop = fc.req[:0], fc.prop[:0]
 	for i := 0; ; i++ {
 		name, err := fc.field()
 		if err != nil {
 			return nil, nil, err
 		}
 		if len(name) == 0 {
-			return req, prop, nil
+			return fc.req, fc.prop, nil
 		}
 		// name is only valid until the next read: compare it now.
 		isReq, isProp := string(name) == "request", string(name) == "property"
@@ -274,9 +278,9 @@ func (fc *floorConn) readRequest() (req, prop []byte, err error) {
 		}
 		switch {
 		case isReq && i == 0:
-			req = append(req, val...)
+			fc.req = append(fc.req, val...)
 		case isProp:
-			prop = append(prop[:0], val...)
+			fc.prop = append(fc.prop[:0], val...)
 		}
 	}
 }
