@@ -202,16 +202,7 @@ func (c *Cache) saveEndp(endpLabel, endpProp string, fd int, ttl time.Duration, 
 		c.evict.Limit++
 	}
 	c.arm(now)
-	if victims != nil {
-		c.dropping.Add(1)
-	}
-	c.mu.Unlock()
-	if victims != nil {
-		for _, v := range victims {
-			c.drop(v)
-		}
-		c.dropping.Done()
-	}
+	c.unlockAndDrop(victims)
 }
 
 // FindEndp removes the oldest session cached under endpLabel and returns
@@ -411,6 +402,23 @@ func (c *Cache) Close() error {
 	}
 	c.dropping.Wait()
 	return joinErrors(errs...)
+}
+
+// unlockAndDrop releases c.mu, which the caller holds, and then drops fds,
+// the sessions the caller took out of the cache under it (expired or
+// evicted), so that no close(2) lengthens the critical section.
+func (c *Cache) unlockAndDrop(fds []int) {
+	if fds == nil {
+		c.mu.Unlock()
+		return
+	}
+	// Close waits for these descriptors (see dropping).
+	c.dropping.Add(1)
+	c.mu.Unlock()
+	for _, fd := range fds {
+		c.drop(fd)
+	}
+	c.dropping.Done()
 }
 
 // drop closes a descriptor the cache gave up, logging a failure the way

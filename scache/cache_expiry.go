@@ -250,14 +250,5 @@ func (c *Cache) expire() {
 		c.freeEntry(e)
 	}
 	c.arm(now)
-	if fds != nil {
-		c.dropping.Add(1)
-	}
-	c.mu.Unlock()
-	if fds != nil {
-		for _, fd := range fds {
-			c.drop(fd)
-		}
-		c.dropping.Done()
-	}
+	c.unlockAndDrop(fds)
 }
