@@ -38,19 +38,10 @@ var RequestKinds = [...]string{ReqFindDest, ReqFindEndp, ReqSaveDest, ReqSaveEnd
 
 // requestKind returns the index of req in RequestKinds, or -1.
 func requestKind(req string) int {
-	switch req {
-	case ReqFindDest:
-		return 0
-	case ReqFindEndp:
-		return 1
-	case ReqSaveDest:
-		return 2
-	case ReqSaveEndp:
-		return 3
-	case ReqStats:
-		return 4
-	case ReqDump:
-		return 5
+	for k, r := range RequestKinds {
+		if r == req {
+			return k
+		}
 	}
 	return -1
 }
