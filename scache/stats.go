@@ -27,8 +27,9 @@ type counters struct {
 	sessPeak           int
 }
 
-// totals are lifetime figures since newStats. Peaks are sampled the same
-// way as the interval peaks: only after successful saves.
+// Totals are lifetime figures since the server started counting. Peaks
+// are sampled the same way as the interval peaks: only after successful
+// saves.
 type Totals struct {
 	Start        time.Time // when counting began
 	DestHits     int64
@@ -40,7 +41,7 @@ type Totals struct {
 	PeakSessions int
 }
 
-// NewStats returns zeroed statistics whose first interval starts at now.
+// newStats returns zeroed statistics whose first interval starts at now.
 func newStats(now time.Time) *stats {
 	return &stats{start: now, total: Totals{Start: now}}
 }
