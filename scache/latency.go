@@ -109,11 +109,6 @@ func (l *latencies) snapshot() Latency {
 	return out
 }
 
-// Latency returns a copy of the server's request latency histograms.
-func (s *Server) Latency() Latency {
-	return s.latency.snapshot()
-}
-
 // Attribute names of the latency histograms in the goscache_stats reply.
 const (
 	// AttrLatencyBounds is the comma-separated bucket upper bounds in
