@@ -11,7 +11,7 @@ PKGS      := ./...
 DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test setup check fmt vet race unit cover fuzz bench install demo compat compat-docker bench-compare clean deb deb-check man-check
+.PHONY: all build test setup check fmt vet race allocs unit cover fuzz bench install demo compat compat-docker bench-compare clean deb deb-check man-check
 
 all: build
 
@@ -51,7 +51,7 @@ man-check:
 	  if [ -n "$$err" ]; then echo "$$p:"; echo "$$err"; exit 1; fi; \
 	done; echo "man-check: docs/man/*.[18] render without warnings"
 
-check: fmt vet race
+check: fmt vet race allocs
 
 fmt:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -61,6 +61,11 @@ vet:
 
 race:
 	$(GO) test -race -count=1 $(PKGS)
+
+# allocs runs the zero-allocation tests, which the race detector's own
+# allocations make skip under race.
+allocs:
+	$(GO) test -count=1 -run 'Allocs' ./attr/... ./scache/... ./cmd/...
 
 unit:
 	$(GO) test -count=1 $(PKGS)
