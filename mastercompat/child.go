@@ -225,7 +225,12 @@ func (c *Child) openLog(ctx context.Context, o StartOptions) error {
 	if err != nil {
 		return c.Fatal(ctx, err)
 	}
-	c.closers = append(c.closers, closer)
+	// The early log's socket is not needed any more: nothing logs to it
+	// after this, and a long-lived daemon should not hold it.
+	for _, cl := range c.closers {
+		cl.Close()
+	}
+	c.closers = []io.Closer{closer}
 	c.Logger = slog.New(NewHandler(sink, c.Level).WithUTF8(c.Params.SMTPUTF8Enable))
 	c.Logger.Debug("daemon started")
 	return nil
