@@ -150,8 +150,32 @@ func waitDelivered(inst *pfx.Instance, sk *sink.Sink, sent int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d messages still queued, %d of %d delivered after a minute (log %s)", q, got, sent, inst.LogFile)
+			return fmt.Errorf("%d messages still queued, %d of %d delivered after a minute (log %s)%s", q, got, sent, inst.LogFile, stuckReport(inst))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// stuckReport describes a queue that did not drain, for the failure
+// message (a container's log is gone once the run ends): the queue files
+// by directory, then the last lines of the instance's log.
+func stuckReport(inst *pfx.Instance) string {
+	var b strings.Builder
+	b.WriteString("\nqueued files:")
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
+		filepath.WalkDir(filepath.Join(inst.QueueDir, q), func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b.WriteString(" " + q + "/" + d.Name())
+			}
+			return nil
+		})
+	}
+	log, err := os.ReadFile(inst.LogFile)
+	if err != nil {
+		return b.String() + "\nlog: " + err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(log), "\n"), "\n")
+	b.WriteString("\nlast lines of the log:\n")
+	b.WriteString(strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	return b.String()
 }
