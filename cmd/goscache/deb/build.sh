@@ -6,6 +6,9 @@
 #
 #   cmd/goscache/deb/build.sh [OUTDIR]     (default OUTDIR: bin)
 #
+# GOSCACHE_VERSION, when set, overrides the changelog's version (a rebuilt
+# package with a higher or lower version, for the upgrade tests).
+#
 # Needs Go (PATH or /usr/local/go/bin), dpkg-deb and gzip.
 set -eu
 cd "$(dirname "$0")/../../.."
@@ -15,7 +18,7 @@ out=${1:-bin}
 deb=cmd/goscache/deb
 daemon_dir=/usr/lib/postfix/sbin # Debian's daemon_directory (postconf -d -h daemon_directory)
 
-version=$(sed -n '1s/^goscache (\([^)]*\)).*/\1/p' "$deb/changelog")
+version=${GOSCACHE_VERSION:-$(sed -n '1s/^goscache (\([^)]*\)).*/\1/p' "$deb/changelog")}
 [ -n "$version" ] || { echo "build.sh: no version in $deb/changelog" >&2; exit 1; }
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
 case $arch in
