@@ -51,10 +51,22 @@ const (
 	AttrExpires         = "expires"          // dump: Unix nanoseconds
 	AttrFD              = "fd"               // dump: the server's descriptor number
 	AttrPeer            = "peer"             // dump: remote address of a session's socket, or ""
+	AttrVersion         = "version"          // stats: the server's version ([BuildInfo])
+	AttrRevision        = "revision"         // stats: the source revision it was built from
+	AttrGoVersion       = "go_version"       // stats: the Go release that built it
 )
 
 // ServerName is the value of the server attribute in extension replies.
 const ServerName = "goscache"
+
+// BuildInfo identifies the build of a server: what [Options.Build] gives
+// the Server and the goscache_stats reply reports. Its fields are free
+// text; an empty one was not reported.
+type BuildInfo struct {
+	Version   string // the release, e.g. "0.1.0-1"
+	Revision  string // the source revision (git commit)
+	GoVersion string // the Go release that built it, e.g. "go1.26.0"
+}
 
 // ErrNoExtensions means the server answered an extension request with
 // status 1, as Postfix's scache does for every request it does not know.
@@ -80,6 +92,9 @@ type ServerStats struct {
 	// Latency holds the request latency histograms (see [RequestKinds]);
 	// their Buckets are nil when LatencyBounds is.
 	Latency Latency
+	// Build is the server's build; its fields are empty from a goscache
+	// that does not report them (one from before they were added).
+	Build BuildInfo
 }
 
 // Dump is the reply to [ReqDump]: the cache contents at Time.
@@ -144,6 +159,9 @@ func (c *conn) extStats() {
 		attr.Long(AttrEvictedDead, ev.Dead),
 		attr.Long(AttrRefused, s.refused.Load()),
 		attr.Long(AttrNonSockets, s.cache.NonSockets()),
+		attr.Str(AttrVersion, s.opts.Build.Version),
+		attr.Str(AttrRevision, s.opts.Build.Revision),
+		attr.Str(AttrGoVersion, s.opts.Build.GoVersion),
 	}
 	lat := s.latency.snapshot()
 	l = append(l, attr.Str(AttrLatencyBounds, formatBounds()))

@@ -43,6 +43,11 @@ func (c *Client) ServerStats() (*ServerStats, error) {
 		Clients:    r.int(AttrClients),
 		Refused:    r.optLong(AttrRefused),
 		NonSockets: r.optLong(AttrNonSockets),
+		Build: BuildInfo{
+			Version:   r.optStr(AttrVersion),
+			Revision:  r.optStr(AttrRevision),
+			GoVersion: r.optStr(AttrGoVersion),
+		},
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -206,6 +211,13 @@ func (r *extReader) long(name string) int64 {
 		r.err = fmt.Errorf("%w: attribute %s=%q is not a number", ErrProtocol, name, v)
 	}
 	return n
+}
+
+// optStr is str for an attribute that older servers do not send: a missing
+// one reads as "".
+func (r *extReader) optStr(name string) string {
+	v, _ := r.l.Get(name)
+	return v
 }
 
 // optLong is long for an attribute that older servers do not send: a

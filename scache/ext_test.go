@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,8 @@ const (
 )
 
 func TestExtStats(t *testing.T) {
-	srv := NewServer(nil, Options{TTLLimit: time.Hour})
+	build := BuildInfo{Version: "1.2.3-1", Revision: "0123456789abcdef"}
+	srv := NewServer(nil, Options{TTLLimit: time.Hour, Build: build})
 	path := startServer(t, srv)
 	peer := fdtest.NewTCPPeer(t)
 	c := dialServer(t, path)
@@ -107,6 +109,7 @@ func TestExtStats(t *testing.T) {
 		LatencyBounds: LatencyBounds[:],
 		// find_dest, find_endp, save_dest, save_endp, goscache_stats, goscache_dump
 		Latency: Latency{Requests: [len(RequestKinds)]Histogram{{Count: 1}, {Count: 1}, {Count: 1}, {Count: 2}, {}, {}}},
+		Build:   BuildInfo{Version: build.Version, Revision: build.Revision, GoVersion: runtime.Version()},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ServerStats mismatch (-want +got):\n%s", diff)
@@ -331,4 +334,77 @@ func FuzzExtReply(f *testing.F) {
 			c.Close()
 		}
 	})
+}
+
+// TestServerStats_olderServer: a reply from a goscache that predates the
+// optional attributes (refused_clients, non_sockets, the latency
+// histograms, the build) still decodes, with those fields empty.
+func TestServerStats_olderServer(t *testing.T) {
+	base := attr.List{
+		attr.Int(AttrStatus, StatusOK), attr.Str(AttrServer, ServerName),
+		attr.Long(AttrTime, 2e18), attr.Long(AttrStart, 1e18), attr.Int(AttrClients, 3),
+		attr.Long(AttrDestHits, 4), attr.Long(AttrDestMisses, 5), attr.Long(AttrEndpHits, 6), attr.Long(AttrEndpMisses, 7),
+		attr.Int(AttrDests, 1), attr.Int(AttrEndps, 1), attr.Int(AttrSessions, 2),
+		attr.Int(AttrPeakDests, 1), attr.Int(AttrPeakEndps, 1), attr.Int(AttrPeakSessions, 2),
+		attr.Long(AttrEvictedExpired, 8), attr.Long(AttrEvictedLimit, 0), attr.Long(AttrEvictedClosed, 0),
+		attr.Long(AttrExpiredBindings, 9), attr.Long(AttrEvictedDead, 1),
+	}
+	wantBase := ServerStats{
+		Time: time.Unix(0, 2e18),
+		Totals: Totals{Start: time.Unix(0, 1e18), DestHits: 4, DestMisses: 5, EndpHits: 6, EndpMisses: 7,
+			PeakDests: 1, PeakEndps: 1, PeakSessions: 2},
+		Size:      Size{Dests: 1, Endps: 1, Sessions: 2},
+		Evictions: Evictions{Expired: 8, ExpiredBindings: 9, Dead: 1},
+		Clients:   3,
+	}
+	withBuild := wantBase
+	withBuild.Build = BuildInfo{Version: "0.1.0-1", Revision: "abc", GoVersion: "go1.26.0"}
+	tests := []struct {
+		name  string
+		reply attr.List
+		want  ServerStats
+	}{
+		{"first release: no build, no histograms", base, wantBase},
+		{"with the build", append(append(attr.List{}, base...),
+			attr.Str(AttrVersion, "0.1.0-1"), attr.Str(AttrRevision, "abc"), attr.Str(AttrGoVersion, "go1.26.0")), withBuild},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := fakeServer(t, tt.reply)
+			got, err := dialServer(t, path).ServerStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&tt.want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+				t.Errorf("ServerStats (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fakeServer serves one client on a socket in t.TempDir(): it announces
+// the protocol, reads one request and answers it with reply.
+func fakeServer(t *testing.T, reply attr.List) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fake")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write(attr.Append(nil, attr.List{attr.Str(AttrProtocol, ProtocolName)}))
+		if _, err := attr.NewDecoder(bufio.NewReader(c), attr.Format0, attr.Limits{}).Decode(); err != nil {
+			return
+		}
+		c.Write(attr.Append(nil, reply))
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return path
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -76,6 +77,10 @@ type Options struct {
 	// refused one is closed unanswered (see [PeerPolicy]). Nil checks
 	// nobody; the goscache daemon always sets it.
 	Peers *PeerPolicy
+	// Build identifies the program serving, for the goscache_stats reply
+	// (scachectl version, stats and metrics); an empty GoVersion means
+	// runtime.Version().
+	Build BuildInfo
 }
 
 // Server serves the scache(8) protocol of Postfix's scache/scache.c on the
@@ -137,6 +142,9 @@ func NewServer(cache *Cache, o Options) *Server {
 	}
 	if s.opts.IPCTimeout <= 0 {
 		s.opts.IPCTimeout = DefaultIPCTimeout
+	}
+	if s.opts.Build.GoVersion == "" {
+		s.opts.Build.GoVersion = runtime.Version()
 	}
 	if s.opts.MaxConns == 0 || s.opts.MaxSessions == 0 {
 		conns, sessions := DescriptorBudget(noFileLimit())

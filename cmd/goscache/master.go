@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/cmd/goscache/startupparams"
+	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 )
@@ -99,6 +100,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		StatusUpdateTime: statusTime,
 		IPCTimeout:       child.Params.IPCTimeout,
 		Peers:            peers,
+		Build:            serverBuild(),
 	})
 }
 
@@ -138,6 +140,9 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 			log.Debug("master_notify: " + err.Error())
 		}
 	}
+	// Postfix's scache logs no version: goscache's is a debug line (-v)
+	// under master(8), so that nothing Postfix's log readers parse changes.
+	log.Debug("goscache " + buildinfo.Get().String())
 	srv := scache.NewServer(nil, opts)
 	stopWatchdog := startWatchdog(params.DaemonTimeout, srv.Cache(), log)
 	defer stopWatchdog()

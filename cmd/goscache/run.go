@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
@@ -78,6 +79,7 @@ type standaloneConfig struct {
 	keepDead         bool
 	log              string
 	verbose          bool
+	version          bool        // -version: print the version and exit
 	socketMode       os.FileMode // permissions of the socket file
 	allowGroup       string      // group that may use the socket, or ""
 	allowGID         int         // allowGroup resolved; -1 when none
@@ -98,15 +100,16 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs.BoolVar(&cfg.verbose, "v", false, "log every request (debug level)")
 	mode := fs.String("socket-mode", "0600", "permissions of the socket file, octal (0660 by default with -allow-group)")
 	fs.StringVar(&cfg.allowGroup, "allow-group", "", "`group` whose members may use the cache besides root and the daemon's user; the socket file gets this group")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s -listen unix:/path/to/socket [flags]\n", fs.Name())
-		fs.PrintDefaults()
-	}
+	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument: %s", fs.Arg(0))
+	}
+	if cfg.version {
+		return &cfg, nil
 	}
 	if cfg.listen == "" {
 		fs.Usage()
@@ -146,6 +149,33 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	return &cfg, nil
 }
 
+// usage is goscache -h: both ways goscache runs, the flags of the
+// standalone one.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `goscache: a drop-in replacement for Postfix's connection cache daemon, scache(8).
+
+Under master(8), goscache runs where scache runs: master.cf starts it, and
+it reads main.cf (connection_cache_ttl_limit, connection_cache_status_update_time,
+ipc_timeout, max_idle, ...) and master's command line (-v, -D, -o name=value),
+serves the socket master listens on, runs chrooted and unprivileged as
+master.cf says and logs as postfix/scache. Switch to it in one of two ways:
+  postconf -F 'scache/unix/command = goscache'                    (replace scache)
+  postconf -M 'goscache/unix = goscache unix - - y - 1 goscache'   (or a service of its own,
+  postconf -e 'connection_cache_service_name = goscache'           pointed at by smtp/lmtp)
+  postfix check && postfix reload
+The flags below are not used there: master(8) gives scache's options.
+See goscache(8) and /usr/share/doc/goscache/operator.md.
+
+Standalone (for tests and trials, without master(8)):
+usage: %s -listen unix:/path/to/socket [flags]
+       %s -version
+`, fs.Name(), fs.Name())
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
 // runStandalone serves one socket until ctx is done, then shuts down
 // gracefully and logs the statistics.
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -155,6 +185,10 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.version {
+		fmt.Fprintf(stdout, "goscache %s\n", buildinfo.Get())
+		return nil
 	}
 	logw := stderr
 	if cfg.log != "stderr" {
@@ -184,7 +218,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		MaxSessions:      cfg.maxSessions,
 		MaxConns:         cfg.maxClients,
 		KeepDead:         cfg.keepDead,
+		Build:            serverBuild(),
 	})
+	logger.Info("goscache " + buildinfo.Get().String())
 	logger.Info("listening on " + cfg.listen)
 	clients, sessions := srv.Limits()
 	logger.Info(fmt.Sprintf("limits: %s clients served at once, %s connections cached", limitText(clients), limitText(sessions)))
@@ -204,6 +240,13 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	srv.LogStatistics()
 	logger.Info("stopped")
 	return err
+}
+
+// serverBuild is this binary's build, as the Server reports it in its
+// goscache_stats replies.
+func serverBuild() scache.BuildInfo {
+	b := buildinfo.Get()
+	return scache.BuildInfo{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion}
 }
 
 // limitText shows a limit, negative meaning none.

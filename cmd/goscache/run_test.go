@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
@@ -245,6 +246,41 @@ func TestExitCode(t *testing.T) {
 			var stderr bytes.Buffer
 			if code := exitCode(tt.err, &stderr); code != tt.code || stderr.String() != tt.wantStderr {
 				t.Errorf("exitCode(%v) = %d, stderr %q; want %d, %q", tt.err, code, stderr.String(), tt.code, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestRun_infoFlags: -version prints the build on stdout, -h explains both
+// ways goscache runs; neither starts a daemon.
+func TestRun_infoFlags(t *testing.T) {
+	tests := []struct {
+		args       []string
+		wantStdout []string
+		wantStderr []string
+	}{
+		{[]string{"-version"}, []string{"goscache " + buildinfo.Get().String() + "\n"}, nil},
+		{[]string{"-h"}, nil, []string{"Under master(8)", "postconf -F 'scache/unix/command = goscache'",
+			"connection_cache_service_name = goscache", "-listen unix:/path/to/socket", "-version"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(t.Context(), append([]string{"goscache"}, tt.args...), &stdout, &stderr); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			for _, w := range tt.wantStdout {
+				if stdout.String() != w {
+					t.Errorf("stdout = %q, want %q", stdout.String(), w)
+				}
+			}
+			if tt.wantStdout == nil && stdout.Len() > 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
 			}
 		})
 	}

@@ -19,21 +19,23 @@ var allowed = map[string][]string{
 	"scache":            {"attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	"scache/fdtest":     {"golang.org/x/sys"},
 	"scache/scachetest": {"scache", "scache/fdtest", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
-	"cmd/goscache":      {"mastercompat", "scache", "attr", "cmd/goscache/startupparams", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/goscache":      {"mastercompat", "scache", "attr", "cmd/goscache/startupparams", "cmd/internal/secflag", "cmd/internal/buildinfo", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// scache's startup parameter lists: data of the scache service, which
 	// mastercompat's mechanism is given; nothing of the module below it.
 	"cmd/goscache/startupparams": {},
 	"cmd/goscache-demo":          {"scache", "attr", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// scachectl metrics: Prometheus's client library and what it brings.
 	// No mastercompat and no bench code: the CLI is only a CLI.
-	"cmd/scachectl": {"scache", "attr", "cmd/internal/secflag", "golang.org/x/sys",
+	"cmd/scachectl": {"scache", "attr", "cmd/internal/secflag", "cmd/internal/buildinfo", "golang.org/x/sys",
 		"github.com/prometheus", "github.com/beorn7/perks", "github.com/cespare/xxhash",
 		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// The bench harness and the floor, a master(8) child.
-	"cmd/scachebench":           {"scache", "attr", "mastercompat", "cmd/internal/benchresults", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
-	"cmd/benchplot":             {"cmd/internal/benchresults"},
-	"cmd/internal/layering":     {},
-	"cmd/internal/secflag":      {},
+	"cmd/scachebench":       {"scache", "attr", "mastercompat", "cmd/internal/benchresults", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
+	"cmd/benchplot":         {"cmd/internal/benchresults"},
+	"cmd/internal/layering": {},
+	"cmd/internal/secflag":  {},
+	// The version and revision every command reports.
+	"cmd/internal/buildinfo":    {},
 	"cmd/internal/benchresults": {},
 	"compat-tests":              {"*"},
 	"compat-tests/pfx":          {"*"},
