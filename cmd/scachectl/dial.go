@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
@@ -38,6 +42,8 @@ func socketError(path string, err error) error {
 		return fmt.Errorf("%s closed the connection without announcing itself: goscache does that to users it does not admit (only root, its own user, mail_owner and -allow-group members): %w", path, err)
 	case errors.Is(err, syscall.ENOTSOCK):
 		return fmt.Errorf("%s is not a socket: %w", path, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%s accepted the connection but no cache daemon answered in time: master(8) accepts on the socket and starts the daemon on demand, and after failed starts it throttles the service (the mail log, journalctl -u postfix or /var/log/mail.log, then shows \"warning: process .../goscache pid N exit status 1\" and \"bad command startup -- throttling\"); fix the cause (postfix check, master.cf's command), then postfix reload: %w", path, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("no answer from %s within the -timeout: %w", path, err)
 	}
@@ -46,19 +52,46 @@ func socketError(path string, err error) error {
 
 // dialScache connects to a cache speaking connection_cache_protocol.
 func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheConn, error) {
-	c, err := scache.Dial(ctx, path)
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
+		return nil, err
+	}
+	uc := nc.(*net.UnixConn)
+	c, err := scache.NewClient(uc)
+	if err != nil {
+		uc.Close()
 		if errors.Is(err, attr.ErrUnexpectedValue) {
 			return nil, fmt.Errorf("the server at %s does not speak connection_cache_protocol: %w", path, err)
 		}
 		return nil, err
 	}
 	c.Timeout = timeout
-	return &scacheConn{c}, nil
+	return &scacheConn{Client: c, uc: uc}, nil
 }
 
 // scacheConn adapts a *scache.Client to what the commands use.
-type scacheConn struct{ *scache.Client }
+type scacheConn struct {
+	*scache.Client
+	uc *net.UnixConn // the Client's connection, for Open
+}
+
+// Open reports whether the peer still holds the connection open and has
+// sent nothing unasked: a peek that would block.
+func (c *scacheConn) Open() bool {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		open = rerr == unix.EAGAIN
+		return true
+	})
+	return err == nil && open
+}
 
 func (c *scacheConn) Stats() (*statsView, error) {
 	s, err := c.ServerStats()
@@ -80,10 +113,12 @@ func (c *scacheConn) Stats() (*statsView, error) {
 		RefusedClients: s.Refused,
 		NonSockets:     s.NonSockets,
 		Server:         scache.ServerName,
+		Build:          buildView{Version: s.Build.Version, Revision: s.Build.Revision, GoVersion: s.Build.GoVersion},
 		Time:           s.Time,
 		Start:          t.Start,
 		UptimeSeconds:  seconds(s.Time.Sub(t.Start)),
-		Clients:        s.Clients,
+		// The daemon counts the asking connection; ours is not a client.
+		Clients: max(s.Clients-1, 0),
 		Lookups: lookupsView{
 			Domain:  lookupView{Hits: t.DestHits, Misses: t.DestMisses},
 			Address: lookupView{Hits: t.EndpHits, Misses: t.EndpMisses},

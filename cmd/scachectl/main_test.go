@@ -55,6 +55,9 @@ func mustRun(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
+// testBuild is the build the test servers report.
+var testBuild = scache.BuildInfo{Version: "9.9.9-1", Revision: "0123456789abcdef", GoVersion: "go9.9"}
+
 // startGoscache starts a goscache server with a one-hour ttl limit and
 // returns its socket path.
 func startGoscache(t *testing.T) string {
@@ -75,6 +78,7 @@ func startGoscacheIdle(t *testing.T) *goscacheServer {
 	g := &goscacheServer{}
 	g.cond = sync.NewCond(&g.mu)
 	g.path = scachetest.NewServer(t, scache.Options{
+		Build:            testBuild,
 		TTLLimit:         time.Hour,
 		StatusUpdateTime: -1,
 		ConnCount: func(n int) {
@@ -455,28 +459,66 @@ func TestPermissionDenied(t *testing.T) {
 	}
 }
 
-// TestDefaultSocket: without -socket, scachectl asks postconf.
-func TestDefaultSocket(t *testing.T) {
-	bin := t.TempDir()
-	script := "#!/bin/sh\necho /nonexistent/queue\necho myscache\n"
-	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte(script), 0o755); err != nil {
+// TestInstanceSocket: without -socket, scachectl asks postconf for the
+// instance's socket: the default instance, or the one -c or MAIL_CONFIG
+// names, which must exist (never another instance's socket instead).
+// Without postconf it reads a named instance's main.cf.
+func TestInstanceSocket(t *testing.T) {
+	inst := t.TempDir()
+	if err := os.WriteFile(filepath.Join(inst, "main.cf"), []byte("# out\nqueue_directory = /q/out\n\nconnection_cache_service_name =\n  goscache\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PATH", bin)
-	r := runCLI(t, "stats")
-	if want := "no cache socket at /nonexistent/queue/private/myscache"; !strings.Contains(r.stderr, want) {
-		t.Errorf("stderr %q, want %q", r.stderr, want)
-	}
-	t.Setenv("PATH", t.TempDir()) // no postconf at all
-	if got, want := defaultSocket(t.Context()), "/var/spool/postfix/private/scache"; got != want {
-		t.Errorf("defaultSocket without postconf = %q, want %q", got, want)
-	}
-	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+	dollar := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dollar, "main.cf"), []byte("queue_directory = $spool/postfix\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PATH", bin) // a failing postconf
-	if got, want := defaultSocket(t.Context()), "/var/spool/postfix/private/scache"; got != want {
-		t.Errorf("defaultSocket with a failing postconf = %q, want %q", got, want)
+	noMainCF := t.TempDir()
+	// A postconf that answers for the instance -c names, and for the
+	// default instance otherwise (as the real one does, MAIL_CONFIG too).
+	fake := "#!/bin/sh\nif [ \"$1\" = -c ]; then echo \"$2/queue\"; echo svc; exit 0; fi\n" +
+		"if [ -n \"$MAIL_CONFIG\" ]; then echo \"$MAIL_CONFIG/queue\"; echo svc; exit 0; fi\necho /default/queue\necho myscache\n"
+	postconfs := map[string]string{
+		"fake":    fake,
+		"failing": "#!/bin/sh\necho 'postconf: fatal: open /x/main.cf: No such file or directory' >&2\nexit 1\n",
+		"none":    "",
+	}
+	tests := []struct {
+		name       string
+		postconf   string
+		mailConfig string
+		args       []string
+		code       int
+		want       string // in stderr
+	}{
+		{"default instance", "fake", "", nil, exitError, "no cache socket at /default/queue/private/myscache"},
+		{"-c", "fake", "", []string{"-c", inst}, exitError, "no cache socket at " + inst + "/queue/private/svc"},
+		{"-c wins over MAIL_CONFIG", "fake", noMainCF, []string{"-c", inst}, exitError, "no cache socket at " + inst + "/queue/private/svc"},
+		{"MAIL_CONFIG", "fake", inst, nil, exitError, "no cache socket at " + inst + "/queue/private/svc"},
+		{"MAIL_CONFIG names nothing", "fake", "/nonexistent", nil, exitError, "MAIL_CONFIG /nonexistent names no Postfix instance"},
+		{"-c without main.cf", "fake", "", []string{"-c", noMainCF}, exitError, "-c " + noMainCF + " names no Postfix instance"},
+		{"postconf fails on the instance", "failing", "", []string{"-c", inst}, exitError, "-c " + inst + ": postconf -c " + inst + " queue_directory connection_cache_service_name: postconf: fatal"},
+		{"no postconf: main.cf read", "none", "", []string{"-c", inst}, exitError, "no cache socket at /q/out/private/goscache"},
+		{"no postconf: $name", "none", "", []string{"-c", dollar}, exitError, "refers to other parameters"},
+		{"default instance, no postconf", "none", "", nil, exitError, "no cache socket at /var/spool/postfix/private/scache"},
+		{"default instance, failing postconf", "failing", "", nil, exitError, "no cache socket at /var/spool/postfix/private/scache"},
+		{"-socket and -c", "fake", "", []string{"-socket", "/s", "-c", inst}, exitUsage, "give -socket or -c, not both"},
+		{"-socket wins over MAIL_CONFIG", "fake", "/nonexistent", []string{"-socket", "/s"}, exitError, "no cache socket at /s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := t.TempDir()
+			if script := postconfs[tt.postconf]; script != "" {
+				if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte(script), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("PATH", bin)
+			t.Setenv("MAIL_CONFIG", tt.mailConfig)
+			r := runCLI(t, append(tt.args, "stats")...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tt.code, tt.want)
+			}
+		})
 	}
 }
 

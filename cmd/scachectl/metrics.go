@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,16 @@ import (
 // defaultMetricsListen is where "scachectl metrics" listens without
 // -listen: loopback only, since the figures need no authentication.
 const defaultMetricsListen = "127.0.0.1:9469"
+
+// defaultMetricsTimeout bounds one scrape's talk with the daemon when
+// -timeout is not given: well under Prometheus's default scrape_timeout
+// (10s), so that a daemon that does not answer (master(8) throttling the
+// service) still yields goscache_up 0 instead of a failed scrape.
+const defaultMetricsTimeout = 5 * time.Second
+
+// metricsTimeout, when set (by tests), is told the settings the exporter
+// will use.
+var metricsTimeout func(e *env)
 
 func metricsCommand() command {
 	return command{
@@ -39,8 +50,16 @@ func runMetrics(e *env, args []string) error {
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
+	if !e.timeoutSet {
+		e.timeout = defaultMetricsTimeout
+	}
+	if metricsTimeout != nil {
+		metricsTimeout(e)
+	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(e))
+	col := newCollector(e)
+	defer col.close()
+	reg.MustRegister(col)
 	mux := http.NewServeMux()
 	mux.Handle(*path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if *path != "/" {
@@ -74,8 +93,17 @@ func runMetrics(e *env, args []string) error {
 // prefix, base units (seconds), _total for counters.
 var (
 	descUp = prometheus.NewDesc("goscache_up",
-		"1 when the cache daemon answered on its socket, 0 when it could not be reached. server is goscache or postfix; extensions is false for a peer without goscache's extension requests (Postfix's scache), which exports nothing else.",
+		"1 when the cache daemon answered on its socket, 0 when it could not be reached (one series, without labels; goscache_server_info says which daemon answered).",
+		nil, nil)
+	descServerInfo = prometheus.NewDesc("goscache_server_info",
+		"1 for the daemon that answered: server is goscache or postfix; extensions is false for a peer without goscache's extension requests (Postfix's scache), which exports nothing else. Absent while goscache_up is 0.",
 		[]string{"server", "extensions"}, nil)
+	descBuildInfo = prometheus.NewDesc("goscache_build_info",
+		"1, labelled with the build of the goscache daemon that answered (\"unknown\" from a goscache that does not report it).",
+		[]string{"version", "revision", "goversion"}, nil)
+	descExporterBuildInfo = prometheus.NewDesc("goscache_exporter_build_info",
+		"1, labelled with the build of this exporter (scachectl).",
+		[]string{"version", "revision", "goversion"}, nil)
 	descLookups = prometheus.NewDesc("goscache_lookups_total",
 		"Cache lookups since the daemon started, by kind (domain: find_dest, address: find_endp) and result (hit, miss).",
 		[]string{"kind", "result"}, nil)
@@ -107,7 +135,7 @@ var (
 		"Time the daemon spent on each request, by request type, measured by the daemon itself; _count is the number of requests.",
 		[]string{"request"}, nil)
 	descClients = prometheus.NewDesc("goscache_clients",
-		"Client connections to the daemon now (smtp(8), lmtp(8), scachectl), the exporter's own excluded.", nil, nil)
+		"Client connections to the daemon now (smtp(8), lmtp(8), other scachectl), the exporter's own excluded: the clients of scachectl stats.", nil, nil)
 	descStart = prometheus.NewDesc("goscache_start_time_seconds",
 		"When the daemon started, Unix time in seconds.", nil, nil)
 	descUptime = prometheus.NewDesc("goscache_uptime_seconds",
@@ -117,17 +145,38 @@ var (
 )
 
 // collector reads the daemon's goscache_stats on every Collect. It is safe
-// for concurrent use: each Collect has its own connection.
+// for concurrent use: Collects take turns.
+//
+// A peer that answers goscache_stats with status=1 is Postfix's own scache,
+// which logs "warning: unrecognized request" for each such request. The
+// collector does not ask it again: it keeps that connection open and, while
+// the peer keeps it open too (the same scache process), reports it without
+// a request. When the connection is gone (postfix reload, a switch to
+// goscache), the next scrape dials and asks again: one warning per scache
+// process, not one per scrape.
 type collector struct {
 	e      *env
 	errors atomic.Uint64
+
+	mu      sync.Mutex
+	postfix cacheConn // open connection to a peer without extensions, or nil
 }
 
 func newCollector(e *env) *collector { return &collector{e: e} }
 
+// close closes the connection kept to Postfix's scache, if any.
+func (c *collector) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.postfix != nil {
+		c.postfix.Close()
+		c.postfix = nil
+	}
+}
+
 // Describe sends every descriptor the collector may use.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descLookups, descCachedDests, descCachedEndps, descCachedConns,
+	for _, d := range []*prometheus.Desc{descUp, descServerInfo, descBuildInfo, descExporterBuildInfo, descLookups, descCachedDests, descCachedEndps, descCachedConns,
 		descPeakDests, descPeakEndps, descPeakConns, descEvictions,
 		descExpiredBindings, descDead, descRefused, descNonSockets, descDuration, descClients, descStart, descUptime, descScrapeErrors} {
 		ch <- d
@@ -138,28 +187,58 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // A failure never fails the scrape: it exports goscache_up 0, logs the
 // reason on stderr and counts it.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	own := ownBuild()
+	ch <- prometheus.MustNewConstMetric(descExporterBuildInfo, prometheus.GaugeValue, 1, own.Version, own.Revision, own.GoVersion)
 	s, err := c.stats()
 	switch {
 	case errors.Is(err, scache.ErrNoExtensions):
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1, "postfix", "false")
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+		ch <- prometheus.MustNewConstMetric(descServerInfo, prometheus.GaugeValue, 1, "postfix", "false")
 	case err != nil:
 		c.errors.Add(1)
 		fmt.Fprintf(c.e.stderr, "scachectl: metrics: %v\n", err)
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0, "", "")
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 	default:
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1, s.Server, "true")
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+		ch <- prometheus.MustNewConstMetric(descServerInfo, prometheus.GaugeValue, 1, s.Server, "true")
+		b := s.Build
+		ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, orUnknown(b.Version), orUnknown(b.Revision), orUnknown(b.GoVersion))
 		collectStats(ch, s)
 	}
 	ch <- prometheus.MustNewConstMetric(descScrapeErrors, prometheus.CounterValue, float64(c.errors.Load()))
 }
 
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// stats reads the daemon's statistics; it returns ErrNoExtensions without
+// a request while the connection to a Postfix scache found earlier stays
+// open.
 func (c *collector) stats() (*statsView, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.postfix != nil {
+		if c.postfix.Open() {
+			return nil, scache.ErrNoExtensions
+		}
+		c.postfix.Close()
+		c.postfix = nil
+	}
 	conn, err := c.e.connect()
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	return conn.Stats()
+	s, err := conn.Stats()
+	if errors.Is(err, scache.ErrNoExtensions) {
+		c.postfix = conn
+		return nil, err
+	}
+	conn.Close()
+	return s, err
 }
 
 // collectStats sends the metrics of a goscache_stats reply.
@@ -187,7 +266,7 @@ func collectStats(ch chan<- prometheus.Metric, s *statsView) {
 	counter(descDead, s.Evictions.Dead)
 	counter(descRefused, s.RefusedClients)
 	counter(descNonSockets, s.NonSockets)
-	gauge(descClients, float64(max(s.Clients-1, 0)))
+	gauge(descClients, float64(s.Clients))
 	gauge(descStart, float64(s.Start.UnixNano())/1e9)
 	gauge(descUptime, s.Time.Sub(s.Start).Seconds())
 	if s.Latency != nil {

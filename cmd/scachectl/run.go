@@ -6,8 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os/exec"
-	"path/filepath"
+	"os"
 	"strings"
 	"time"
 )
@@ -48,6 +47,7 @@ func commands() []command {
 		saveDestCommand(),
 		watchCommand(),
 		metricsCommand(),
+		versionCommand(),
 	}
 }
 
@@ -57,9 +57,13 @@ type env struct {
 	ctx     context.Context
 	stdout  io.Writer
 	stderr  io.Writer
-	socket  string        // -socket, or the default from postconf
+	socket  string        // -socket, or the instance's socket from postconf
+	inst    instance      // -c or MAIL_CONFIG: the Postfix instance
 	timeout time.Duration // -timeout: dial and each request
-	dial    func(ctx context.Context, path string, timeout time.Duration) (cacheConn, error)
+	// timeoutSet is true when -timeout was given (metrics has its own
+	// default, under Prometheus's scrape timeout).
+	timeoutSet bool
+	dial       func(ctx context.Context, path string, timeout time.Duration) (cacheConn, error)
 }
 
 // usageError is a bad command line. The flag package (or run) has already
@@ -82,14 +86,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, dial: dialScache}
 	fs := flag.NewFlagSet("scachectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&e.socket, "socket", "", "cache socket `path` (default: $(postconf -h queue_directory)/private/$(postconf -h connection_cache_service_name))")
-	fs.DurationVar(&e.timeout, "timeout", 10*time.Second, "time limit for connecting and for each request")
+	fs.StringVar(&e.socket, "socket", "", "cache socket `path` (default: $(postconf -h queue_directory)/private/$(postconf -h connection_cache_service_name) of the instance)")
+	configDir := fs.String("c", "", "Postfix configuration `directory` of the instance, as postconf -c (default: $MAIL_CONFIG, else the default instance)")
+	fs.DurationVar(&e.timeout, "timeout", 10*time.Second, "time limit for connecting and for each request (metrics: 5s unless given)")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return &usageError{msg: err.Error(), printed: true}
+	}
+	fs.Visit(func(f *flag.Flag) { e.timeoutSet = e.timeoutSet || f.Name == "timeout" })
+	e.inst = pickInstance(*configDir, os.LookupEnv)
+	if e.socket != "" && *configDir != "" {
+		return &usageError{msg: "give -socket or -c, not both"}
 	}
 	if fs.NArg() == 0 {
 		usage(stderr, fs)
@@ -103,7 +113,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, c := range commands() {
 		if c.name == name {
 			if e.socket == "" {
-				e.socket = defaultSocket(ctx)
+				var err error
+				if e.socket, err = e.inst.socket(ctx); err != nil {
+					return err
+				}
 			}
 			return c.run(e, rest)
 		}
@@ -112,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func usage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: scachectl [-socket PATH] [-timeout D] COMMAND [flags] [args]\n\ncommands:\n")
+	fmt.Fprintf(w, "usage: scachectl [-c CONFIG_DIR | -socket PATH] [-timeout D] COMMAND [flags] [args]\n\ncommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 		fmt.Fprintf(w, "  %-10s   scachectl %s %s\n", "", c.name, c.synopsis)
@@ -187,20 +200,4 @@ func parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
 		return nil, &usageError{msg: strings.TrimPrefix(fs.Name(), "scachectl ") + ": " + msg}
 	}
 	return pos, nil
-}
-
-// defaultSocket returns $(postconf -h queue_directory)/private/$(postconf -h
-// connection_cache_service_name) when postconf runs, and Postfix's compiled-in
-// default otherwise.
-func defaultSocket(ctx context.Context) string {
-	dir, name := defaultQueueDir, defaultServiceName
-	if path, err := exec.LookPath("postconf"); err == nil {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, "-h", "queue_directory", "connection_cache_service_name").Output()
-		if f := strings.Split(strings.TrimSpace(string(out)), "\n"); err == nil && len(f) == 2 && f[0] != "" && f[1] != "" {
-			dir, name = strings.TrimSpace(f[0]), strings.TrimSpace(f[1])
-		}
-	}
-	return filepath.Join(dir, "private", name)
 }

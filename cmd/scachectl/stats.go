@@ -86,10 +86,15 @@ func (e *env) fallback(asJSON bool, note string) error {
 
 func writeStats(w io.Writer, s *statsView) {
 	fmt.Fprintf(w, "server       %s\n", s.Server)
+	if s.Build.Version != "" {
+		fmt.Fprintf(w, "version      %s\n", s.Build)
+	} else {
+		fmt.Fprintf(w, "version      not reported (a goscache from before 0.1.0-1)\n")
+	}
 	fmt.Fprintf(w, "socket       %s\n", s.Socket)
 	fmt.Fprintf(w, "time         %s\n", clock(s.Time))
 	fmt.Fprintf(w, "uptime       %s (since %s)\n", s.Time.Sub(s.Start).Round(time.Second), clock(s.Start))
-	fmt.Fprintf(w, "clients      %d\n", s.Clients)
+	fmt.Fprintf(w, "clients      %d (connected now, this scachectl not counted)\n", s.Clients)
 	fmt.Fprintf(w, "lookups      %8s %8s %8s\n", "hits", "miss", "success")
 	for _, l := range []struct {
 		name string

@@ -14,22 +14,29 @@ type cacheConn interface {
 	FindEndp(label string) (fd int, endpProp string, status int, err error)
 	SaveEndp(ttl time.Duration, label, prop string, fd int) (status int, err error)
 	SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (status int, err error)
+	// Open reports whether the peer still holds the connection open
+	// (without reading from it): a connection to the same process.
+	Open() bool
 	Close() error
 }
 
 // statsView is what "scachectl stats" shows; its JSON form is documented in
 // docs/protocol.md.
 type statsView struct {
-	Server        string        `json:"server"`
-	Socket        string        `json:"socket"`
-	Time          time.Time     `json:"time"`
-	Start         time.Time     `json:"start"`
-	UptimeSeconds float64       `json:"uptime_seconds"`
-	Clients       int           `json:"clients"`
-	Lookups       lookupsView   `json:"lookups"`
-	Cached        sizeView      `json:"cached"`
-	Peak          sizeView      `json:"peak"`
-	Evictions     evictionsView `json:"evictions"`
+	Server        string    `json:"server"`
+	Build         buildView `json:"build"` // the daemon's; empty fields from a goscache that does not report them
+	Socket        string    `json:"socket"`
+	Time          time.Time `json:"time"`
+	Start         time.Time `json:"start"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	// Clients counts the daemon's client connections now, the asking
+	// scachectl's own not included (smtp(8), lmtp(8), other scachectl):
+	// the same number as the exporter's goscache_clients.
+	Clients   int           `json:"clients"`
+	Lookups   lookupsView   `json:"lookups"`
+	Cached    sizeView      `json:"cached"`
+	Peak      sizeView      `json:"peak"`
+	Evictions evictionsView `json:"evictions"`
 	// Latency holds the request latency histograms for "scachectl metrics";
 	// nil when the server reported none (a goscache from before they were
 	// added). Not part of the JSON form.
