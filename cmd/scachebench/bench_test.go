@@ -309,47 +309,114 @@ func startFloorMaster(t *testing.T, argv string) (path string, status *os.File, 
 	return path, status, cmd, out
 }
 
-// TestFloor_requestAllocs locks in that the floor reads and answers a
-// request without allocating: it is the least a server can do, and an
-// allocation per request would flatter goscache/floor. The floor's
-// connection is driven directly over a socketpair whose other end the
-// test writes requests to and reads replies from, with buffers made
-// beforehand.
+// TestFloor_requestAllocs locks in that the floor answers every request
+// of smtp(8)'s cycle without allocating: it is the least a server can do,
+// and an allocation per request would flatter goscache/floor. Each round
+// is the whole cycle, descriptors included (find_dest and find_endp
+// misses, save_dest, save_endp with a descriptor, the find_dest hit that
+// hands it back), plus an unknown request. The floor's connection is
+// driven directly on one end of a socketpair; a client goroutine on the
+// other end sends the requests and descriptors with the floor's own raw
+// I/O and checks each reply, so that it allocates nothing either.
 func TestFloor_requestAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
 	a, b := fdtest.UnixPair(t)
-	fc := &floorConn{c: a, r: bufio.NewReader(a), w: bufio.NewWriter(a), held: -1, oob: make([]byte, unix.CmsgSpace(4))}
-	tests := []struct{ req, want []byte }{
-		{[]byte("request\x00frob\x00\x00"), floorStatus1},
-		{[]byte("request\x00find_dest\x00label\x00d\x00\x00"), floorDestMiss},
-		{[]byte("request\x00find_endp\x00label\x00e\x00\x00"), floorEndpMiss},
-		{[]byte("request\x00save_dest\x00ttl\x002\x00label\x00d\x00property\x00dp\x00label\x00e\x00\x00"), floorStatus0},
+	fc, err := newFloorConn(a)
+	if err != nil {
+		t.Fatal(err)
 	}
-	got := make([]byte, 64)
+	t.Cleanup(fc.close)
+	cl, err := newFloorIO(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := fdtest.PipeFD(t) // the descriptor the cycle caches
+	want := fdtest.Identity(t, cached)
+	hit := []byte("status\x000\x00property\x00dp\x00property\x00ep\x00\x00")
+	steps := []struct {
+		req, reply []byte
+		send, recv bool // a descriptor to send after the reply, or to receive (a hit)
+		then       []byte // the reply after the descriptor was sent
+	}{
+		{req: []byte("request\x00frob\x00\x00"), reply: floorStatus1},
+		{req: []byte("request\x00find_dest\x00label\x00d\x00\x00"), reply: floorDestMiss},
+		{req: []byte("request\x00find_endp\x00label\x00e\x00\x00"), reply: floorEndpMiss},
+		{req: []byte("request\x00save_dest\x00ttl\x002\x00label\x00d\x00property\x00dp\x00label\x00e\x00\x00"), reply: floorStatus0},
+		{req: []byte("request\x00save_endp\x00ttl\x002\x00label\x00e\x00property\x00ep\x00\x00"), reply: floorDummy, send: true, then: floorStatus0},
+		{req: []byte("request\x00find_dest\x00label\x00d\x00\x00"), reply: hit, recv: true},
+	}
+	dummy := []byte("dummy\x00\x00\x00")
+	got := make([]byte, 128)
+	var st unix.Stat_t
+	// The client runs one cycle per value received on start and reports
+	// its first failure (or nil) on done.
+	start, done := make(chan struct{}), make(chan error)
+	var clientErr error
+	expect := func(w []byte) {
+		if clientErr != nil {
+			return
+		}
+		if _, err := io.ReadFull(cl, got[:len(w)]); err != nil {
+			clientErr = err
+		} else if !bytes.Equal(got[:len(w)], w) {
+			clientErr = errors.New("reply " + strconv.Quote(string(got[:len(w)])) + ", want " + strconv.Quote(string(w)))
+		}
+	}
+	go func() {
+		for range start {
+			clientErr = nil
+			for _, s := range steps {
+				if _, err := cl.Write(s.req); err != nil && clientErr == nil {
+					clientErr = err
+				}
+				expect(s.reply)
+				if s.send && clientErr == nil {
+					clientErr = cl.sendFD(cached)
+					expect(s.then)
+				}
+				if s.recv && clientErr == nil {
+					cl.Write(dummy)
+					fd, err := cl.recvFD()
+					switch {
+					case err != nil:
+						clientErr = err
+					case fd < 0:
+						clientErr = errors.New("find_dest hit: no descriptor")
+					default:
+						if unix.Fstat(fd, &st) != nil || [2]uint64{st.Dev, st.Ino} != want {
+							clientErr = errors.New("find_dest hit: not the descriptor cached")
+						}
+						floorClose(fd)
+					}
+					cl.Write(dummy)
+				}
+			}
+			done <- clientErr
+		}
+	}()
+	defer close(start)
 	var failed error
 	allocs := testing.AllocsPerRun(100, func() {
-		for _, tt := range tests {
-			if _, err := b.Write(tt.req); err != nil && failed == nil {
-				failed = err
-			}
+		start <- struct{}{}
+		for range steps {
 			if err := fc.request(); err != nil && failed == nil {
 				failed = err
 			}
-			if _, err := io.ReadFull(b, got[:len(tt.want)]); err != nil && failed == nil {
-				failed = err
-			}
-			if !bytes.Equal(got[:len(tt.want)], tt.want) && failed == nil {
-				failed = errors.New("reply " + strconv.Quote(string(got[:len(tt.want)])) + " to " + strconv.Quote(string(tt.req)))
-			}
+		}
+		if err := <-done; err != nil && failed == nil {
+			failed = err
 		}
 	})
 	if failed != nil {
 		t.Fatal(failed)
 	}
+	if fc.held >= 0 {
+		t.Errorf("the floor still holds descriptor %d after the hit", fc.held)
+	}
 	if allocs != 0 {
-		t.Errorf("the floor allocated %v times per round of %d requests, want 0", allocs, len(tests))
+		t.Errorf("the floor allocated %v times per round of %d requests, want 0", allocs, len(steps))
 	}
 }
 

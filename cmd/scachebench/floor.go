@@ -11,17 +11,22 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/goscache/goscache/mastercompat"
 )
 
-// The floor is the least a server can do to answer smtp(8)'s cycle: the
-// same reads, writes, sendmsg and recvmsg calls as a real cache, and no
-// cache at all. Each connection holds the last descriptor it received and
-// hands it to the next find request; labels are not looked at. Its cycle
-// time is the syscall and scheduling cost that any Go server pays, so
-// goscache/floor is goscache's own overhead.
+// The floor is the least a server can do to answer smtp(8)'s cycle: one
+// read per request record and one write per reply, a recvmsg per
+// descriptor received and a sendmsg per descriptor handed out, all raw
+// system calls on the netpoller's non-blocking socket exactly as goscache
+// makes them (floor_rawio.go), and nothing else: no deadlines, no
+// attribute decoder, no cache, no liveness check of what it hands out, no
+// logging, and no allocation on any request of the cycle
+// (TestFloor_requestAllocs). Each connection holds the last descriptor it
+// received and hands it to the next find request; labels are not looked
+// at. It is a master(8) child with the same status-record policy as
+// goscache (mastercompat). Its cycle time is the system-call and scheduling
+// cost that any Go server under master(8) pays, so goscache/floor is what
+// goscache's own work (decoding, the cache, deadlines, checks) costs.
 
 // Wire records the floor writes (format 0).
 var (
@@ -203,27 +208,34 @@ func (fs *floorServer) busy(delta int32) {
 
 // floorConn is one client of the floor.
 type floorConn struct {
-	c        *net.UnixConn
+	io       *floorIO
 	r        *bufio.Reader
-	w        *bufio.Writer
 	held     int    // last descriptor received, -1 if none
 	destProp []byte // last save_dest property, handed back on a hit
 	endpProp []byte // last save_endp property
 	req      []byte // the request name of the record being read
 	prop     []byte // its last property
-	oob      []byte
+	out      []byte // a find hit's reply, built here
+}
+
+// newFloorConn returns the floor's state for connection c.
+func newFloorConn(c *net.UnixConn) (*floorConn, error) {
+	rio, err := newFloorIO(c)
+	if err != nil {
+		return nil, err
+	}
+	return &floorConn{io: rio, r: bufio.NewReader(rio), held: -1}, nil
 }
 
 // serveConn answers requests until the client goes away or breaks the
 // protocol.
 func (fs *floorServer) serveConn(c *net.UnixConn) {
-	fc := &floorConn{c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), held: -1, oob: make([]byte, unix.CmsgSpace(4))}
-	defer func() {
-		if fc.held >= 0 {
-			unix.Close(fc.held)
-		}
-	}()
-	if _, err := c.Write(floorAnnounce); err != nil {
+	fc, err := newFloorConn(c)
+	if err != nil {
+		return
+	}
+	defer fc.close()
+	if _, err := fc.io.Write(floorAnnounce); err != nil {
 		return
 	}
 	for {
@@ -236,6 +248,14 @@ func (fs *floorServer) serveConn(c *net.UnixConn) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// close releases the descriptor held, if any.
+func (fc *floorConn) close() {
+	if fc.held >= 0 {
+		floorClose(fc.held)
+		fc.held = -1
 	}
 }
 
@@ -294,8 +314,7 @@ func (fc *floorConn) find(dest bool) error {
 		}
 		return fc.reply(floorEndpMiss)
 	}
-	b := fc.w.AvailableBuffer()
-	b = append(b, "status\x000\x00"...)
+	b := append(fc.out[:0], "status\x000\x00"...)
 	if dest {
 		b = append(b, "property\x00"...)
 		b = append(b, fc.destProp...)
@@ -304,16 +323,20 @@ func (fc *floorConn) find(dest bool) error {
 	b = append(b, "property\x00"...)
 	b = append(b, fc.endpProp...)
 	b = append(b, 0, 0)
+	fc.out = b
 	if err := fc.reply(b); err != nil {
 		return err
 	}
 	if err := fc.skipRecord(); err != nil { // dummy
 		return err
 	}
+	if fc.r.Buffered() > 0 {
+		return errors.New("floor: data buffered before a descriptor hand-out")
+	}
 	fd := fc.held
 	fc.held = -1
-	_, _, err := fc.c.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
-	unix.Close(fd)
+	err := fc.io.sendFD(fd)
+	floorClose(fd)
 	if err != nil {
 		return err
 	}
@@ -329,25 +352,15 @@ func (fc *floorConn) saveEndp(prop []byte) error {
 	if fc.r.Buffered() > 0 {
 		return errors.New("floor: data buffered before a descriptor")
 	}
-	_, oobn, _, _, err := fc.c.ReadMsgUnix(make([]byte, 1), fc.oob)
+	fd, err := fc.io.recvFD()
 	if err != nil {
 		return err
-	}
-	fd := -1
-	if msgs, err := unix.ParseSocketControlMessage(fc.oob[:oobn]); err == nil && len(msgs) == 1 {
-		if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
-			fd = fds[0]
-		} else {
-			for _, f := range fds {
-				unix.Close(f)
-			}
-		}
 	}
 	if fd < 0 {
 		return fc.reply(floorStatus2)
 	}
 	if fc.held >= 0 {
-		unix.Close(fc.held)
+		floorClose(fc.held)
 	}
 	fc.held = fd
 	fc.endpProp = append(fc.endpProp[:0], prop...)
@@ -380,9 +393,8 @@ func (fc *floorConn) skipRecord() error {
 	}
 }
 
-// reply writes b and flushes it in one write. b may have been built in
-// fc.w.AvailableBuffer().
+// reply writes b in one write.
 func (fc *floorConn) reply(b []byte) error {
-	fc.w.Write(b)
-	return fc.w.Flush()
+	_, err := fc.io.Write(b)
+	return err
 }
