@@ -337,7 +337,7 @@ func TestFloor_requestAllocs(t *testing.T) {
 	hit := []byte("status\x000\x00property\x00dp\x00property\x00ep\x00\x00")
 	steps := []struct {
 		req, reply []byte
-		send, recv bool // a descriptor to send after the reply, or to receive (a hit)
+		send, recv bool   // a descriptor to send after the reply, or to receive (a hit)
 		then       []byte // the reply after the descriptor was sent
 	}{
 		{req: []byte("request\x00frob\x00\x00"), reply: floorStatus1},
