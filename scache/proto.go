@@ -158,7 +158,7 @@ func (c *conn) recvFD() (int, error) {
 	if n := c.br.Buffered(); n != 0 {
 		return -1, fmt.Errorf("%w (%d bytes)", ErrBuffered, n)
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.IPCTimeout))
+	c.dl.armRead(c.srv.opts.IPCTimeout)
 	if c.rio != nil {
 		return c.rio.recvFD(c.oob, c.fds[:0])
 	}
@@ -270,7 +270,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 
 // sendFD sends fd to the client, under ipc_timeout.
 func (c *conn) sendFD(fd int) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.IPCTimeout))
+	c.dl.armWrite(c.srv.opts.IPCTimeout)
 	if c.rio != nil {
 		return c.rio.sendFD(fd, c.oob)
 	}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -215,12 +214,4 @@ func closeRaw(fd int) error {
 		return e
 	}
 	return nil
-}
-
-// deadline arms d from now, or clears it for 0 (no deadline while idle).
-func deadline(d time.Duration) time.Time {
-	if d <= 0 {
-		return time.Time{}
-	}
-	return time.Now().Add(d)
 }

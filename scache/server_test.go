@@ -160,6 +160,25 @@ func TestServer_ipcTimeout(t *testing.T) {
 	}
 }
 
+// TestServer_idleOutlivesIPCTimeout: the deadlines a request arms stay
+// armed when the client goes idle (conn.go, deadlines), and expire
+// there; an idle client is still waited for without a limit, and its next
+// request is read and answered within a fresh ipc_timeout.
+func TestServer_idleOutlivesIPCTimeout(t *testing.T) {
+	ts := scachetest.NewServer(t, scache.Options{IPCTimeout: 50 * time.Millisecond})
+	raw := ts.Raw(t)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	for range 3 {
+		// In two parts, so that the server reads the second under a
+		// deadline.
+		mustWrite(t, raw, "request\x00find_endp\x00")
+		time.Sleep(10 * time.Millisecond)
+		mustWrite(t, raw, "label\x00E\x00\x00")
+		mustRead(t, raw, "status\x002\x00property\x00\x00\x00")
+		time.Sleep(150 * time.Millisecond) // idle for three timeouts
+	}
+}
+
 // TestServer_vanishingClients: clients that disappear in the middle of a
 // descriptor handshake leak nothing, and the server closes every
 // descriptor it holds when it is closed.
