@@ -7,8 +7,16 @@
 //	benchplot -dir RESULTS [-out docs/BENCHMARKS.md] [-svg docs/bench/throughput.svg]
 //	          [-postfix VERSION] [-commit REV] [-command TEXT] [-notes FILE]
 //
-// RESULTS holds sweep.json, reuse.json, open.json, open-fresh.json,
-// scale.json and heap.json (any may be missing, not all).
+// RESULTS holds sweep.json, reuse.json, the open-loop points
+// open-{reuse,fresh}-{fixed,own50,own80}.json, scale.json and heap.json
+// (any may be missing, not all).
+//
+//	benchplot -capacity FILE [-of scache,goscache] [-clients 16] [-fraction 0.8] [-each]
+//
+// prints an open-loop rate from a closed-loop results file instead:
+// fraction of the lowest median cycles/s of the -of targets at -clients, or
+// with -each one NAME=RATE per target, fraction of its own (what
+// "scachebench -rate" takes).
 // The machine description is read from RESULTS/machine.json; when that file
 // is missing it is collected from this host and written there, so a report
 // can be regenerated later from the same results.
@@ -24,6 +32,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -41,26 +50,41 @@ func main() {
 func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchplot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "`directory` with sweep.json, reuse.json, open.json, open-fresh.json, scale.json, heap.json (required)")
+	dir := fs.String("dir", "", "`directory` with sweep.json, reuse.json, open-*.json, scale.json, heap.json (required)")
 	out := fs.String("out", "docs/BENCHMARKS.md", "markdown `file` to write (- for stdout)")
 	svg := fs.String("svg", "docs/bench/throughput.svg", "SVG `file` to write (empty: none); the markdown links it relative to -out")
 	postfix := fs.String("postfix", "", "Postfix version, recorded in machine.json when it is created")
 	commit := fs.String("commit", "", "goscache revision, recorded in machine.json when it is created")
 	command := fs.String("command", "make bench-compare", "command line shown as the way to reproduce")
 	notes := fs.String("notes", "", "markdown `file` appended as the report's analysis (hand-written; optional)")
-	capacity := fs.String("capacity", "", "print the open-loop rate for a results `file` instead: -fraction of the median cycles/s of -of at -clients, and exit")
-	of := fs.String("of", "scache", "with -capacity: the target")
+	capacity := fs.String("capacity", "", "print an open-loop rate for a results `file` instead, and exit: -fraction of the lowest median cycles/s of the -of targets at -clients (with -each: NAME=RATE for each, fraction of its own)")
+	of := fs.String("of", "scache", "with -capacity: comma-separated target `names`")
+	each := fs.Bool("each", false, "with -capacity: print NAME=RATE,... with each target's own rate, for scachebench -rate")
 	clients := fs.Int("clients", 16, "with -capacity: the client count")
 	fraction := fs.Float64("fraction", 0.8, "with -capacity: the share of the capacity to offer")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *capacity != "" {
-		rate, err := openLoopRate(*capacity, *of, *clients, *fraction)
-		if err != nil {
-			return err
+		names := strings.Split(*of, ",")
+		rates := make([]string, len(names))
+		lowest := 0.0
+		for i, name := range names {
+			rate, err := openLoopRate(*capacity, name, *clients, *fraction)
+			if err != nil {
+				return err
+			}
+			rates[i] = fmt.Sprintf("%s=%.0f", name, rate)
+			if i == 0 || rate < lowest {
+				lowest = rate
+			}
 		}
-		_, err = fmt.Fprintf(stdout, "%.0f\n", rate)
+		var err error
+		if *each {
+			_, err = fmt.Fprintln(stdout, strings.Join(rates, ","))
+		} else {
+			_, err = fmt.Fprintf(stdout, "%.0f\n", lowest)
+		}
 		return err
 	}
 	if *dir == "" || fs.NArg() != 0 {

@@ -50,12 +50,21 @@ func TestRun_golden(t *testing.T) {
 		"![cycles per second against concurrent clients](bench/throughput.svg)",
 		"| fresh labels, 1 client: cycle rate >= scache's | goscache/scache = ",
 		"| reuse, 1 client: server CPU per cycle <= scache's | goscache/scache CPU = ",
+		"| reuse, 1 client: cycle rate >= 0.9x the floor's | goscache/floor = ",
 		"| reuse, 16 clients: cycle rate >= 0.9x the floor's | goscache/floor = ",
-		"| open loop, 16 clients at 1891 cycles/s (80% of scache's reuse capacity): find_dest hit p99 <= 0.5x scache's |",
+		"| reuse, 1 client: server CPU per cycle <= 1.15x the floor's | goscache/floor CPU = ",
+		"| open loop, reuse mode, 16 clients, 276 cycles/s for every server: find_dest hit p99 <= scache's |",
+		"| open loop, reuse mode, 16 clients, 50 % of each server's own capacity: find_dest hit p99 <= scache's |",
+		"| open loop, reuse mode, 16 clients, 80 % of each server's own capacity: find_dest hit p99 <= scache's |",
+		"| open loop, fresh labels, 16 clients, 238 cycles/s for every server: find_dest hit p99 <= scache's |",
+		"| open loop, fresh labels, 16 clients, 50 % of each server's own capacity: find_dest hit p99 <= scache's |",
+		"| open loop, fresh labels, 16 clients, 80 % of each server's own capacity: find_dest hit p99 <= scache's |",
+		"| 50 % of own | goscache | 1026 | 0.50 |",
 		"## Reuse mode\n",
 		"## Open loop, reuse mode\n",
 		"## Open loop, fresh labels\n",
-		"| fresh labels, open loop, 16 clients at 1750 cycles/s (80% of scache's fresh-label capacity): request p99 <= scache's | goscache/scache p99 = ",
+		"| load | 1-minute load average during the run: ",
+		"The floor (`scachebench -floor-master`, cmd/scachebench/floor.go) is the least a server can do",
 		"| (not a target) fresh labels, 16 clients, closed loop: request p99, at ",
 		"| <= 512 B Go heap per cached connection |",
 		"## Analysis\n\nNotes appended verbatim.\n",
@@ -158,17 +167,34 @@ func TestRatios(t *testing.T) {
 	}
 }
 
-// TestRun_capacity checks -capacity: the open-loop rate bench-compare
+// TestRun_capacity checks -capacity: the open-loop rates bench-compare
 // offers, from the reuse run's results.
 func TestRun_capacity(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"one target", []string{"-of", "scache", "-fraction", "0.8"}, "884\n"},
+		{"the lowest of two", []string{"-of", "goscache,scache", "-fraction", "0.25"}, "276\n"},
+		{"each its own", []string{"-of", "scache,goscache,floor", "-fraction", "0.5", "-each"}, "scache=553,goscache=1026,floor=2681\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			args := append([]string{"-capacity", "testdata/results/reuse.json", "-clients", "16"}, tt.args...)
+			if err := run(t.Context(), args, &stdout, &stderr); err != nil {
+				t.Fatalf("run: %v\n%s", err, stderr.String())
+			}
+			if got := stdout.String(); got != tt.want {
+				t.Errorf("-capacity %q printed %q, want %q (medians at 16 clients times the fraction)", tt.args, got, tt.want)
+			}
+		})
+	}
 	var stdout, stderr strings.Builder
-	if err := run(t.Context(), []string{"-capacity", "testdata/results/reuse.json", "-of", "scache", "-clients", "16", "-fraction", "0.8"}, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\n%s", err, stderr.String())
-	}
-	if got := stdout.String(); got != "1891\n" {
-		t.Errorf("-capacity printed %q, want 1891 (0.8 x scache's median at 16 clients)", got)
-	}
-	if err := run(t.Context(), []string{"-capacity", "testdata/results/reuse.json", "-clients", "3"}, &stdout, &stderr); err == nil {
-		t.Errorf("-capacity with no run at 3 clients: no error")
+	for _, args := range [][]string{{"-clients", "3"}, {"-of", "scache,nobody"}} {
+		if err := run(t.Context(), append([]string{"-capacity", "testdata/results/reuse.json"}, args...), &stdout, &stderr); err == nil {
+			t.Errorf("-capacity %q: no error", args)
+		}
 	}
 }

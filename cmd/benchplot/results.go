@@ -28,27 +28,56 @@ type (
 
 // machine describes where the results were measured.
 type machine struct {
-	Date      string `json:"date"`
-	OS        string `json:"os"`
-	Kernel    string `json:"kernel"`
-	CPU       string `json:"cpu"`
-	Cores     int    `json:"cores"`
-	MemoryMB  int    `json:"memory_mb"`
-	Postfix   string `json:"postfix"`
-	Commit    string `json:"commit"`
-	FDLimit   string `json:"fd_limit,omitempty"`
+	Date     string `json:"date"`
+	OS       string `json:"os"`
+	Kernel   string `json:"kernel"`
+	CPU      string `json:"cpu"`
+	Cores    int    `json:"cores"`
+	MemoryMB int    `json:"memory_mb"`
+	Postfix  string `json:"postfix"`
+	Commit   string `json:"commit"`
+	FDLimit  string `json:"fd_limit,omitempty"`
+	// Load is how busy the machine was during the run (bench-compare
+	// samples the load average: other work may share the cores).
+	Load      string `json:"load,omitempty"`
 	GoVersion string `json:"go_version"`
 }
 
 // results is everything one report is made of.
 type results struct {
 	sweep, scale, heap *benchReport
-	reuse, open        *benchReport // -labels reuse sweep; its open loop (-rate)
-	openFresh          *benchReport // open loop with fresh labels
+	reuse              *benchReport // -labels reuse sweep
+	opens              []openRun    // the open-loop points that were run
 	machine            machine
 	command            string
 	svgName            string
 	notes              string // hand-written analysis, appended
+}
+
+// openPoint is one load point of the open loop (issue 18): the share of
+// each server's own closed-loop capacity it is offered, or one fixed rate
+// for all.
+type openPoint struct {
+	file   string  // results file in the results directory
+	labels string  // labelsReuse or labelsFresh
+	own    float64 // share of each server's own capacity; 0: a fixed rate
+}
+
+// openPoints are the open-loop results files bench-compare writes, in the
+// order the report shows them.
+var openPoints = []openPoint{
+	{"open-reuse-fixed.json", "reuse", 0},
+	{"open-reuse-own50.json", "reuse", 0.5},
+	{"open-reuse-own80.json", "reuse", 0.8},
+	{"open-fresh-fixed.json", "fresh", 0},
+	{"open-fresh-own50.json", "fresh", 0.5},
+	{"open-fresh-own80.json", "fresh", 0.8},
+}
+
+// openRun is the results of one open-loop point.
+type openRun struct {
+	openPoint
+	rep *benchReport
 }
 
 // The target names bench-compare uses.
@@ -64,7 +93,7 @@ func loadResults(dir string) (*results, error) {
 	for _, f := range []struct {
 		name string
 		dst  **benchReport
-	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}, {"reuse.json", &r.reuse}, {"open.json", &r.open}, {"open-fresh.json", &r.openFresh}} {
+	}{{"sweep.json", &r.sweep}, {"scale.json", &r.scale}, {"heap.json", &r.heap}, {"reuse.json", &r.reuse}} {
 		b, err := os.ReadFile(filepath.Join(dir, f.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -77,6 +106,23 @@ func loadResults(dir string) (*results, error) {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 		*f.dst = &rep
+		loaded++
+	}
+	for _, p := range openPoints {
+		b, err := os.ReadFile(filepath.Join(dir, p.file))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var rep benchReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.file, err)
+		}
+		if len(rep.Runs) > 0 {
+			r.opens = append(r.opens, openRun{p, &rep})
+		}
 		loaded++
 	}
 	if loaded == 0 {
@@ -105,6 +151,7 @@ func loadMachine(path, postfix, commit string) (machine, error) {
 		Postfix:   postfix,
 		Commit:    commit,
 		FDLimit:   os.Getenv("BENCH_FD_LIMIT"),
+		Load:      os.Getenv("BENCH_LOAD"),
 		GoVersion: runtime.Version(),
 	}
 	b, err = json.MarshalIndent(m, "", "  ")
@@ -232,9 +279,10 @@ func (ix byRound) ratios(level int, a, b string, f func(benchRun) float64) []flo
 func clientsLevel(r benchRun) int { return r.Clients }
 func cachedLevel(r benchRun) int  { return r.Cached }
 
-func cps(r benchRun) float64 { return r.CyclesPerSec }
-func cpu(r benchRun) float64 { return r.CPUPerCycle }
-func rps(r benchRun) float64 { return r.RequestsPerSec }
+func cps(r benchRun) float64  { return r.CyclesPerSec }
+func cpu(r benchRun) float64  { return r.CPUPerCycle }
+func rps(r benchRun) float64  { return r.RequestsPerSec }
+func rate(r benchRun) float64 { return r.Rate }
 
 // lat returns a latency figure of kind in microseconds.
 func lat(kind string, f func(latency) int64) func(benchRun) float64 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 )
 
 // synopsis is what follows "scachebench" in the usage line.
-const synopsis = "[-socket PATH] [-clients 1,4,16,64] [-labels fresh|reuse] [-rate N] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json] | -floor-serve PATH | -floor-master ARGV0 [master's arguments]"
+const synopsis = "[-socket PATH] [-clients 1,4,16,64] [-labels fresh|reuse] [-rate N|NAME=N,...] [-duration D] [-target NAME=PATH ...] [-pid NAME=PID ...] [-scale 10,1000,...] [-json] | -floor-serve PATH | -floor-master ARGV0 [master's arguments]"
 
 // The -json schema, shared with cmd/benchplot.
 type (
@@ -66,6 +67,62 @@ func (p pidList) Set(v string) error {
 	return nil
 }
 
+// rateFlag is -rate: one offered load for every target ("2000"), or one
+// per target ("scache=1500,goscache=6000,floor=7000"), so that each
+// server can be offered the same share of its own capacity.
+type rateFlag struct {
+	all    float64            // for every target without a rate of its own
+	byName map[string]float64 // NAME=N
+}
+
+func (r *rateFlag) String() string {
+	if r == nil || len(r.byName) == 0 {
+		if r == nil || r.all == 0 {
+			return "0"
+		}
+		return strconv.FormatFloat(r.all, 'f', -1, 64)
+	}
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		names[i] = n + "=" + strconv.FormatFloat(r.byName[n], 'f', -1, 64)
+	}
+	return strings.Join(names, ",")
+}
+
+func (r *rateFlag) Set(v string) error {
+	*r = rateFlag{}
+	if !strings.Contains(v, "=") {
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || n < 0 {
+			return errors.New("want a rate in cycles/s, not negative, or NAME=RATE,...")
+		}
+		r.all = n
+		return nil
+	}
+	r.byName = map[string]float64{}
+	for _, f := range strings.Split(v, ",") {
+		name, s, ok := strings.Cut(strings.TrimSpace(f), "=")
+		n, err := strconv.ParseFloat(s, 64)
+		if !ok || name == "" || err != nil || n <= 0 {
+			return fmt.Errorf("bad NAME=RATE %q (RATE in cycles/s, positive)", f)
+		}
+		r.byName[name] = n
+	}
+	return nil
+}
+
+// of returns the rate offered to target name: its own, or the one for all.
+func (r rateFlag) of(name string) float64 {
+	if n, ok := r.byName[name]; ok {
+		return n
+	}
+	return r.all
+}
+
 // intList parses "1,4,16,64".
 func intList(s string) ([]int, error) {
 	var out []int
@@ -96,7 +153,7 @@ type benchConfig struct {
 	cycles     int // per client; 0 = run for duration
 	labels     string
 	dests      int
-	rate       float64
+	rate       rateFlag
 	ttl        time.Duration // whole seconds
 	timeout    time.Duration
 	scale      []int
@@ -122,7 +179,6 @@ func runBench(e *env, args []string) error {
 		cycles    = fs.Int("cycles", 0, "measure this many cycles per client instead of -duration")
 		labels    = fs.String("labels", labelsFresh, "`mode` of the sweep's labels: fresh (new labels every cycle, the cache grows) or reuse (each client cycles through -dests destinations, the cache stays small)")
 		dests     = fs.Int("dests", 4, "with -labels reuse: destinations per client")
-		rate      = fs.Float64("rate", 0, "open loop: offered load in cycles per second over all clients, each client on a fixed schedule, latency counted from the scheduled start (0: closed loop, each client as fast as it can)")
 		asJSON    = fs.Bool("json", false, "write the results as JSON")
 		scale     = fs.String("scale", "", "scale run: comma-separated `list` of cached-connection counts to fill each target to, measuring 1 client at each")
 		scaleFill = fs.Int("scale-fill", 4, "concurrent connections used to fill the cache in -scale")
@@ -135,6 +191,8 @@ func runBench(e *env, args []string) error {
 		checkFDs  = fs.Bool("check-fds", true, "fail if descriptors are left open at the end (turn off when a server in this process keeps cached connections)")
 	)
 	var ttl, scaleTTL time.Duration
+	var rate rateFlag
+	fs.Var(&rate, "rate", "open loop: offered load in cycles per second over all clients, each client on a fixed schedule, latency counted from the scheduled start; `N` for every target or NAME=N,... per target (0, or a target not named: closed loop, each client as fast as it can)")
 	secflag.Var(fs, &ttl, "ttl", 2*time.Second, "ttl sent with save requests: a duration or bare seconds, whole seconds as the protocol carries them (smtp(8) sends 2)")
 	secflag.Var(fs, &scaleTTL, "scale-ttl", time.Hour, "ttl of the connections cached by -scale: a duration or bare seconds, whole seconds (raise the server's connection_cache_ttl_limit to match)")
 	fs.Var(&targets, "target", "server under test as `NAME=PATH` (repeatable; default: the global -socket, named \"server\"; PATH \"inproc\" starts goscache's Server in this process)")
@@ -161,7 +219,7 @@ func runBench(e *env, args []string) error {
 	}
 	cfg := benchConfig{
 		targets: targets, rounds: *rounds, warmup: *warmup, duration: *duration, cycles: *cycles,
-		labels: *labels, dests: *dests, rate: *rate,
+		labels: *labels, dests: *dests, rate: rate,
 		ttl: ttl, timeout: e.timeout, scaleTTL: scaleTTL, scaleFill: *scaleFill, pids: pids,
 		checkFDs: *checkFDs, memProfile: *memprof,
 	}
@@ -174,6 +232,11 @@ func runBench(e *env, args []string) error {
 			return &usageError{msg: "no server to measure: give -socket PATH or -target NAME=PATH", printed: true}
 		}
 		cfg.targets = []benchTarget{{Name: "server", Socket: e.socket}}
+	}
+	for name := range cfg.rate.byName {
+		if !slices.ContainsFunc(cfg.targets, func(t benchTarget) bool { return t.Name == name }) {
+			return &usageError{msg: fmt.Sprintf("-rate names %q, which is no -target", name)}
+		}
 	}
 	var progress io.Writer = e.stderr
 	if !*asJSON {
@@ -239,8 +302,8 @@ func (cfg *benchConfig) setLists(clients, scale, heap string) error {
 	if !wholeSeconds(cfg.ttl) || !wholeSeconds(cfg.scaleTTL) {
 		return &usageError{msg: "-ttl and -scale-ttl must be whole seconds, at least 1s"}
 	}
-	if cfg.rounds < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 || cfg.rate < 0 {
-		return &usageError{msg: "-rounds, -dests and -scale-fill must be positive, -rate and -cycles not negative"}
+	if cfg.rounds < 1 || cfg.scaleFill < 1 || cfg.cycles < 0 || cfg.dests < 1 {
+		return &usageError{msg: "-rounds, -dests and -scale-fill must be positive, -cycles not negative"}
 	}
 	if cfg.labels != labelsFresh && cfg.labels != labelsReuse {
 		return &usageError{msg: "-labels must be fresh or reuse"}
@@ -303,7 +366,7 @@ func runSweep(ctx context.Context, cfg benchConfig, targets []benchTarget, rep *
 				res, err := runLoad(ctx, loadSpec{
 					target: t, clients: n, warmup: cfg.warmup, duration: cfg.duration,
 					cycles: cfg.cycles, ttl: cfg.ttl, timeout: cfg.timeout,
-					labels: cfg.labels, dests: cfg.dests, rate: cfg.rate,
+					labels: cfg.labels, dests: cfg.dests, rate: cfg.rate.of(t.Name),
 				})
 				res.Round = round
 				rep.Runs = append(rep.Runs, res)

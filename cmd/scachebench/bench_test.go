@@ -608,7 +608,25 @@ func TestBench_modeFlags(t *testing.T) {
 	if len(rep.Runs) != 1 || rep.Runs[0].Labels != labelsReuse || rep.Runs[0].Rate != 5000 || rep.Runs[0].Cycles != 8 || rep.Runs[0].Errors != 0 {
 		t.Errorf("runs %+v", rep.Runs)
 	}
-	for _, args := range [][]string{{"-labels", "stale"}, {"-dests", "0"}, {"-rate", "-1"}} {
+	// A rate per target: each run records the rate its target was offered.
+	out.Reset()
+	err = run(t.Context(), []string{"-target", "go=" + path, "-target", "go2=" + path, "-rate", "go=4000,go2=6000",
+		"-clients", "2", "-cycles", "2", "-warmup", "0", "-json"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	rep = benchReport{}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	rates := map[string]float64{}
+	for _, r := range rep.Runs {
+		rates[r.Target] = r.Rate
+	}
+	if len(rep.Runs) != 2 || rates["go"] != 4000 || rates["go2"] != 6000 {
+		t.Errorf("per-target rates: runs %+v", rep.Runs)
+	}
+	for _, args := range [][]string{{"-labels", "stale"}, {"-dests", "0"}, {"-rate", "-1"}, {"-rate", "go=0"}, {"-rate", "go=x"}, {"-rate", "other=5"}} {
 		err := run(t.Context(), append([]string{"-target", "go=" + path}, args...), &out, &errb)
 		if err == nil {
 			t.Errorf("bench %q: no error", args)

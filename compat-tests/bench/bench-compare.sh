@@ -11,12 +11,17 @@
 #   1. the sweep: 1,4,16,64 clients x the three servers, ROUNDS rounds,
 #      interleaved (scachebench -target ... -rounds), fresh labels;
 #   1b. the same in reuse mode (-labels reuse), REUSE_CLIENTS clients;
-#   1c. the open loop: OPEN_CLIENTS clients offered 80% of scache's median
-#      cycle rate at that client count in 1b (-rate), so that latencies are
-#      compared at equal offered load;
-#   1d. the same open loop with fresh labels, offered 80% of scache's
-#      median cycle rate at OPEN_CLIENTS clients in the sweep (1);
-#      every run records each server's CPU time per cycle (-pid);
+#   1c. the open loop, reuse mode: OPEN_CLIENTS clients offered a fixed
+#       schedule of cycles (-rate) at three load points, each its own
+#       results file: one rate for every server, FIXED_FRACTION of the
+#       lower of scache's and goscache's median capacity at that client
+#       count in 1b (open-reuse-fixed.json), and OWN_FRACTIONS (50%, 80%)
+#       of each server's own median capacity in 1b (open-reuse-own50.json,
+#       open-reuse-own80.json), so that each server is compared at the same
+#       share of what it can do;
+#   1d. the same three points with fresh labels, capacities from the
+#       sweep (1): open-fresh-*.json;
+#       every run records each server's CPU time per cycle (-pid);
 #   2. the scale run: 10, 1k, 10k, 100k connections cached in scache and
 #      goscache, one client measured at each level, VmRSS sampled;
 #   3. the Go heap per cached connection of goscache's Server in-process;
@@ -27,7 +32,8 @@
 # Needs root (master(8) refuses to run otherwise) and Postfix (Debian's
 # postfix package is installed when missing). Environment knobs:
 #   ROUNDS (5), DURATION (3s), WARMUP (1s), CLIENTS (1,4,16,64),
-#   REUSE_CLIENTS (1,16), OPEN_CLIENTS (16), OPEN_FRACTION (0.8),
+#   REUSE_CLIENTS (1,16), OPEN_CLIENTS (16), OWN_FRACTIONS (50,80: percent),
+#   FIXED_FRACTION (0.25),
 #   SCALE (10,1000,10000,100000), SCALE_ROUNDS (3), SCALE_DURATION (2s),
 #   RESULTS (docs/bench), OUT (docs/BENCHMARKS.md), KEEP=1 keeps the temp dir.
 set -euo pipefail
@@ -42,7 +48,8 @@ WARMUP=${WARMUP:-1s}
 CLIENTS=${CLIENTS:-1,4,16,64}
 REUSE_CLIENTS=${REUSE_CLIENTS:-1,16}
 OPEN_CLIENTS=${OPEN_CLIENTS:-16}
-OPEN_FRACTION=${OPEN_FRACTION:-0.8}
+OWN_FRACTIONS=${OWN_FRACTIONS:-50,80}
+FIXED_FRACTION=${FIXED_FRACTION:-0.25}
 SCALE=${SCALE:-10,1000,10000,100000}
 SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 SCALE_DURATION=${SCALE_DURATION:-2s}
@@ -94,6 +101,7 @@ chmod 755 "$TMP"
 MASTER_PID=""
 cleanup() {
 	set +e
+	[ -n "${LOAD_PID:-}" ] && kill "$LOAD_PID" 2>/dev/null
 	if [ -n "$MASTER_PID" ]; then
 		kill "$MASTER_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$MASTER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -101,6 +109,16 @@ cleanup() {
 	if [ -z "${KEEP:-}" ]; then rm -rf "$TMP"; else log "kept $TMP"; fi
 }
 trap cleanup EXIT
+
+# The machine may be shared: sample the load average all along, and report
+# it with the results (machine.json).
+( while sleep 5; do cut -d' ' -f1 /proc/loadavg; done >"$TMP/load.log" ) &
+LOAD_PID=$!
+load_summary() {
+	sort -n "$TMP/load.log" | awk '{ v[NR] = $1 } END {
+		if (NR == 0) exit
+		printf "1-minute load average during the run: min %s, median %s, max %s (%d samples, 5 s apart)", v[1], v[int((NR + 1) / 2)], v[NR], NR }'
+}
 
 log "building into $TMP/bin"
 $GO build -o "$TMP/bin/" ./cmd/goscache ./cmd/scachebench ./cmd/benchplot
@@ -183,18 +201,28 @@ log "sweep: clients $CLIENTS, $ROUNDS rounds of $DURATION"
 log "reuse mode: clients $REUSE_CLIENTS, $ROUNDS rounds of $DURATION"
 "$BIN/scachebench" -timeout 30s -json $(all_targets) -labels reuse \
 	-clients "$REUSE_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/reuse.json"
-rate=$("$BIN/benchplot" -capacity "$RESULTS/reuse.json" -of scache -clients "$OPEN_CLIENTS" -fraction "$OPEN_FRACTION")
-log "open loop: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
-"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels reuse -rate "$rate" \
-	-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open.json"
-rm -f "$RESULTS/open-fresh.json"
-if rate=$("$BIN/benchplot" -capacity "$RESULTS/sweep.json" -of scache -clients "$OPEN_CLIENTS" -fraction "$OPEN_FRACTION"); then
-	log "open loop, fresh labels: $OPEN_CLIENTS clients offered $rate cycles/s, $ROUNDS rounds of $DURATION"
-	"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels fresh -rate "$rate" \
-		-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open-fresh.json"
-else
-	log "open loop, fresh labels: skipped (CLIENTS has no $OPEN_CLIENTS)"
-fi
+# open_loop MODE CAPACITY_FILE: the open-loop points of label mode MODE,
+# capacities from CAPACITY_FILE (a closed-loop run of the same mode).
+open_loop() {
+	local mode=$1 capfile=$2 rate pct
+	rm -f "$RESULTS"/open-"$mode"-*.json
+	if ! rate=$("$BIN/benchplot" -capacity "$capfile" -of scache,goscache -clients "$OPEN_CLIENTS" -fraction "$FIXED_FRACTION"); then
+		log "open loop, $mode: skipped (no closed-loop run at $OPEN_CLIENTS clients)"
+		return
+	fi
+	log "open loop, $mode labels: $OPEN_CLIENTS clients offered $rate cycles/s each server, $ROUNDS rounds of $DURATION (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels "$mode" -rate "$rate" \
+		-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open-$mode-fixed.json"
+	for pct in ${OWN_FRACTIONS//,/ }; do
+		rate=$("$BIN/benchplot" -capacity "$capfile" -of scache,goscache,floor -each -clients "$OPEN_CLIENTS" -fraction "$(awk -v p="$pct" 'BEGIN { print p / 100 }')")
+		log "open loop, $mode labels: $OPEN_CLIENTS clients offered $pct% of each server's own capacity ($rate), $ROUNDS rounds of $DURATION (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+		"$BIN/scachebench" -timeout 30s -json $(all_targets) -labels "$mode" -rate "$rate" \
+			-clients "$OPEN_CLIENTS" -rounds "$ROUNDS" -duration "$DURATION" -warmup "$WARMUP" >"$RESULTS/open-$mode-own$pct.json"
+	done
+}
+rm -f "$RESULTS/open.json" "$RESULTS/open-fresh.json" # the one-point open loop of issue 14
+open_loop reuse "$RESULTS/reuse.json"
+open_loop fresh "$RESULTS/sweep.json"
 # Fresh server processes for the scale run, so that resident memory is
 # measured from an empty cache: on SIGHUP master closes its children's
 # status channels, they exit, and the next connection starts new ones.
@@ -216,6 +244,9 @@ heap_levels=1000
 [ "${SCALE##*,}" -gt 1000 ] && heap_levels="1000,${SCALE##*,}"
 "$BIN/scachebench" -json -clients "" -heap "$heap_levels" >"$RESULTS/heap.json"
 
+export BENCH_LOAD
+BENCH_LOAD="$(load_summary) on $(nproc) cores"
+log "$BENCH_LOAD"
 notes=()
 [ -f "$RESULTS/notes.md" ] && notes=(-notes "$RESULTS/notes.md")
 "$BIN/benchplot" -dir "$RESULTS" -out "$OUT" -svg "$RESULTS/throughput.svg" \
