@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/goscache/goscache/attr"
@@ -36,10 +37,14 @@ type Client struct {
 	bw  *bufio.Writer
 	dec *attr.Decoder
 	enc *attr.Encoder
+
+	// greeted: the start of the server's output has been read, and with
+	// it the announcement if there was one (announced).
+	greeted, announced bool
 }
 
-// Dial connects to the server socket at path and checks its protocol
-// announcement.
+// Dial connects to the server socket at path. It does not wait for the
+// server's protocol announcement: see [NewClient].
 func Dial(ctx context.Context, path string) (*Client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
@@ -55,8 +60,19 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 }
 
 // NewClient returns a client on a connection that has just been
-// established: it reads and checks the server's announcement. The Client
-// owns uc and closes it in Close.
+// established. The Client owns uc and closes it in Close.
+//
+// It does not wait for the server to speak first: Postfix 3.6 and later
+// (and goscache by default) announce protocol=connection_cache_protocol on
+// accept, Postfix 3.5 sends nothing until it has a request to answer. The
+// announcement, when there is one, is read and checked just before the
+// first reply, where it is told apart from a reply by its first byte
+// (a reply starts with "status" or "dummy"); [Client.Announced] then says
+// which kind of server it was. A wrong protocol name fails the first
+// request with an error wrapping [attr.ErrUnexpectedValue], and a server
+// that closes the connection before sending anything (goscache does that to
+// users it does not admit) fails it with one wrapping [io.ErrUnexpectedEOF];
+// both errors say "read announcement".
 func NewClient(uc *net.UnixConn) (*Client, error) {
 	c := &Client{uc: uc}
 	c.br = bufio.NewReader(uc)
@@ -64,16 +80,41 @@ func NewClient(uc *net.UnixConn) (*Client, error) {
 	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
 	c.dec.Stream = "private/scache"
 	c.enc = attr.NewEncoder(c.bw, attr.Format0)
-	c.deadline()
-	n, err := c.dec.Scan(attr.FlagStrict, attr.WantStrEq(AttrProtocol, ProtocolName))
-	if err == io.EOF {
-		return nil, fmt.Errorf("scache: read announcement: %w", io.ErrUnexpectedEOF)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("scache: read announcement: %w", err)
-	}
-	_ = n // a matching STREQ does not count
 	return c, nil
+}
+
+// Announced reports whether the server announced its protocol (Postfix
+// 3.6 and later, goscache unless told to speak 3.5's protocol). It is
+// known once a first reply has been read, and false before.
+func (c *Client) Announced() bool { return c.announced }
+
+// greet reads the announcement if the server sent one; it runs once,
+// before the first reply is read. The deadline is already set.
+func (c *Client) greet() error {
+	if c.greeted {
+		return nil
+	}
+	b, err := c.br.Peek(1)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		} else if closedByPeer(err) {
+			err = fmt.Errorf("%w (%w)", io.ErrUnexpectedEOF, err)
+		}
+		return fmt.Errorf("%w: %w", ErrAnnouncement, err)
+	}
+	c.greeted = true
+	if b[0] != AttrProtocol[0] {
+		return nil // Postfix 3.5: the reply comes first
+	}
+	if _, err := c.dec.Scan(attr.FlagStrict, attr.WantStrEq(AttrProtocol, ProtocolName)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: %w", ErrAnnouncement, err)
+	}
+	c.announced = true
+	return nil
 }
 
 func (c *Client) timeout() time.Duration {
@@ -93,14 +134,26 @@ func (c *Client) Close() error { return c.uc.Close() }
 func (c *Client) send(l attr.List) error {
 	c.deadline()
 	if err := c.enc.Encode(l); err != nil {
+		if !c.greeted && closedByPeer(err) {
+			// The server hung up before it said anything.
+			return fmt.Errorf("%w: %w (write request: %w)", ErrAnnouncement, io.ErrUnexpectedEOF, err)
+		}
 		return fmt.Errorf("scache: write request: %w", err)
 	}
 	return nil
 }
 
+// closedByPeer reports whether err says the peer closed the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // recv scans one reply record strictly and checks that all items arrived.
 func (c *Client) recv(items ...attr.Item) error {
 	c.deadline()
+	if err := c.greet(); err != nil {
+		return err
+	}
 	n, err := c.dec.Scan(attr.FlagStrict, items...)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -129,6 +182,9 @@ func (c *Client) SaveEndp(ttl time.Duration, label, prop string, fd int) (status
 		return 0, err
 	}
 	c.deadline()
+	if err := c.greet(); err != nil {
+		return 0, err
+	}
 	l, err := c.dec.Decode()
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -246,6 +302,9 @@ func (c *Client) Request(req attr.List) (attr.List, error) {
 		return nil, err
 	}
 	c.deadline()
+	if err := c.greet(); err != nil {
+		return nil, err
+	}
 	l, err := c.dec.Decode()
 	if errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.ErrUnexpectedEOF

@@ -229,9 +229,11 @@ func (c *conn) serve() {
 		return
 	}
 	c.dr.timeout = c.srv.opts.IPCTimeout
-	if err := c.enc.Encode(announcement); err != nil {
-		c.log.Debug("write announcement", "err", err)
-		return
+	if !c.srv.opts.NoAnnouncement {
+		if err := c.enc.Encode(announcement); err != nil {
+			c.log.Debug("write announcement", "err", err)
+			return
+		}
 	}
 	for {
 		if c.br.Buffered() == 0 {

@@ -16,7 +16,9 @@
 //
 // Requests and replies are attribute lists in Postfix's null-terminated
 // format (package attr). On accept the server announces
-// protocol=connection_cache_protocol. The requests are save_endp, find_endp,
+// protocol=connection_cache_protocol, as Postfix 3.6 and later do; Postfix
+// 3.5 sends nothing before the first reply (Options.NoAnnouncement), and the
+// Client accepts both. The requests are save_endp, find_endp,
 // save_dest and find_dest ([ReqSaveEndp] ...); every reply starts with a
 // status ([StatusOK], [StatusBad], [StatusFail]).
 //

@@ -65,6 +65,11 @@ var (
 	// ErrProtocol means a peer's reply did not have the attributes the
 	// protocol requires.
 	ErrProtocol = errors.New("scache: protocol error")
+	// ErrAnnouncement wraps a Client's failure to read the start of the
+	// server's output: a wrong protocol announcement (the error also
+	// wraps attr.ErrUnexpectedValue), or a connection closed or timed
+	// out before the server sent anything.
+	ErrAnnouncement = errors.New("scache: read announcement")
 )
 
 // announcement is the record the server writes as soon as it accepts a

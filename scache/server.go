@@ -81,6 +81,15 @@ type Options struct {
 	// (scachectl version, stats and metrics); an empty GoVersion means
 	// runtime.Version().
 	Build BuildInfo
+	// NoAnnouncement makes the server speak Postfix 3.5's protocol: it
+	// writes nothing on a new connection and waits for the first request.
+	// Postfix 3.6 added the announcement (protocol=connection_cache_protocol,
+	// written on accept, scache.c's post-accept hook) together with the
+	// client-side check of it (scache_clnt.c's handshake); 3.5's smtp(8)
+	// reads an announcement as the reply to its first request and turns
+	// connection caching off. False, the zero value, announces, as Postfix
+	// 3.6 and later do. See docs/protocol.md.
+	NoAnnouncement bool
 }
 
 // Server serves the scache(8) protocol of Postfix's scache/scache.c on the
@@ -196,7 +205,8 @@ func (s *Server) LogStatistics() {
 }
 
 // Serve accepts connections on l and serves each on its own goroutine. It
-// writes the protocol announcement at once on every new connection.
+// writes the protocol announcement at once on every new connection, unless
+// Options.NoAnnouncement says to speak Postfix 3.5's protocol.
 // Accept errors caused by a lack of resources (EMFILE, ENFILE, ENOBUFS,
 // ENOMEM) or by an aborted connection are logged and retried after a delay
 // of 5ms, doubling up to 1s. Serve always returns a non-nil error and

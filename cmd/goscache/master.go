@@ -59,6 +59,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	var (
 		ttlLimit, statusTime time.Duration
 		peers                *scache.PeerPolicy
+		mailVersion          string
 	)
 	svc := mastercompat.Service{
 		Name:     "scache",
@@ -66,12 +67,13 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		// scache expands many parameters at startup (its own and the
 		// global ones of mail_params_init) before it checks their types;
 		// which ones depends on the Postfix release installed here.
+		// The release also decides whether the service announces its
+		// protocol on every connection (3.6 and later) or not (3.5).
 		StartupParams: func(cfg *mastercompat.Config) []string {
-			version := ""
 			if o.mailVersion != nil {
-				version = o.mailVersion(ctx, cfg.Get("command_directory"))
+				mailVersion = o.mailVersion(ctx, cfg.Get("command_directory"))
 			}
-			return startupparams.For(version)
+			return startupparams.For(mailVersion)
 		},
 		Configure: func(cfg *mastercompat.Config) (err error) {
 			if ttlLimit, err = cfg.Time("connection_cache_ttl_limit", time.Second); err != nil {
@@ -94,6 +96,11 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		return err
 	}
 	defer child.Close()
+	// Postfix 3.5's smtp(8) takes an announcement for the reply to its
+	// first request and turns connection caching off: under 3.5, speak
+	// 3.5's protocol, as its scache does. An unknown release announces.
+	announce := scache.Announces(mailVersion)
+	child.Logger.Debug(fmt.Sprintf("mail_version %q: protocol announcement %v", mailVersion, announce))
 	return serveMaster(ctx, child, scache.Options{
 		Logger:           child.Logger,
 		TTLLimit:         ttlLimit,
@@ -101,6 +108,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 		IPCTimeout:       child.Params.IPCTimeout,
 		Peers:            peers,
 		Build:            serverBuild(),
+		NoAnnouncement:   !announce,
 	})
 }
 

@@ -77,6 +77,7 @@ type standaloneConfig struct {
 	maxSessions      int
 	maxClients       int
 	keepDead         bool
+	announce         bool // false: Postfix 3.5's protocol, no announcement
 	log              string
 	verbose          bool
 	version          bool        // -version: print the version and exit
@@ -94,6 +95,7 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	secflag.Var(fs, &cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged (a duration, or bare seconds)")
 	secflag.Var(fs, &cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request (a duration, or bare seconds)")
 	fs.BoolVar(&cfg.keepDead, "keep-dead", false, "hand out cached connections whose peer has gone, as Postfix's scache does")
+	fs.BoolVar(&cfg.announce, "announce", true, "announce the protocol on every new connection, as Postfix 3.6 and later do; -announce=false speaks Postfix 3.5's protocol (its smtp(8) turns caching off after an announcement)")
 	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: derived from RLIMIT_NOFILE, -1: no limit)")
 	fs.IntVar(&cfg.maxClients, "max-clients", 0, "most clients served at once; more wait in the listen backlog (0: derived from RLIMIT_NOFILE, -1: no limit)")
 	fs.StringVar(&cfg.log, "log", "stderr", "where to log: `stderr or a file name`")
@@ -219,6 +221,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		MaxConns:         cfg.maxClients,
 		KeepDead:         cfg.keepDead,
 		Build:            serverBuild(),
+		NoAnnouncement:   !cfg.announce,
 	})
 	logger.Info("goscache " + buildinfo.Get().String())
 	logger.Info("listening on " + cfg.listen)

@@ -50,7 +50,10 @@ func socketError(path string, err error) error {
 	return fmt.Errorf("connect to %s: %w", path, err)
 }
 
-// dialScache connects to a cache speaking connection_cache_protocol.
+// dialScache connects to a cache speaking connection_cache_protocol. The
+// server's announcement (Postfix 3.6 and later, goscache by default) or its
+// absence (Postfix 3.5) is seen with the first reply, so the errors of the
+// first request are explained as connecting errors are.
 func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheConn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
@@ -61,19 +64,17 @@ func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheC
 	c, err := scache.NewClient(uc)
 	if err != nil {
 		uc.Close()
-		if errors.Is(err, attr.ErrUnexpectedValue) {
-			return nil, fmt.Errorf("the server at %s does not speak connection_cache_protocol: %w", path, err)
-		}
 		return nil, err
 	}
 	c.Timeout = timeout
-	return &scacheConn{Client: c, uc: uc}, nil
+	return &scacheConn{Client: c, uc: uc, path: path}, nil
 }
 
 // scacheConn adapts a *scache.Client to what the commands use.
 type scacheConn struct {
 	*scache.Client
-	uc *net.UnixConn // the Client's connection, for Open
+	uc   *net.UnixConn // the Client's connection, for Open
+	path string
 }
 
 // Open reports whether the peer still holds the connection open and has
@@ -93,10 +94,46 @@ func (c *scacheConn) Open() bool {
 	return err == nil && open
 }
 
+// explain turns a failure to read the server's first output into the
+// message connect would give.
+func (c *scacheConn) explain(err error) error {
+	switch {
+	case !errors.Is(err, scache.ErrAnnouncement):
+		return err
+	case errors.Is(err, attr.ErrUnexpectedValue):
+		return fmt.Errorf("the server at %s does not speak connection_cache_protocol: %w", c.path, err)
+	}
+	return socketError(c.path, err)
+}
+
+// FindDest is Client.FindDest with its errors explained.
+func (c *scacheConn) FindDest(label string) (fd int, destProp, endpProp string, status int, err error) {
+	fd, destProp, endpProp, status, err = c.Client.FindDest(label)
+	return fd, destProp, endpProp, status, c.explain(err)
+}
+
+// FindEndp is Client.FindEndp with its errors explained.
+func (c *scacheConn) FindEndp(label string) (fd int, prop string, status int, err error) {
+	fd, prop, status, err = c.Client.FindEndp(label)
+	return fd, prop, status, c.explain(err)
+}
+
+// SaveDest is Client.SaveDest with its errors explained.
+func (c *scacheConn) SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (int, error) {
+	status, err := c.Client.SaveDest(ttl, destLabel, destProp, endpLabel)
+	return status, c.explain(err)
+}
+
+// SaveEndp is Client.SaveEndp with its errors explained.
+func (c *scacheConn) SaveEndp(ttl time.Duration, label, prop string, fd int) (int, error) {
+	status, err := c.Client.SaveEndp(ttl, label, prop, fd)
+	return status, c.explain(err)
+}
+
 func (c *scacheConn) Stats() (*statsView, error) {
 	s, err := c.ServerStats()
 	if err != nil {
-		return nil, err
+		return nil, c.explain(err)
 	}
 	t := s.Totals
 	var lat *latencyView
@@ -132,7 +169,7 @@ func (c *scacheConn) Stats() (*statsView, error) {
 func (c *scacheConn) Dump() (*dumpView, error) {
 	d, err := c.Client.Dump()
 	if err != nil {
-		return nil, err
+		return nil, c.explain(err)
 	}
 	v := &dumpView{Server: scache.ServerName, Time: d.Time, Destinations: []destView{}, Endpoints: []endpView{}}
 	for _, sd := range d.Snapshot.Dests {

@@ -40,7 +40,7 @@ func runView[V any](e *env, args []string, name string, fetch func(cacheConn) (V
 	defer c.Close()
 	v, err := fetch(c)
 	if errors.Is(err, scache.ErrNoExtensions) {
-		return e.fallback(*asJSON, note)
+		return e.fallback(*asJSON, note, announced(c))
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -66,11 +66,18 @@ const (
 	dumpNote  = `the cache contents cannot be listed with Postfix's standard requests: look up one label with find-dest/find-endp (a hit takes the connection; it is given back unless -take)`
 )
 
-func (e *env) statsFallback(asJSON bool) error {
-	return e.fallback(asJSON, statsNote)
+func (e *env) statsFallback(asJSON, announced bool) error {
+	return e.fallback(asJSON, statsNote, announced)
 }
 
-func (e *env) fallback(asJSON bool, note string) error {
+// announced reports whether the server behind c announced its protocol
+// when it answered (Postfix 3.6 and later; Postfix 3.5 does not).
+func announced(c cacheConn) bool {
+	a, ok := c.(interface{ Announced() bool })
+	return ok && a.Announced()
+}
+
+func (e *env) fallback(asJSON bool, note string, announced bool) error {
 	if asJSON {
 		if err := writeJSON(e.stdout, fallbackView{Server: "postfix", Socket: e.socket, Note: note}); err != nil {
 			return err
@@ -79,7 +86,11 @@ func (e *env) fallback(asJSON bool, note string) error {
 	}
 	fmt.Fprintf(e.stdout, "server       Postfix scache (no goscache extension requests)\n")
 	fmt.Fprintf(e.stdout, "socket       %s\n", e.socket)
-	fmt.Fprintf(e.stdout, "protocol     connection_cache_protocol (announcement received)\n")
+	if announced {
+		fmt.Fprintf(e.stdout, "protocol     connection_cache_protocol (announced: Postfix 3.6 or later)\n")
+	} else {
+		fmt.Fprintf(e.stdout, "protocol     connection_cache_protocol (not announced: Postfix 3.5)\n")
+	}
 	fmt.Fprintf(e.stdout, "note         %s\n", note)
 	return errFallback
 }

@@ -48,7 +48,7 @@ func runWatch(e *env, args []string) error {
 		}
 		s, err := c.Stats()
 		if errors.Is(err, scache.ErrNoExtensions) {
-			return e.statsFallback(*asJSON)
+			return e.statsFallback(*asJSON, announced(c))
 		}
 		if err != nil {
 			return fmt.Errorf("watch: %w", err)

@@ -30,6 +30,9 @@ type Server struct {
 	Path string
 	// Srv is the server.
 	Srv *scache.Server
+	// NoAnnouncement is true when Srv speaks Postfix 3.5's protocol
+	// (Options.NoAnnouncement): Raw then reads no announcement.
+	NoAnnouncement bool
 
 	done chan error
 }
@@ -42,7 +45,9 @@ func NewServer(t testing.TB, o scache.Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return Serve(t, scache.NewServer(nil, o))
+	s := Serve(t, scache.NewServer(nil, o))
+	s.NoAnnouncement = o.NoAnnouncement
+	return s
 }
 
 // Serve starts srv on a fresh socket under t.TempDir(). The server is
@@ -80,8 +85,9 @@ func (s *Server) Client(t testing.TB) *scache.Client {
 	return c
 }
 
-// Raw connects a plain socket, reads and checks the announcement, and
-// returns the connection, closed when the test ends.
+// Raw connects a plain socket, reads and checks the announcement (unless
+// the server speaks Postfix 3.5's protocol, which has none), and returns
+// the connection, closed when the test ends.
 func (s *Server) Raw(t testing.TB) *net.UnixConn {
 	t.Helper()
 	nc, err := net.Dial("unix", s.Path)
@@ -89,6 +95,9 @@ func (s *Server) Raw(t testing.TB) *net.UnixConn {
 		t.Fatalf("scachetest: dial: %v", err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	if s.NoAnnouncement {
+		return nc.(*net.UnixConn)
+	}
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, len(Announcement))
 	if _, err := io.ReadFull(nc, buf); err != nil {
@@ -104,13 +113,29 @@ func (s *Server) Raw(t testing.TB) *net.UnixConn {
 // NoExtensions starts a server on a fresh socket that answers the way
 // Postfix's own scache answers a request it cannot serve: status=1, with
 // the empty properties of a failed find, and status=1 alone to anything
-// else, the extension requests included. It returns the socket's path.
+// else, the extension requests included. It announces its protocol, as
+// Postfix 3.6 and later do. It returns the socket's path.
 func NoExtensions(t testing.TB) string {
+	t.Helper()
+	return noExtensions(t, true)
+}
+
+// NoExtensions35 is NoExtensions speaking Postfix 3.5's protocol: no
+// announcement, the first thing it writes is the reply to the first
+// request.
+func NoExtensions35(t testing.TB) string {
+	t.Helper()
+	return noExtensions(t, false)
+}
+
+func noExtensions(t testing.TB, announce bool) string {
 	t.Helper()
 	return fdtest.ServeUnix(t, func(nc net.Conn) {
 		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
 		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
-		enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
+		if announce {
+			enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
+		}
 		for {
 			l, err := dec.Decode()
 			if err != nil {
