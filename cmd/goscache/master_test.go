@@ -33,16 +33,23 @@ import (
 const (
 	envMasterChild = "GOSCACHE_TEST_MASTER_CHILD"
 	envMasterArgv  = "GOSCACHE_TEST_MASTER_ARGV"
+	// envMailVersion, when set, is the mail_version the child is told
+	// (the release of the Postfix it runs under).
+	envMailVersion = "GOSCACHE_TEST_MAIL_VERSION"
 )
 
 func TestMasterChildHelper(t *testing.T) {
 	if os.Getenv(envMasterChild) != "1" {
 		t.Skip("helper process for the master child tests")
 	}
-	err := masterMain(context.Background(), strings.Fields(os.Getenv(envMasterArgv)), os.Stderr, masterOptions{
+	o := masterOptions{
 		lookupEnv: os.LookupEnv,
 		stdinTTY:  func() bool { return false },
-	})
+	}
+	if v, ok := os.LookupEnv(envMailVersion); ok {
+		o.mailVersion = func(context.Context, string) string { return v }
+	}
+	err := masterMain(context.Background(), strings.Fields(os.Getenv(envMasterArgv)), os.Stderr, o)
 	os.Exit(exitCode(err, os.Stderr)) // as main does
 }
 

@@ -35,6 +35,7 @@ func TestMasterArgv(t *testing.T) {
 		{"generation only", nil, func(k string) (string, bool) { return "1", k == "GENERATION" }, true},
 		{"standalone", []string{"-listen", "unix:/tmp/s", "-ttl-limit", "2s", "-v"}, noEnv, false},
 		{"standalone ttl=", []string{"-listen=unix:/tmp/s", "-ttl-limit=2s", "-log", "/tmp/l"}, noEnv, false},
+		{"standalone announce", []string{"-listen", "unix:/tmp/s", "-announce=false"}, noEnv, false},
 		{"no args", nil, noEnv, false},
 	}
 	for _, tt := range tests {
@@ -173,7 +174,22 @@ func TestListen_liveSocket(t *testing.T) {
 
 // TestRun_standalone starts the daemon over a stale socket file, runs a
 // miss through it, stops it through ctx and checks its log.
+// TestRun_standalone runs the daemon standalone, announcing its protocol
+// (the default) and speaking Postfix 3.5's protocol (-announce=false).
 func TestRun_standalone(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		flags    []string
+		announce bool
+	}{
+		{"default", nil, true},
+		{"announce=false", []string{"-announce=false"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRunStandalone(t, tc.flags, tc.announce) })
+	}
+}
+
+func testRunStandalone(t *testing.T, flags []string, announce bool) {
 	path := filepath.Join(t.TempDir(), "scache")
 	// A stale socket: bound, then its listener gone without unlinking.
 	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -188,7 +204,7 @@ func TestRun_standalone(t *testing.T) {
 	var stdout, stderr fdtest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"goscache", "-listen", "unix:" + path, "-v"}, &stdout, &stderr)
+		done <- run(ctx, append([]string{"goscache", "-listen", "unix:" + path, "-v"}, flags...), &stdout, &stderr)
 	}()
 
 	var c *scache.Client
@@ -212,6 +228,9 @@ func TestRun_standalone(t *testing.T) {
 	fd, _, _, status, err := c.FindDest("smtp\nexample.com\n")
 	if err != nil || status != scache.StatusFail || fd != -1 {
 		t.Fatalf("FindDest = fd %d, status %d, err %v; want a miss", fd, status, err)
+	}
+	if c.Announced() != announce {
+		t.Errorf("Announced() = %v, want %v", c.Announced(), announce)
 	}
 	c.Close()
 	cancel()
