@@ -7,27 +7,28 @@ import (
 
 // Args is the command line that master(8) builds for a multi-server child
 // (master/master_ent.c get_master_ent), as parsed by master/multi_server.c
-// multi_server_main. The zero value is not meaningful; use [ParseArgs].
+// multi_server_main. Start parses it; a service reads Alone and calls
+// CheckRest where it checks its arguments.
 type Args struct {
-	ProcessName  string     // basename of argv[0]; names the log tag in Postfix
-	ServiceName  string     // -n NAME, else ProcessName
-	Chroot       bool       // -c: chroot to queue_directory
-	NoDetach     bool       // -d: master runs in the foreground; skip the tty check
-	Debugger     bool       // -D: run debugger_command (not supported, recorded)
+	processName  string     // basename of argv[0]; names the log tag in Postfix
+	serviceName  string     // -n NAME, else processName
+	chroot       bool       // -c: chroot to queue_directory
+	noDetach     bool       // -d: master runs in the foreground; skip the tty check
+	debugger     bool       // -D: run debugger_command (not supported, recorded)
 	Alone        bool       // -l: process limit 1 (required by solitary services)
-	ZeroLimit    bool       // -z: process limit 0
-	Unpriv       bool       // -u: drop privileges to mail_owner
-	SingleStream bool       // -S: serve one stream on stdin/stdout
-	Transport    string     // -t TYPE: unix, inet or pass
-	Verbose      int        // number of -v
-	Stderr       int        // number of -V: also log to stderr
-	SocketCount  int        // -s N: number of listen descriptors from fd 6; 1 by default
-	Overrides    []Override // -o name=value, -i (max_idle) and -m (max_use), in order
-	Rest         []string   // arguments after the options; scache rejects any
+	zeroLimit    bool       // -z: process limit 0
+	unpriv       bool       // -u: drop privileges to mail_owner
+	singleStream bool       // -S: serve one stream on stdin/stdout
+	transport    string     // -t TYPE: unix, inet or pass
+	verbose      int        // number of -v
+	stderr       int        // number of -V: also log to stderr
+	socketCount  int        // -s N: number of listen descriptors from fd 6; 1 by default
+	overrides    []override // -o name=value, -i (max_idle) and -m (max_use), in order
+	rest         []string   // arguments after the options; scache rejects any
 }
 
-// Override is one main.cf parameter set on the command line.
-type Override struct {
+// override is one main.cf parameter set on the command line.
+type override struct {
 	Name, Value string
 }
 
@@ -35,7 +36,7 @@ type Override struct {
 // (stop at the first non-option) that Linux Postfix prepends.
 const optstring = "cdDi:lm:n:o:s:St:uvVz"
 
-// ParseArgs parses argv (argv[0] included) with the rules of glibc getopt in
+// parseArgs parses argv (argv[0] included) with the rules of glibc getopt in
 // '+' mode: options may be clustered (-lu), an option argument may be glued
 // (-nscache) or separate, "--" ends the options, and parsing stops at the
 // first argument that is not an option; the rest is kept in Args.Rest.
@@ -44,14 +45,14 @@ const optstring = "cdDi:lm:n:o:s:St:uvVz"
 // X" (unknown option, or an option missing its argument), "invalid
 // socket_count: V" and `invalid "-o V" option value: WHY`. Like Postfix,
 // parsing stops at the first error.
-func ParseArgs(argv []string) (*Args, error) {
-	a := &Args{SocketCount: 1}
+func parseArgs(argv []string) (*Args, error) {
+	a := &Args{socketCount: 1}
 	if len(argv) > 0 {
-		a.ProcessName = basename(argv[0])
+		a.processName = basename(argv[0])
 	} else {
-		a.ProcessName = "unknown"
+		a.processName = "unknown"
 	}
-	a.ServiceName = a.ProcessName
+	a.serviceName = a.processName
 	i := 1
 	for i < len(argv) {
 		arg := argv[i]
@@ -87,104 +88,104 @@ func ParseArgs(argv []string) (*Args, error) {
 			}
 		}
 	}
-	a.Rest = append([]string(nil), argv[min(i, len(argv)):]...)
+	a.rest = append([]string(nil), argv[min(i, len(argv)):]...)
 	return a, nil
 }
 
 func (a *Args) apply(c byte, optarg string) error {
 	switch c {
 	case 'c':
-		a.Chroot = true
+		a.chroot = true
 	case 'd':
-		a.NoDetach = true
+		a.noDetach = true
 	case 'D':
-		a.Debugger = true
+		a.debugger = true
 	case 'i':
-		a.Overrides = append(a.Overrides, Override{"max_idle", optarg})
+		a.overrides = append(a.overrides, override{"max_idle", optarg})
 	case 'l':
 		a.Alone = true
 	case 'm':
-		a.Overrides = append(a.Overrides, Override{"max_use", optarg})
+		a.overrides = append(a.overrides, override{"max_use", optarg})
 	case 'n':
-		a.ServiceName = optarg
+		a.serviceName = optarg
 	case 'o':
-		name, value, why := SplitNameValue(optarg)
+		name, value, why := splitNameValue(optarg)
 		if why != "" {
 			return fatalf("invalid \"-o %s\" option value: %s", optarg, why)
 		}
-		a.Overrides = append(a.Overrides, Override{name, value})
+		a.overrides = append(a.overrides, override{name, value})
 	case 's':
 		n := atoi(optarg)
 		if n <= 0 {
 			return fatalf("invalid socket_count: %s", optarg)
 		}
-		a.SocketCount = n
+		a.socketCount = n
 	case 'S':
-		a.SingleStream = true
+		a.singleStream = true
 	case 't':
-		a.Transport = optarg
+		a.transport = optarg
 	case 'u':
-		a.Unpriv = true
+		a.unpriv = true
 	case 'v':
-		a.Verbose++
+		a.verbose++
 	case 'V':
-		a.Stderr++
+		a.stderr++
 	case 'z':
-		a.ZeroLimit = true
+		a.zeroLimit = true
 	}
 	return nil
 }
 
-// CheckStdin reproduces the "do not run this command by hand" check: a
+// checkStdin reproduces the "do not run this command by hand" check: a
 // daemon whose stdin is a terminal refuses to start unless -d or -S was
 // given.
-func (a *Args) CheckStdin(stdinIsTTY bool) error {
-	if stdinIsTTY && !a.NoDetach && !a.SingleStream {
+func (a *Args) checkStdin(stdinIsTTY bool) error {
+	if stdinIsTTY && !a.noDetach && !a.singleStream {
 		return fatalf("do not run this command by hand")
 	}
 	return nil
 }
 
-// CheckSolitary fails unless master passed -l, as a service registered with
+// checkSolitary fails unless master passed -l, as a service registered with
 // CA_MAIL_SERVER_SOLITARY requires: the cache lives in one process.
-func (a *Args) CheckSolitary() error {
-	if !a.SingleStream && !a.Alone {
-		return fatalf("service %s requires a process limit of 1", a.ServiceName)
+func (a *Args) checkSolitary() error {
+	if !a.singleStream && !a.Alone {
+		return fatalf("service %s requires a process limit of 1", a.serviceName)
 	}
 	return nil
 }
 
-// CheckTransport fails when -t is missing or names a transport this package
+// checkTransport fails when -t is missing or names a transport this package
 // cannot serve. Postfix accepts unix, inet and pass (case-insensitively);
 // "pass" (descriptors handed over by master) is not supported here and is
 // reported as unsupported.
-func (a *Args) CheckTransport() error {
-	if a.SingleStream {
+func (a *Args) checkTransport() error {
+	if a.singleStream {
 		return nil
 	}
 	switch {
-	case a.Transport == "":
+	case a.transport == "":
 		return fatalf("no transport type specified")
-	case strings.EqualFold(a.Transport, "unix"), strings.EqualFold(a.Transport, "inet"):
+	case strings.EqualFold(a.transport, "unix"), strings.EqualFold(a.transport, "inet"):
 		return nil
 	}
-	return fatalf("unsupported transport type: %s", a.Transport)
+	return fatalf("unsupported transport type: %s", a.transport)
 }
 
 // CheckRest fails on the first leftover argument with scache's text
 // "unexpected command-line argument: ARG".
 func (a *Args) CheckRest() error {
-	if len(a.Rest) > 0 {
-		return fatalf("unexpected command-line argument: %s", a.Rest[0])
+	if len(a.rest) > 0 {
+		return fatalf("unexpected command-line argument: %s", a.rest[0])
 	}
 	return nil
 }
 
-// SplitNameValue splits "name = value" as util/split_nameval.c does:
+// splitNameValue splits "name = value" as util/split_nameval.c does:
 // white space around the name and the value is dropped. why is Postfix's
 // complaint ("missing attribute name", "missing '=' after attribute name")
 // or empty on success.
-func SplitNameValue(s string) (name, value, why string) {
+func splitNameValue(s string) (name, value, why string) {
 	s = strings.TrimLeft(s, spaceChars)
 	if s == "" || s[0] == '=' {
 		return "", "", "missing attribute name"

@@ -16,63 +16,63 @@ func TestParseArgs(t *testing.T) {
 		{
 			name: "debian stock master.cf line",
 			argv: []string{"scache", "-l", "-t", "unix", "-u", "-c"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", Alone: true, Transport: "unix", Unpriv: true, Chroot: true, SocketCount: 1},
+			want: &Args{processName: "scache", serviceName: "scache", Alone: true, transport: "unix", unpriv: true, chroot: true, socketCount: 1},
 		},
 		{
 			name: "goscache binary on the scache service",
 			argv: []string{"goscache", "-l", "-n", "scache", "-t", "unix", "-u", "-c"},
-			want: &Args{ProcessName: "goscache", ServiceName: "scache", Alone: true, Transport: "unix", Unpriv: true, Chroot: true, SocketCount: 1},
+			want: &Args{processName: "goscache", serviceName: "scache", Alone: true, transport: "unix", unpriv: true, chroot: true, socketCount: 1},
 		},
 		{
 			name: "clustered flags and glued arguments",
 			argv: []string{"/usr/lib/postfix/sbin/goscache", "-lucvv", "-nscache", "-tunix", "-vVz"},
-			want: &Args{ProcessName: "goscache", ServiceName: "scache", Alone: true, Unpriv: true, Chroot: true, Verbose: 3, Stderr: 1, ZeroLimit: true, Transport: "unix", SocketCount: 1},
+			want: &Args{processName: "goscache", serviceName: "scache", Alone: true, unpriv: true, chroot: true, verbose: 3, stderr: 1, zeroLimit: true, transport: "unix", socketCount: 1},
 		},
 		{
 			name: "option argument last in a cluster takes the next word",
 			argv: []string{"scache", "-ln", "cache2", "-dt", "inet", "-s", "3"},
-			want: &Args{ProcessName: "scache", ServiceName: "cache2", Alone: true, NoDetach: true, Transport: "inet", SocketCount: 3},
+			want: &Args{processName: "scache", serviceName: "cache2", Alone: true, noDetach: true, transport: "inet", socketCount: 3},
 		},
 		{
 			name: "repeated -o, -i and -m in order",
 			argv: []string{"scache", "-l", "-t", "unix", "-o", "connection_cache_ttl_limit=10s", "-o", " syslog_name = postfix-out ", "-i", "5", "-m", "7", "-oempty="},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", Alone: true, Transport: "unix", SocketCount: 1,
-				Overrides: []Override{{"connection_cache_ttl_limit", "10s"}, {"syslog_name", "postfix-out"}, {"max_idle", "5"}, {"max_use", "7"}, {"empty", ""}}},
+			want: &Args{processName: "scache", serviceName: "scache", Alone: true, transport: "unix", socketCount: 1,
+				overrides: []override{{"connection_cache_ttl_limit", "10s"}, {"syslog_name", "postfix-out"}, {"max_idle", "5"}, {"max_use", "7"}, {"empty", ""}}},
 		},
 		{
 			name: "stop at the first non-option",
 			argv: []string{"scache", "-l", "extra", "-t", "unix"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", Alone: true, SocketCount: 1, Rest: []string{"extra", "-t", "unix"}},
+			want: &Args{processName: "scache", serviceName: "scache", Alone: true, socketCount: 1, rest: []string{"extra", "-t", "unix"}},
 		},
 		{
 			name: "double dash ends options",
 			argv: []string{"scache", "-l", "--", "-t"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", Alone: true, SocketCount: 1, Rest: []string{"-t"}},
+			want: &Args{processName: "scache", serviceName: "scache", Alone: true, socketCount: 1, rest: []string{"-t"}},
 		},
 		{
 			name: "lone dash is an argument",
 			argv: []string{"scache", "-", "-l"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", SocketCount: 1, Rest: []string{"-", "-l"}},
+			want: &Args{processName: "scache", serviceName: "scache", socketCount: 1, rest: []string{"-", "-l"}},
 		},
 		{
 			name: "-D and -S",
 			argv: []string{"scache", "-DS"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", Debugger: true, SingleStream: true, SocketCount: 1},
+			want: &Args{processName: "scache", serviceName: "scache", debugger: true, singleStream: true, socketCount: 1},
 		},
 		{
 			name: "socket count as atoi reads it",
 			argv: []string{"scache", "-s", " 2x"},
-			want: &Args{ProcessName: "scache", ServiceName: "scache", SocketCount: 2},
+			want: &Args{processName: "scache", serviceName: "scache", socketCount: 2},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseArgs(tt.argv)
+			got, err := parseArgs(tt.argv)
 			if err != nil {
-				t.Fatalf("ParseArgs(%q): %v", tt.argv, err)
+				t.Fatalf("parseArgs(%q): %v", tt.argv, err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseArgs(%q) mismatch (-want +got):\n%s", tt.argv, diff)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Args{})); diff != "" {
+				t.Errorf("parseArgs(%q) mismatch (-want +got):\n%s", tt.argv, diff)
 			}
 		})
 	}
@@ -98,13 +98,13 @@ func TestParseArgs_errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := ParseArgs(tt.argv)
+			_, err := parseArgs(tt.argv)
 			var fe *FatalError
 			if !errors.As(err, &fe) {
-				t.Fatalf("ParseArgs(%q) = %v, want a *FatalError", tt.argv, err)
+				t.Fatalf("parseArgs(%q) = %v, want a *FatalError", tt.argv, err)
 			}
 			if fe.Text != tt.want {
-				t.Errorf("ParseArgs(%q) text = %q, want %q", tt.argv, fe.Text, tt.want)
+				t.Errorf("parseArgs(%q) text = %q, want %q", tt.argv, fe.Text, tt.want)
 			}
 		})
 	}
@@ -118,24 +118,24 @@ func TestArgsChecks(t *testing.T) {
 		check func(*Args) error
 		want  string // "" = no error
 	}{
-		{"solitary ok", []string{"scache", "-l", "-t", "unix"}, false, (*Args).CheckSolitary, ""},
-		{"solitary without -l", []string{"scache", "-t", "unix", "-u", "-c"}, false, (*Args).CheckSolitary, "service scache requires a process limit of 1"},
-		{"solitary names the service", []string{"goscache", "-n", "cache2", "-t", "unix"}, false, (*Args).CheckSolitary, "service cache2 requires a process limit of 1"},
-		{"solitary skipped with -S", []string{"scache", "-S"}, false, (*Args).CheckSolitary, ""},
-		{"transport missing", []string{"scache", "-l"}, false, (*Args).CheckTransport, "no transport type specified"},
-		{"transport case", []string{"scache", "-l", "-t", "UNIX"}, false, (*Args).CheckTransport, ""},
-		{"transport inet", []string{"scache", "-l", "-t", "inet"}, false, (*Args).CheckTransport, ""},
-		{"transport fifo", []string{"scache", "-l", "-t", "fifo"}, false, (*Args).CheckTransport, "unsupported transport type: fifo"},
-		{"transport skipped with -S", []string{"scache", "-S"}, false, (*Args).CheckTransport, ""},
+		{"solitary ok", []string{"scache", "-l", "-t", "unix"}, false, (*Args).checkSolitary, ""},
+		{"solitary without -l", []string{"scache", "-t", "unix", "-u", "-c"}, false, (*Args).checkSolitary, "service scache requires a process limit of 1"},
+		{"solitary names the service", []string{"goscache", "-n", "cache2", "-t", "unix"}, false, (*Args).checkSolitary, "service cache2 requires a process limit of 1"},
+		{"solitary skipped with -S", []string{"scache", "-S"}, false, (*Args).checkSolitary, ""},
+		{"transport missing", []string{"scache", "-l"}, false, (*Args).checkTransport, "no transport type specified"},
+		{"transport case", []string{"scache", "-l", "-t", "UNIX"}, false, (*Args).checkTransport, ""},
+		{"transport inet", []string{"scache", "-l", "-t", "inet"}, false, (*Args).checkTransport, ""},
+		{"transport fifo", []string{"scache", "-l", "-t", "fifo"}, false, (*Args).checkTransport, "unsupported transport type: fifo"},
+		{"transport skipped with -S", []string{"scache", "-S"}, false, (*Args).checkTransport, ""},
 		{"rest", []string{"scache", "-l", "-t", "unix", "foo", "bar"}, false, (*Args).CheckRest, "unexpected command-line argument: foo"},
 		{"no rest", []string{"scache", "-l", "-t", "unix"}, false, (*Args).CheckRest, ""},
-		{"tty", []string{"scache", "-l", "-t", "unix"}, true, func(a *Args) error { return a.CheckStdin(true) }, "do not run this command by hand"},
-		{"tty with -d", []string{"scache", "-d", "-l", "-t", "unix"}, true, func(a *Args) error { return a.CheckStdin(true) }, ""},
-		{"no tty", []string{"scache", "-l", "-t", "unix"}, false, func(a *Args) error { return a.CheckStdin(false) }, ""},
+		{"tty", []string{"scache", "-l", "-t", "unix"}, true, func(a *Args) error { return a.checkStdin(true) }, "do not run this command by hand"},
+		{"tty with -d", []string{"scache", "-d", "-l", "-t", "unix"}, true, func(a *Args) error { return a.checkStdin(true) }, ""},
+		{"no tty", []string{"scache", "-l", "-t", "unix"}, false, func(a *Args) error { return a.checkStdin(false) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := ParseArgs(tt.argv)
+			a, err := parseArgs(tt.argv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,9 +166,9 @@ func TestSplitNameValue(t *testing.T) {
 		{"a b", "", "", "missing '=' after attribute name"},
 	}
 	for _, tt := range tests {
-		name, value, why := SplitNameValue(tt.in)
+		name, value, why := splitNameValue(tt.in)
 		if name != tt.name || value != tt.value || why != tt.why {
-			t.Errorf("SplitNameValue(%q) = %q, %q, %q; want %q, %q, %q", tt.in, name, value, why, tt.name, tt.value, tt.why)
+			t.Errorf("splitNameValue(%q) = %q, %q, %q; want %q, %q, %q", tt.in, name, value, why, tt.name, tt.value, tt.why)
 		}
 	}
 }
@@ -179,17 +179,17 @@ func FuzzParseArgs(f *testing.F) {
 	f.Add("scache\x00-lo\x00a=b\x00-s2\x00--\x00x")
 	f.Fuzz(func(t *testing.T, s string) {
 		argv := splitNUL(s)
-		a, err := ParseArgs(argv)
+		a, err := parseArgs(argv)
 		if err != nil {
 			if _, ok := errors.AsType[*FatalError](err); !ok {
 				t.Fatalf("error %v is not a *FatalError", err)
 			}
 			return
 		}
-		if a.SocketCount < 1 {
-			t.Fatalf("SocketCount = %d", a.SocketCount)
+		if a.socketCount < 1 {
+			t.Fatalf("SocketCount = %d", a.socketCount)
 		}
-		if len(a.Rest) > len(argv) {
+		if len(a.rest) > len(argv) {
 			t.Fatalf("Rest longer than argv")
 		}
 	})

@@ -22,12 +22,14 @@ type Service struct {
 	// cannot be, e.g. "scache".
 	Name string
 	// Defaults are the service's own parameter defaults as `postconf -d`
-	// prints them, added to the skeleton's (see [Config.AddDefaults]).
+	// prints them, added to the skeleton's (a name the skeleton knows
+	// gets the service's default).
 	Defaults map[string]string
 	// StartupParams, when set, returns the parameters the service expands
 	// at start-up, once main.cf and argv's overrides are in (the list may
-	// depend on them); a syntax error in any of them is fatal (see
-	// [Config.EvalParams]).
+	// depend on them); a syntax error in any of them is fatal, with
+	// Postfix's warnings and its "dictionary mail_dict: macro processing
+	// error".
 	StartupParams func(cfg *Config) []string
 	// Configure, when set, reads the service's own parameters once logging
 	// is up, before the argument checks, as the service's pre-init would.
@@ -50,22 +52,21 @@ type StartOptions struct {
 	StdinTTY   func() bool                 // reports whether fd 0 is a terminal; nil asks the kernel
 }
 
-// Child is a started master(8) child: its arguments, environment and
-// configuration, its logger, the listeners master handed it and the
-// status channel back to master. Close releases the status channel and the
-// log sinks.
+// Child is a started master(8) child: its arguments and configuration,
+// its logger, the listeners master handed it and the status channel back
+// to master. Close releases the status channel and the log sinks.
 type Child struct {
 	Args      *Args
-	Env       Env
 	Config    *Config
 	Params    Params
-	Owner     *Owner // mail_owner when -u asked for it, else nil
-	Logger    *slog.Logger
-	Level     *slog.LevelVar // debug under -v or MAIL_VERBOSE
+	Owner     *Owner       // mail_owner when -u asked for it, else nil
+	Logger    *slog.Logger // Postfix's log lines (LevelFatal for msg_fatal)
 	Listeners []net.Listener
 	Master    *Master
-	PID       int
 
+	env        masterEnv
+	level      *slog.LevelVar // debug under -v or MAIL_VERBOSE
+	pid        int
 	fatalDelay time.Duration
 	closers    []io.Closer
 }
@@ -97,7 +98,7 @@ func Start(ctx context.Context, svc Service, o StartOptions) (*Child, error) {
 			return err == nil
 		}
 	}
-	c := &Child{PID: os.Getpid(), Level: new(slog.LevelVar), fatalDelay: o.FatalDelay}
+	c := &Child{pid: os.Getpid(), level: new(slog.LevelVar), fatalDelay: o.FatalDelay}
 	if err := c.start(ctx, svc, o); err != nil {
 		for _, l := range c.Listeners {
 			l.Close()
@@ -110,13 +111,13 @@ func Start(ctx context.Context, svc Service, o StartOptions) (*Child, error) {
 
 func (c *Child) start(ctx context.Context, svc Service, o StartOptions) error {
 	argsErr := c.earlyLog(svc, o)
-	cfg, err := ReadConfig(c.Env.ConfigDir)
+	cfg, err := readConfig(c.env.ConfigDir)
 	if err != nil {
 		return c.Fatal(ctx, err)
 	}
 	c.Config = cfg
-	cfg.AddDefaults(svc.Defaults)
-	for _, w := range cfg.Warnings {
+	cfg.addDefaults(svc.Defaults)
+	for _, w := range cfg.warnings {
 		c.Logger.Warn(w)
 	}
 	if argsErr != nil {
@@ -140,43 +141,43 @@ func (c *Child) start(ctx context.Context, svc Service, o StartOptions) error {
 // else syslog (maillog_client_init). It returns argv's error, which is
 // reported in Postfix's order, after main.cf was read.
 func (c *Child) earlyLog(svc Service, o StartOptions) error {
-	c.Env = ReadEnv(o.LookupEnv)
-	if c.Env.Verbose {
-		c.Level.Set(slog.LevelDebug)
+	c.env = readEnv(o.LookupEnv)
+	if c.env.Verbose {
+		c.level.Set(slog.LevelDebug)
 	}
-	args, argsErr := ParseArgs(o.Argv)
+	args, argsErr := parseArgs(o.Argv)
 	service := svc.Name
 	if args != nil {
 		c.Args = args
-		service = args.ServiceName
-		if args.Verbose > 0 {
-			c.Level.Set(slog.LevelDebug)
+		service = args.serviceName
+		if args.verbose > 0 {
+			c.level.Set(slog.LevelDebug)
 		}
 	}
-	logTag := c.Env.LogTag
+	logTag := c.env.LogTag
 	if logTag == "" {
 		logTag = "postfix"
 	}
 	tag := logTag + "/" + service
-	var sink Sink
-	if c.Env.PostlogService != "" {
-		host := c.Env.PostlogHostname
+	var sink logSink
+	if c.env.PostlogService != "" {
+		host := c.env.PostlogHostname
 		if host == "" {
 			host = "amnesiac"
 		}
-		pl, _ := DialPostlog(c.Env.PostlogService, tag, host, c.PID)
+		pl, _ := dialPostlog(c.env.PostlogService, tag, host, c.pid)
 		sink = pl
 		c.closers = append(c.closers, pl)
-	} else if sl, err := DialSyslog(o.SyslogPath, tag, c.PID, "mail"); err != nil {
-		sink = &WriterSink{W: io.Discard}
+	} else if sl, err := dialSyslog(o.SyslogPath, tag, c.pid, "mail"); err != nil {
+		sink = &writerSink{W: io.Discard}
 	} else {
 		sink = sl
 		c.closers = append(c.closers, sl)
 	}
-	if args != nil && args.Stderr > 0 {
-		sink = MultiSink(sink, &WriterSink{W: o.Stderr, Tag: tag})
+	if args != nil && args.stderr > 0 {
+		sink = newMultiSink(sink, &writerSink{W: o.Stderr, Tag: tag})
 	}
-	c.Logger = slog.New(NewHandler(sink, c.Level))
+	c.Logger = slog.New(newHandler(sink, c.level))
 	return argsErr
 }
 
@@ -185,16 +186,16 @@ func (c *Child) earlyLog(svc Service, o StartOptions) error {
 // mac_expand's warnings) and reads the skeleton's parameters.
 func (c *Child) configure(ctx context.Context, svc Service) error {
 	cfg, args := c.Config, c.Args
-	cfg.Apply(args.Overrides)
-	cfg.Set("process_name", args.ProcessName)
-	cfg.Set("service_name", args.ServiceName)
-	cfg.Set("process_id", strconv.Itoa(c.PID))
+	cfg.apply(args.overrides)
+	cfg.set("process_name", args.processName)
+	cfg.set("service_name", args.serviceName)
+	cfg.set("process_id", strconv.Itoa(c.pid))
 	var names []string
 	if svc.StartupParams != nil {
 		names = svc.StartupParams(cfg)
 	}
-	if err := cfg.EvalParams(names); err != nil {
-		if ee, ok := errors.AsType[*ExpandError](err); ok {
+	if err := cfg.evalParams(names); err != nil {
+		if ee, ok := errors.AsType[*expandError](err); ok {
 			for _, w := range ee.Warnings {
 				c.Logger.Warn(w)
 			}
@@ -202,7 +203,7 @@ func (c *Child) configure(ctx context.Context, svc Service) error {
 		return c.Fatal(ctx, err)
 	}
 	params, err := cfg.Params()
-	cfg.Warnings = cfg.Warnings[:0]
+	cfg.warnings = cfg.warnings[:0]
 	if err != nil {
 		return c.Fatal(ctx, err)
 	}
@@ -215,12 +216,12 @@ func (c *Child) configure(ctx context.Context, svc Service) error {
 // opened before chroot, like Postfix's.
 func (c *Child) openLog(ctx context.Context, o StartOptions) error {
 	var vstream io.Writer
-	if c.Args.Stderr > 0 {
+	if c.Args.stderr > 0 {
 		vstream = o.Stderr
 	}
-	sink, closer, err := OpenLog(LogOptions{
-		Params: c.Params, ConfigDir: c.Config.Dir, Tag: c.Params.SyslogName + "/" + c.Args.ServiceName,
-		PID: c.PID, SyslogPath: o.SyslogPath, Stderr: vstream,
+	sink, closer, err := openLogSink(logOptions{
+		Params: c.Params, ConfigDir: c.Config.Dir, Tag: c.Params.SyslogName + "/" + c.Args.serviceName,
+		PID: c.pid, SyslogPath: o.SyslogPath, Stderr: vstream,
 	})
 	if err != nil {
 		return c.Fatal(ctx, err)
@@ -231,7 +232,7 @@ func (c *Child) openLog(ctx context.Context, o StartOptions) error {
 		cl.Close()
 	}
 	c.closers = []io.Closer{closer}
-	c.Logger = slog.New(NewHandler(sink, c.Level).WithUTF8(c.Params.SMTPUTF8Enable))
+	c.Logger = slog.New(newHandler(sink, c.level).withUTF8(c.Params.SMTPUTF8Enable))
 	c.Logger.Debug("daemon started")
 	return nil
 }
@@ -240,7 +241,7 @@ func (c *Child) openLog(ctx context.Context, o StartOptions) error {
 // service's own parameters read between the first and the others.
 func (c *Child) check(ctx context.Context, svc Service, o StartOptions) error {
 	args := c.Args
-	if err := args.CheckStdin(o.StdinTTY()); err != nil {
+	if err := args.checkStdin(o.StdinTTY()); err != nil {
 		return c.Fatal(ctx, err)
 	}
 	if svc.Configure != nil {
@@ -248,60 +249,60 @@ func (c *Child) check(ctx context.Context, svc Service, o StartOptions) error {
 			return c.Fatal(ctx, err)
 		}
 	}
-	for _, check := range []func() error{args.CheckSolitary, args.CheckTransport} {
+	for _, check := range []func() error{args.checkSolitary, args.checkTransport} {
 		if err := check(); err != nil {
 			return c.Fatal(ctx, err)
 		}
 	}
-	gen, err := c.Env.ParseGeneration()
+	gen, err := c.env.parseGeneration()
 	if err != nil {
 		return c.Fatal(ctx, err)
 	}
-	if args.Debugger || c.Env.Debug {
+	if args.debugger || c.env.Debug {
 		c.Logger.Warn("debugger_command is not supported by goscache; ignoring -D and MAIL_DEBUG")
 	}
-	if args.SingleStream {
+	if args.singleStream {
 		return c.Fatal(ctx, errors.New("single-stream mode (-S) is not supported by goscache"))
 	}
 	// Take over master's descriptors before entering the jail.
-	files, err := InheritedFiles(args.SocketCount)
+	files, err := inheritedFiles(args.socketCount)
 	if err != nil {
 		return c.Fatal(ctx, err)
 	}
-	c.Listeners, err = Listeners(files.Listeners)
+	c.Listeners, err = netListeners(files.Listeners)
 	if err != nil {
 		files.Status.Close()
 		return c.Fatal(ctx, err)
 	}
-	c.Master = NewMaster(files.Status, c.PID, gen)
+	c.Master = newMaster(files.Status, c.pid, gen)
 	return nil
 }
 
 // enter does chdir, the time zone, the user lookup, the service's last
 // look at /etc, then chroot and setuid, in multi_server_main's order.
 func (c *Child) enter(ctx context.Context, svc Service) error {
-	if err := Chdir(c.Params.QueueDirectory); err != nil {
+	if err := chdir(c.Params.QueueDirectory); err != nil {
 		return c.Fatal(ctx, err)
 	}
-	PrepareTimeZone()
-	var jail Jail
-	if c.Args.Unpriv {
-		owner, err := LookupOwner(c.Params.MailOwner, c.Config.Dir)
+	prepareTimeZone()
+	var j jail
+	if c.Args.unpriv {
+		owner, err := lookupOwner(c.Params.MailOwner, c.Config.Dir)
 		if err != nil {
 			return c.Fatal(ctx, err)
 		}
 		c.Owner = &owner
-		jail.Owner = &owner
+		j.Owner = &owner
 	}
 	if svc.BeforeJail != nil {
 		if err := svc.BeforeJail(c); err != nil {
 			return c.Fatal(ctx, err)
 		}
 	}
-	if c.Args.Chroot {
-		jail.Root = c.Params.QueueDirectory
+	if c.Args.chroot {
+		j.Root = c.Params.QueueDirectory
 	}
-	if err := jail.Enter(); err != nil {
+	if err := j.enter(); err != nil {
 		return c.Fatal(ctx, err)
 	}
 	return nil
@@ -325,7 +326,7 @@ func (c *Child) Fatal(ctx context.Context, err error) error {
 func (c *Child) Close() error {
 	var errs []error
 	if c.Master != nil {
-		errs = append(errs, c.Master.Close())
+		errs = append(errs, c.Master.close())
 		c.Master = nil
 	}
 	for _, cl := range c.closers {

@@ -63,7 +63,7 @@ func childMain() int {
 	defer c.Close()
 	log, p, ls, m := c.Logger, c.Params, c.Listeners, c.Master
 	var cloexec []string
-	for fd := FlowReadFD; fd < ListenFD+c.Args.SocketCount; fd++ {
+	for fd := flowReadFD; fd < listenFD+c.Args.socketCount; fd++ {
 		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC != 0 {
 			cloexec = append(cloexec, fmt.Sprint(fd))
 		}

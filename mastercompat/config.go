@@ -19,15 +19,17 @@ import (
 // $name, ${name}, $(name), ${name?value}, ${name:value}, ${name?{value}},
 // ${name:{value}}, ${name?{value1}:{value2}} and relational expressions
 // such as ${{value3} <= {value4} ? {value1} : {value2}} like
-// util/mac_expand.c (see [Config.Expand]). A Config is not safe for
+// util/mac_expand.c (see [Config.Get]). A Config is not safe for
 // concurrent use.
 type Config struct {
-	// Dir is the configuration directory, Path is Dir/main.cf.
-	Dir, Path string
-	// Warnings holds Postfix's non-fatal complaints met while reading and
+	// Dir is the configuration directory.
+	Dir string
+
+	path string // Dir/main.cf
+	// warnings holds Postfix's non-fatal complaints met while reading and
 	// expanding (e.g. "overriding earlier entry"), for the caller to log
 	// at warning level once logging is up.
-	Warnings []string
+	warnings []string
 
 	values   map[string]string
 	defaults map[string]string
@@ -35,7 +37,7 @@ type Config struct {
 
 // builtinDefaults returns the built-in defaults (as `postconf -d` prints
 // them for Debian's Postfix 3.7.11) of every parameter the multi-server
-// skeleton reads; a service adds its own with [Config.AddDefaults].
+// skeleton reads; a service adds its own with addDefaults.
 // myhostname, mydomain and config_directory depend on the host and are
 // filled in by [NewConfig].
 func builtinDefaults() map[string]string {
@@ -70,7 +72,7 @@ func builtinDefaults() map[string]string {
 func NewConfig(dir, hostname string) *Config {
 	c := &Config{
 		Dir:      dir,
-		Path:     filepath.Join(dir, "main.cf"),
+		path:     filepath.Join(dir, "main.cf"),
 		values:   make(map[string]string),
 		defaults: builtinDefaults(),
 	}
@@ -85,25 +87,25 @@ func NewConfig(dir, hostname string) *Config {
 	return c
 }
 
-// AddDefaults adds a service's own parameter defaults (as `postconf -d`
+// addDefaults adds a service's own parameter defaults (as `postconf -d`
 // prints them) to the skeleton's; a name already known gets the new default.
-func (c *Config) AddDefaults(defaults map[string]string) {
+func (c *Config) addDefaults(defaults map[string]string) {
 	for name, v := range defaults {
 		c.defaults[name] = v
 	}
 }
 
-// ReadConfig reads dir/main.cf as mail_conf_suck does. A file that cannot
+// readConfig reads dir/main.cf as mail_conf_suck does. A file that cannot
 // be opened is fatal: "open PATH: ERRNO".
-func ReadConfig(dir string) (*Config, error) {
+func readConfig(dir string) (*Config, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
 	}
 	c := NewConfig(dir, host)
-	f, err := os.Open(c.Path)
+	f, err := os.Open(c.path)
 	if err != nil {
-		return nil, &FatalError{Text: fmt.Sprintf("open %s: %s", c.Path, errnoText(err)), Err: err}
+		return nil, &FatalError{Text: fmt.Sprintf("open %s: %s", c.path, errnoText(err)), Err: err}
 	}
 	defer f.Close()
 	if err := c.Load(f); err != nil {
@@ -129,12 +131,12 @@ func (c *Config) Load(r io.Reader) error {
 		}
 		text := string(logical)
 		logical = logical[:0]
-		name, value, why := SplitNameValue(text)
+		name, value, why := splitNameValue(text)
 		if why != "" {
-			return fatalf("%s, line %d: %s: \"%s\"", c.Path, first, why, text)
+			return fatalf("%s, line %d: %s: \"%s\"", c.path, first, why, text)
 		}
 		if old, ok := c.values[name]; ok && old != value {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s, line %d: overriding earlier entry: %s=%s", c.Path, first, name, old))
+			c.warnings = append(c.warnings, fmt.Sprintf("%s, line %d: overriding earlier entry: %s=%s", c.path, first, name, old))
 		}
 		c.values[name] = value
 		return nil
@@ -150,8 +152,8 @@ func (c *Config) Load(r io.Reader) error {
 				// comment or blank: neither starts nor ends a logical line
 			case len(trimmed) < len(line): // continuation
 				if len(logical) == 0 {
-					c.Warnings = append(c.Warnings, fmt.Sprintf("%s: logical line must not start with whitespace: \"%.30s%s\"",
-						c.Path, line, ellipsis(len(line) > 30)))
+					c.warnings = append(c.warnings, fmt.Sprintf("%s: logical line must not start with whitespace: \"%.30s%s\"",
+						c.path, line, ellipsis(len(line) > 30)))
 					break
 				}
 				logical = append(logical, line...)
@@ -167,7 +169,7 @@ func (c *Config) Load(r io.Reader) error {
 			return flush()
 		}
 		if err != nil {
-			return &FatalError{Text: fmt.Sprintf("read %s: %s", c.Path, errnoText(err)), Err: err}
+			return &FatalError{Text: fmt.Sprintf("read %s: %s", c.path, errnoText(err)), Err: err}
 		}
 	}
 }
@@ -179,20 +181,20 @@ func ellipsis(b bool) string {
 	return ""
 }
 
-// Set overrides a parameter, as -o name=value does (mail_conf_update).
-func (c *Config) Set(name, value string) { c.values[name] = value }
+// set overrides a parameter, as -o name=value does (mail_conf_update).
+func (c *Config) set(name, value string) { c.values[name] = value }
 
-// Apply sets every override in order.
-func (c *Config) Apply(overrides []Override) {
+// apply sets every override in order.
+func (c *Config) apply(overrides []override) {
 	for _, o := range overrides {
-		c.Set(o.Name, o.Value)
+		c.set(o.Name, o.Value)
 	}
 }
 
-// Raw returns a parameter's unexpanded value: the override or main.cf
+// raw returns a parameter's unexpanded value: the override or main.cf
 // setting, else the built-in default. ok is false for a parameter that is
 // neither set nor known.
-func (c *Config) Raw(name string) (value string, ok bool) {
+func (c *Config) raw(name string) (value string, ok bool) {
 	if v, ok := c.values[name]; ok {
 		return v, true
 	}
@@ -202,11 +204,11 @@ func (c *Config) Raw(name string) (value string, ok bool) {
 
 // Get returns a parameter's expanded value ("" when unknown).
 func (c *Config) Get(name string) string {
-	v, ok := c.Raw(name)
+	v, ok := c.raw(name)
 	if !ok {
 		return ""
 	}
-	return c.Expand(v)
+	return c.expand(v)
 }
 
 // Params are the parameters the multi-server skeleton itself reads
@@ -224,7 +226,8 @@ type Params struct {
 	IPCTimeout          time.Duration // ipc_timeout (min 1s)
 	DaemonTimeout       time.Duration // daemon_timeout (min 1s)
 	// SMTPUTF8Enable is smtputf8_enable, which Postfix copies into
-	// util_utf8_enable: log text then keeps UTF-8 (see [Printable]).
+	// util_utf8_enable: log text then keeps UTF-8 (without it, every byte
+	// outside printable ASCII is logged as '?').
 	SMTPUTF8Enable bool
 }
 
@@ -253,16 +256,16 @@ func (c *Config) Params() (Params, error) {
 			return Params{}, err
 		}
 	}
-	if p.SMTPUTF8Enable, err = c.Bool("smtputf8_enable"); err != nil {
+	if p.SMTPUTF8Enable, err = c.getBool("smtputf8_enable"); err != nil {
 		return Params{}, err
 	}
 	return p, nil
 }
 
-// Bool reads a boolean parameter as get_mail_conf_bool does: "yes" or
+// getBool reads a boolean parameter as get_mail_conf_bool does: "yes" or
 // "no" in any case; anything else is fatal ("bad boolean configuration:
 // NAME = VALUE").
-func (c *Config) Bool(name string) (bool, error) {
+func (c *Config) getBool(name string) (bool, error) {
 	v := c.Get(name)
 	switch {
 	case strings.EqualFold(v, "yes"):

@@ -172,8 +172,8 @@ func TestRelational(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := postconfPrint(c.Get("t"))
-			for i, w := range c.Warnings {
-				c.Warnings[i] = msgPrintable(w)
+			for i, w := range c.warnings {
+				c.warnings[i] = msgPrintable(w)
 			}
 			want := res.warnings
 			switch {
@@ -184,10 +184,10 @@ func TestRelational(t *testing.T) {
 			case res.fatal == "" && got != res.value:
 				t.Errorf("Get(t) with t = %s: %q, postconf -x says %q", tc.expr, got, res.value)
 			}
-			if diff := cmp.Diff(want, c.Warnings); diff != "" {
+			if diff := cmp.Diff(want, c.warnings); diff != "" {
 				t.Errorf("warnings for t = %s (-want +got):\n%s", tc.expr, diff)
 			}
-			if res.fatal != "" && len(c.Warnings) == 0 {
+			if res.fatal != "" && len(c.warnings) == 0 {
 				t.Errorf("postconf failed with %q but Expand recorded no warning", res.fatal)
 			}
 		})
@@ -414,7 +414,7 @@ func writeRelationalGolden(path string, results map[string]relResult) error {
 }
 
 // FuzzExpand expands arbitrary text against a few fixed parameters whose
-// values expand to at most 4 bytes: Expand must not panic, and since every
+// values expand to at most 4 bytes: expand must not panic, and since every
 // output byte comes from the input, from such a value or from "true" (for
 // a relational expression of at least 9 bytes), the output is at most
 // twice as long as the input.
@@ -426,15 +426,15 @@ func FuzzExpand(f *testing.F) {
 	f.Add("${x?{a}b}$(y:{c})$$ ${z")
 	f.Fuzz(func(t *testing.T, s string) {
 		c := NewConfig("/etc/postfix", "host")
-		c.Set("one", "1")
-		c.Set("two", "$one$one")
-		c.Set("empty", "")
-		c.Set("rel", "${{$one} < {$two}}")
-		c.Set("t", "${{$t} == {}}")
-		c.Set("compatibility_level", "3.6")
-		got := c.Expand(s)
+		c.set("one", "1")
+		c.set("two", "$one$one")
+		c.set("empty", "")
+		c.set("rel", "${{$one} < {$two}}")
+		c.set("t", "${{$t} == {}}")
+		c.set("compatibility_level", "3.6")
+		got := c.expand(s)
 		if len(got) > 2*len(s) {
-			t.Errorf("Expand(%q) = %d bytes (%q)", s, len(got), got)
+			t.Errorf("expand(%q) = %d bytes (%q)", s, len(got), got)
 		}
 	})
 }

@@ -14,7 +14,7 @@ import (
 
 func loadTestConfig(t *testing.T) *Config {
 	t.Helper()
-	c, err := ReadConfig("testdata")
+	c, err := readConfig("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,8 @@ func TestConfig_expand(t *testing.T) {
 			t.Errorf("Get(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings: %q", c.Warnings)
+	if len(c.warnings) != 0 {
+		t.Errorf("warnings: %q", c.warnings)
 	}
 }
 
@@ -69,13 +69,13 @@ func TestConfig_Expand_errors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			c := NewConfig("/etc/postfix", "host")
-			c.Set("loop", "$loop")
-			got := c.Expand(tt.in)
+			c.set("loop", "$loop")
+			got := c.expand(tt.in)
 			if got != tt.want {
-				t.Errorf("Expand(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("expand(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			if len(c.Warnings) != 1 || c.Warnings[0] != tt.warning {
-				t.Errorf("Expand(%q) warnings = %q, want [%q]", tt.in, c.Warnings, tt.warning)
+			if len(c.warnings) != 1 || c.warnings[0] != tt.warning {
+				t.Errorf("expand(%q) warnings = %q, want [%q]", tt.in, c.warnings, tt.warning)
 			}
 		})
 	}
@@ -116,7 +116,7 @@ func TestConfig_Load(t *testing.T) {
 			if diff := cmp.Diff(tt.want, c.values); diff != "" {
 				t.Errorf("values mismatch (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.warnings, c.Warnings); diff != "" {
+			if diff := cmp.Diff(tt.warnings, c.warnings); diff != "" {
 				t.Errorf("warnings mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -125,7 +125,7 @@ func TestConfig_Load(t *testing.T) {
 
 func TestReadConfig_missing(t *testing.T) {
 	dir := t.TempDir()
-	_, err := ReadConfig(dir)
+	_, err := readConfig(dir)
 	fe, ok := errors.AsType[*FatalError](err)
 	if want := "open " + dir + "/main.cf: No such file or directory"; !ok || fe.Text != want {
 		t.Fatalf("ReadConfig error = %v, want %q", err, want)
@@ -160,13 +160,13 @@ func TestConvTime(t *testing.T) {
 		{"5 s", 0, false},
 	}
 	for _, tt := range tests {
-		d, ok := ConvTime(tt.in, 's')
+		d, ok := convTime(tt.in, 's')
 		if want := time.Duration(tt.secs) * time.Second; d != want || ok != tt.ok {
-			t.Errorf("ConvTime(%q) = %v, %v; want %v, %v", tt.in, d, ok, want, tt.ok)
+			t.Errorf("convTime(%q) = %v, %v; want %v, %v", tt.in, d, ok, want, tt.ok)
 		}
 	}
-	if d, ok := ConvTime("7", 'm'); d != 7*time.Minute || !ok {
-		t.Errorf("ConvTime(7, m) = %v, %v", d, ok)
+	if d, ok := convTime("7", 'm'); d != 7*time.Minute || !ok {
+		t.Errorf("convTime(7, m) = %v, %v", d, ok)
 	}
 }
 
@@ -189,9 +189,9 @@ func TestConfig_Time(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
 			c := NewConfig("/etc/postfix", "host")
-			c.AddDefaults(map[string]string{"connection_cache_ttl_limit": "2s"}) // as scache's service does
+			c.addDefaults(map[string]string{"connection_cache_ttl_limit": "2s"}) // as scache's service does
 			if tt.value != "" {
-				c.Apply([]Override{{"connection_cache_ttl_limit", tt.value}})
+				c.apply([]override{{"connection_cache_ttl_limit", tt.value}})
 			}
 			got, err := c.Time("connection_cache_ttl_limit", tt.min)
 			if tt.err != "" {
@@ -226,7 +226,7 @@ func TestConfig_Bool(t *testing.T) {
 			if err := c.Load(strings.NewReader(tt.mainCF)); err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.Bool("smtputf8_enable")
+			got, err := c.getBool("smtputf8_enable")
 			if tt.err != "" {
 				if fe, ok := errors.AsType[*FatalError](err); !ok || fe.Text != tt.err {
 					t.Fatalf("Bool error = %v, want %q", err, tt.err)
@@ -242,7 +242,7 @@ func TestConfig_Bool(t *testing.T) {
 
 func TestConfig_Params(t *testing.T) {
 	c := loadTestConfig(t)
-	c.Apply([]Override{{"max_idle", "30"}})
+	c.apply([]override{{"max_idle", "30"}})
 	got, err := c.Params()
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestConfig_postconf(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "master.cf"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ReadConfig(dir)
+	c, err := readConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +310,12 @@ func TestConfig_postconf(t *testing.T) {
 			} else {
 				host, _ := os.Hostname()
 				d := NewConfig(dir, host)
-				got, _ = d.Raw(name)
+				got, _ = d.raw(name)
 				if name == "myhostname" {
 					got = d.Get(name)
 				}
 				if name == "config_directory" {
-					got = DefaultConfigDir // postconf -d ignores -c here
+					got = defaultConfigDir // postconf -d ignores -c here
 				}
 			}
 			if got != lines[i] {

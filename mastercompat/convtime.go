@@ -55,7 +55,7 @@ func strtoLong(s string) (n int64, end int, rangeErr bool) {
 func (c *Config) Time(name string, min time.Duration) (time.Duration, error) {
 	defUnit := byte('s')
 	if d, ok := c.defaults[name]; ok {
-		d = c.Expand(d)
+		d = c.expand(d)
 		for i := 0; i < len(d); i++ {
 			if d[i] < '0' || d[i] > '9' {
 				defUnit = d[i]
@@ -64,7 +64,7 @@ func (c *Config) Time(name string, min time.Duration) (time.Duration, error) {
 		}
 	}
 	v := c.Get(name)
-	d, ok := ConvTime(v, defUnit)
+	d, ok := convTime(v, defUnit)
 	if !ok {
 		return 0, fatalf("parameter %s: bad time value or unit: %s", name, v)
 	}
@@ -74,13 +74,13 @@ func (c *Config) Time(name string, min time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// ConvTime converts a Postfix time value as global/conv_time.c does:
+// convTime converts a Postfix time value as global/conv_time.c does:
 // strtol rules for the number (leading white space and a sign are
 // accepted), then the unit letter (s, m, h, d, w; defUnit when absent);
 // anything after the letter is ignored. The result is whole seconds. ok is
 // false for a negative value, a number of seconds that overflows a C int,
 // or an unknown unit.
-func ConvTime(s string, defUnit byte) (d time.Duration, ok bool) {
+func convTime(s string, defUnit byte) (d time.Duration, ok bool) {
 	n, end, ok := strtol(s)
 	if !ok || n < 0 {
 		return 0, false

@@ -3,55 +3,55 @@ package mastercompat
 // Environment variable names (global/mail_conf.h, master/master_proto.h,
 // global/maillog_client.h).
 const (
-	EnvConfig          = "MAIL_CONFIG"      // CONF_ENV_PATH
-	EnvVerbose         = "MAIL_VERBOSE"     // CONF_ENV_VERB
-	EnvDebug           = "MAIL_DEBUG"       // CONF_ENV_DEBUG
-	EnvLogTag          = "MAIL_LOGTAG"      // CONF_ENV_LOGTAG
-	EnvGeneration      = "GENERATION"       // MASTER_GEN_NAME
-	EnvPostlogService  = "POSTLOG_SERVICE"  // POSTLOG_SERVICE_ENV
-	EnvPostlogHostname = "POSTLOG_HOSTNAME" // POSTLOG_HOSTNAME_ENV
+	envConfig          = "MAIL_CONFIG"      // CONF_ENV_PATH
+	envVerbose         = "MAIL_VERBOSE"     // CONF_ENV_VERB
+	envDebug           = "MAIL_DEBUG"       // CONF_ENV_DEBUG
+	envLogTag          = "MAIL_LOGTAG"      // CONF_ENV_LOGTAG
+	envGeneration      = "GENERATION"       // MASTER_GEN_NAME
+	envPostlogService  = "POSTLOG_SERVICE"  // POSTLOG_SERVICE_ENV
+	envPostlogHostname = "POSTLOG_HOSTNAME" // POSTLOG_HOSTNAME_ENV
 )
 
-// DefaultConfigDir is Postfix's compiled-in DEF_CONFIG_DIR.
-const DefaultConfigDir = "/etc/postfix"
+// defaultConfigDir is Postfix's compiled-in DEF_CONFIG_DIR.
+const defaultConfigDir = "/etc/postfix"
 
-// Env is what a child learns from the environment master hands down
+// masterEnv is what a child learns from the environment master hands down
 // (PROTOCOL.md §6.2).
-type Env struct {
-	ConfigDir       string // MAIL_CONFIG, or DefaultConfigDir when unset
+type masterEnv struct {
+	ConfigDir       string // MAIL_CONFIG, or defaultConfigDir when unset
 	LogTag          string // MAIL_LOGTAG: log tag prefix before main.cf is read
 	PostlogService  string // POSTLOG_SERVICE: postlog socket path before main.cf is read
 	PostlogHostname string // POSTLOG_HOSTNAME
 	Verbose         bool   // MAIL_VERBOSE is set (any value)
 	Debug           bool   // MAIL_DEBUG is set (any value)
-	Generation      string // GENERATION as given (octal); see [Env.ParseGeneration]
+	Generation      string // GENERATION as given (octal); see parseGeneration
 	HasGeneration   bool   // GENERATION is set
 }
 
-// ReadEnv collects the variables of [Env] through lookup, which has the
+// readEnv collects the variables of masterEnv through lookup, which has the
 // signature of os.LookupEnv. It never fails: a bad GENERATION is reported
-// by [Env.ParseGeneration], at the point where Postfix checks it.
-func ReadEnv(lookup func(string) (string, bool)) Env {
-	var e Env
-	e.ConfigDir = DefaultConfigDir
-	if v, ok := lookup(EnvConfig); ok {
+// by parseGeneration, at the point where Postfix checks it.
+func readEnv(lookup func(string) (string, bool)) masterEnv {
+	var e masterEnv
+	e.ConfigDir = defaultConfigDir
+	if v, ok := lookup(envConfig); ok {
 		e.ConfigDir = v
 	}
-	e.LogTag, _ = lookup(EnvLogTag)
-	e.PostlogService, _ = lookup(EnvPostlogService)
-	e.PostlogHostname, _ = lookup(EnvPostlogHostname)
-	_, e.Verbose = lookup(EnvVerbose)
-	_, e.Debug = lookup(EnvDebug)
-	e.Generation, e.HasGeneration = lookup(EnvGeneration)
+	e.LogTag, _ = lookup(envLogTag)
+	e.PostlogService, _ = lookup(envPostlogService)
+	e.PostlogHostname, _ = lookup(envPostlogHostname)
+	_, e.Verbose = lookup(envVerbose)
+	_, e.Debug = lookup(envDebug)
+	e.Generation, e.HasGeneration = lookup(envGeneration)
 	return e
 }
 
-// ParseGeneration returns master's spawn generation, which every status
+// parseGeneration returns master's spawn generation, which every status
 // record echoes. master writes it with %o; like multi_server_main, the
 // value must be all decimal digits (else "bad generation: V") and is then
 // read as octal up to the first 8 or 9, as strtoul(..., 8) would, and
 // truncated to 32 bits. Without GENERATION the generation is 0.
-func (e Env) ParseGeneration() (uint32, error) {
+func (e masterEnv) parseGeneration() (uint32, error) {
 	if !e.HasGeneration {
 		return 0, nil
 	}

@@ -13,14 +13,14 @@ func TestReadEnv(t *testing.T) {
 		"POSTLOG_SERVICE": "/var/spool/postfix/public/postlog", "POSTLOG_HOSTNAME": "mx1.example",
 		"MAIL_VERBOSE": "", "LANG": "C",
 	}
-	got := ReadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	want := Env{ConfigDir: "/etc/postfix-out", LogTag: "postfix-out", Generation: "17", HasGeneration: true,
+	got := readEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	want := masterEnv{ConfigDir: "/etc/postfix-out", LogTag: "postfix-out", Generation: "17", HasGeneration: true,
 		PostlogService: "/var/spool/postfix/public/postlog", PostlogHostname: "mx1.example", Verbose: true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ReadEnv mismatch (-want +got):\n%s", diff)
 	}
-	if got := ReadEnv(func(string) (string, bool) { return "", false }); got.ConfigDir != DefaultConfigDir || got.HasGeneration {
-		t.Errorf("ReadEnv(empty) = %+v", got)
+	if got := readEnv(func(string) (string, bool) { return "", false }); got.ConfigDir != defaultConfigDir || got.HasGeneration {
+		t.Errorf("readEnv(empty) = %+v", got)
 	}
 }
 
@@ -48,16 +48,16 @@ func TestParseGeneration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := Env{Generation: tt.in, HasGeneration: tt.set}.ParseGeneration()
+			got, err := masterEnv{Generation: tt.in, HasGeneration: tt.set}.parseGeneration()
 			if tt.wantErr != "" {
 				var fe *FatalError
 				if !errors.As(err, &fe) || fe.Text != tt.wantErr {
-					t.Fatalf("ParseGeneration(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+					t.Fatalf("parseGeneration(%q) error = %v, want %q", tt.in, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Errorf("ParseGeneration(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+				t.Errorf("parseGeneration(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 			}
 		})
 	}

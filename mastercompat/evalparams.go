@@ -30,40 +30,40 @@ const macroErrorText = "dictionary mail_dict: macro processing error"
 // beyond a C long, which the expander records as a warning.
 const badConversion = "mac_exp_eval: bad conversion: "
 
-// ExpandError is a syntax error in the value of a parameter that a daemon
+// expandError is a syntax error in the value of a parameter that a daemon
 // expands at startup. It comes wrapped in the [*FatalError] that
-// [Config.EvalParams] returns: log Warnings first, one "warning:" line
+// Config.evalParams returns: log Warnings first, one "warning:" line
 // each, then the fatal error.
-type ExpandError struct {
+type expandError struct {
 	Name     string   // the parameter whose expansion failed
 	Warnings []string // mac_expand's complaints, in order, without "warning: "
 }
 
 // Error names the parameter.
-func (e *ExpandError) Error() string {
+func (e *expandError) Error() string {
 	return "mastercompat: parameter " + e.Name + ": macro processing error"
 }
 
-// EvalParams expands the named parameters in order, each from its main.cf
+// evalParams expands the named parameters in order, each from its main.cf
 // or -o setting, else its built-in default; a name that is neither is
 // skipped. It stops at the first expansion with a syntax error and returns
 // Postfix's fatal error, "dictionary mail_dict: macro processing error",
-// as a [*FatalError] wrapping an [*ExpandError] that holds the warnings
+// as a [*FatalError] wrapping an *expandError that holds the warnings
 // Postfix prints before it (only that expansion's, as Postfix stops
 // there). An all-digit relational operand beyond a C long gives instead
 // the fatal error "mac_exp_eval: bad conversion: N", after the warnings
-// that came before it. Warnings met here are not added to c.Warnings.
-func (c *Config) EvalParams(names []string) error {
+// that came before it. Warnings met here are not added to c.warnings.
+func (c *Config) evalParams(names []string) error {
 	for _, name := range names {
-		v, ok := c.Raw(name)
+		v, ok := c.raw(name)
 		if !ok {
 			continue
 		}
-		mark := len(c.Warnings)
+		mark := len(c.warnings)
 		var b strings.Builder
 		failed := c.macExpand(&b, v, 0, new(bool))
-		warnings := append([]string(nil), c.Warnings[mark:]...)
-		c.Warnings = c.Warnings[:mark]
+		warnings := append([]string(nil), c.warnings[mark:]...)
+		c.warnings = c.warnings[:mark]
 		if !failed && len(warnings) == 0 {
 			continue
 		}
@@ -74,7 +74,7 @@ func (c *Config) EvalParams(names []string) error {
 				break
 			}
 		}
-		return &FatalError{Text: text, Err: &ExpandError{Name: name, Warnings: warnings}}
+		return &FatalError{Text: text, Err: &expandError{Name: name, Warnings: warnings}}
 	}
 	return nil
 }

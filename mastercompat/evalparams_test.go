@@ -18,8 +18,8 @@ func TestConfig_EvalParams(t *testing.T) {
 		mainCF   string
 		names    []string
 		want     string   // fatal text, "" for success
-		param    string   // ExpandError.Name
-		warnings []string // ExpandError.Warnings
+		param    string   // expandError.Name
+		warnings []string // expandError.Warnings
 	}{
 		{name: "clean", mainCF: "a = $b\nb = x\n", names: []string{"a", "b", "unknown"}},
 		{name: "none", mainCF: "a = ${{x} = {y}}\n", names: nil},
@@ -66,9 +66,9 @@ func TestConfig_EvalParams(t *testing.T) {
 			if err := c.Load(strings.NewReader(tt.mainCF)); err != nil {
 				t.Fatal(err)
 			}
-			err := c.EvalParams(tt.names)
-			if len(c.Warnings) != 0 {
-				t.Errorf("c.Warnings = %q, want them in the error only", c.Warnings)
+			err := c.evalParams(tt.names)
+			if len(c.warnings) != 0 {
+				t.Errorf("c.Warnings = %q, want them in the error only", c.warnings)
 			}
 			if tt.want == "" {
 				if err != nil {
@@ -80,7 +80,7 @@ func TestConfig_EvalParams(t *testing.T) {
 			if !ok {
 				t.Fatalf("EvalParams = %v, want a *FatalError", err)
 			}
-			ee, ok := errors.AsType[*ExpandError](err)
+			ee, ok := errors.AsType[*expandError](err)
 			if !ok {
 				t.Fatalf("EvalParams = %v, want it to wrap an *ExpandError", err)
 			}

@@ -11,54 +11,54 @@ import (
 // Descriptor numbers that master(8) sets up in every child
 // (master/master_proto.h).
 const (
-	FlowReadFD  = 3 // MASTER_FLOW_READ: shared flow-control pipe, read end
-	FlowWriteFD = 4 // MASTER_FLOW_WRITE: shared flow-control pipe, write end
-	StatusFD    = 5 // MASTER_STATUS_FD: this service's status socketpair
-	ListenFD    = 6 // MASTER_LISTEN_FD: the first listen socket
+	flowReadFD  = 3 // MASTER_FLOW_READ: shared flow-control pipe, read end
+	flowWriteFD = 4 // MASTER_FLOW_WRITE: shared flow-control pipe, write end
+	statusFD    = 5 // MASTER_STATUS_FD: this service's status socketpair
+	listenFD    = 6 // MASTER_LISTEN_FD: the first listen socket
 )
 
-// Files are the descriptors a child inherits from master.
-type Files struct {
-	Status    *os.File   // fd 5; the caller owns it (see [NewMaster])
-	Listeners []*os.File // fds 6 .. 6+n-1; the caller owns them (see [Listeners])
+// masterFiles are the descriptors a child inherits from master.
+type masterFiles struct {
+	Status    *os.File   // fd 5; the caller owns it (see newMaster)
+	Listeners []*os.File // fds 6 .. 6+n-1; the caller owns them (see netListeners)
 }
 
-// InheritedFiles takes over the descriptors master passed: it marks the
+// inheritedFiles takes over the descriptors master passed: it marks the
 // flow pipe (3, 4), the status channel (5) and socketCount listen sockets
 // from fd 6 close-on-exec, as multi_server_main does, and wraps 5 and the
 // listeners in *os.File. The flow pipe is otherwise left alone: it is
 // shared by every Postfix daemon and its flags must not change. It fails if
 // any of fds 5 .. 5+socketCount is not open.
-func InheritedFiles(socketCount int) (Files, error) {
+func inheritedFiles(socketCount int) (masterFiles, error) {
 	if socketCount < 1 {
-		return Files{}, fmt.Errorf("mastercompat: invalid socket count %d", socketCount)
+		return masterFiles{}, fmt.Errorf("mastercompat: invalid socket count %d", socketCount)
 	}
-	for fd := FlowReadFD; fd < ListenFD+socketCount; fd++ {
+	for fd := flowReadFD; fd < listenFD+socketCount; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			if fd < StatusFD { // the flow pipe is optional (not used by multi-servers)
+			if fd < statusFD { // the flow pipe is optional (not used by multi-servers)
 				continue
 			}
-			return Files{}, fmt.Errorf("mastercompat: inherited descriptor %d: %w", fd, err)
+			return masterFiles{}, fmt.Errorf("mastercompat: inherited descriptor %d: %w", fd, err)
 		}
 		unix.CloseOnExec(fd)
 	}
 	// The status channel is non-blocking so that a read waiting for
 	// master's EOF goes through the runtime poller and can be interrupted.
 	// Only this service's children share it, so this affects no one else.
-	if err := unix.SetNonblock(StatusFD, true); err != nil {
-		return Files{}, fmt.Errorf("mastercompat: status descriptor: %w", err)
+	if err := unix.SetNonblock(statusFD, true); err != nil {
+		return masterFiles{}, fmt.Errorf("mastercompat: status descriptor: %w", err)
 	}
-	f := Files{Status: os.NewFile(StatusFD, "master status")}
+	f := masterFiles{Status: os.NewFile(statusFD, "master status")}
 	for i := range socketCount {
-		f.Listeners = append(f.Listeners, os.NewFile(uintptr(ListenFD+i), fmt.Sprintf("master listener %d", i)))
+		f.Listeners = append(f.Listeners, os.NewFile(uintptr(listenFD+i), fmt.Sprintf("master listener %d", i)))
 	}
 	return f, nil
 }
 
-// Listeners turns inherited listen sockets into net.Listeners (UNIX or TCP,
+// netListeners turns inherited listen sockets into net.Listeners (UNIX or TCP,
 // whatever the socket is). The files are closed: each listener holds its
 // own duplicate. On error, every listener made so far is closed too.
-func Listeners(files []*os.File) ([]net.Listener, error) {
+func netListeners(files []*os.File) ([]net.Listener, error) {
 	var (
 		ls   []net.Listener
 		errs []error

@@ -18,11 +18,11 @@ type Owner struct {
 	Groups []int // supplementary groups, as initgroups(3) would set them
 }
 
-// LookupOwner resolves mail_owner as global/mail_params.c check_mail_owner
+// lookupOwner resolves mail_owner as global/mail_params.c check_mail_owner
 // does. dir is the configuration directory, used in the fatal texts "file
 // DIR/main.cf: parameter mail_owner: unknown user name value: NAME" and
 // "...: user NAME has privileged user ID" (or group ID).
-func LookupOwner(name, dir string) (Owner, error) {
+func lookupOwner(name, dir string) (Owner, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return Owner{}, &FatalError{Text: fmt.Sprintf("file %s/main.cf: parameter mail_owner: unknown user name value: %s", dir, name), Err: err}
@@ -56,23 +56,23 @@ func LookupOwner(name, dir string) (Owner, error) {
 	return o, nil
 }
 
-// Jail is what master's -c and -u ask for.
-type Jail struct {
+// jail is what master's -c and -u ask for.
+type jail struct {
 	Root  string // chroot target (queue_directory) when -c, else ""
 	Owner *Owner // user to become when -u, else nil
 }
 
-// PrepareTimeZone loads the local time zone so that log time stamps and
+// prepareTimeZone loads the local time zone so that log time stamps and
 // statistics keep local time after chroot hides /etc/localtime (the tzset()
 // of multi_server_main).
-func PrepareTimeZone() { _, _ = time.Now().Zone() }
+func prepareTimeZone() { _, _ = time.Now().Zone() }
 
-// Enter applies the jail in util/chroot_uid.c's order: setgid and the
+// enter applies the jail in util/chroot_uid.c's order: setgid and the
 // supplementary groups, then chroot and chdir("/"), then setuid. Log sockets
-// must be open and the time zone loaded before (see [PrepareTimeZone]). On
+// must be open and the time zone loaded before (see prepareTimeZone). On
 // Linux, Go applies the id changes to every thread. Errors are fatal with
 // chroot_uid's texts.
-func (j Jail) Enter() error {
+func (j jail) enter() error {
 	if j.Owner != nil {
 		if err := syscall.Setgid(j.Owner.GID); err != nil {
 			return &FatalError{Text: fmt.Sprintf("setgid(%d): %s", j.Owner.GID, errnoText(err)), Err: err}
@@ -97,9 +97,9 @@ func (j Jail) Enter() error {
 	return nil
 }
 
-// Chdir changes to the queue directory, which multi_server_main always
+// chdir changes to the queue directory, which multi_server_main always
 // does ("chdir(\"DIR\"): ERRNO" is fatal).
-func Chdir(dir string) error {
+func chdir(dir string) error {
 	if err := os.Chdir(dir); err != nil {
 		return &FatalError{Text: fmt.Sprintf("chdir(\"%s\"): %s", dir, errnoText(err)), Err: err}
 	}

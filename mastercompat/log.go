@@ -14,65 +14,67 @@ import (
 // "fatal: " prefix and syslog priority LOG_CRIT.
 const LevelFatal = slog.Level(12)
 
-// MaxText is the longest message text Postfix logs (MSG_SYSLOG_RECLEN,
+// maxText is the longest message text Postfix logs (MSG_SYSLOG_RECLEN,
 // MSG_LOGGER_RECLEN); longer texts are cut.
-const MaxText = 2000
+const maxText = 2000
 
-// Sink receives finished log lines: text is the message with its severity
+// logSink receives finished log lines: text is the message with its severity
 // prefix ("warning: ..."), but without time stamp, tag or pid.
-type Sink interface {
+type logSink interface {
 	WriteLog(t time.Time, level slog.Level, text string) error
 }
 
-// Handler is a slog.Handler that writes Postfix log lines. The record's
+// handler is a slog.Handler that writes Postfix log lines. The record's
 // message is the Postfix text; Warn, Error and LevelFatal records get the
 // prefixes "warning: ", "error: " and "fatal: ". Attributes are appended as
 // " key=value" only while the level is Debug or lower (Postfix's -v), so
 // normal logs carry exactly Postfix's text. The whole text, attributes
-// included, then goes through [Printable] as Postfix's msg_vprintf does,
+// included, then goes through printable as Postfix's msg_vprintf does,
 // so that client-supplied bytes (labels, properties, request names) can
 // neither forge a line nor put control characters into the log. Safe for
-// concurrent use if the Sink is.
-type Handler struct {
-	sink   Sink
+// concurrent use if the logSink is.
+type handler struct {
+	sink   logSink
 	level  slog.Leveler
 	attrs  string // preformatted " key=value" pairs from WithAttrs
 	prefix string // group prefix "g1.g2."
-	utf8   bool   // Printable keeps UTF-8 (smtputf8_enable)
+	utf8   bool   // printable keeps UTF-8 (smtputf8_enable)
 }
 
-// NewHandler returns a Handler writing to s. level may be a *slog.LevelVar
+// newHandler returns a handler writing to s. level may be a *slog.LevelVar
 // that -v or MAIL_VERBOSE lowers to slog.LevelDebug; nil means Info.
-func NewHandler(s Sink, level slog.Leveler) *Handler {
+func newHandler(s logSink, level slog.Leveler) *handler {
 	if level == nil {
 		level = slog.LevelInfo
 	}
-	return &Handler{sink: s, level: level}
+	return &handler{sink: s, level: level}
 }
 
-// NewStderrHandler returns a Handler that writes "TAG[PID]: text" lines to
-// w, for running outside master (standalone mode). tag is normally
-// "postfix/scache".
-func NewStderrHandler(w io.Writer, tag string, pid int, level slog.Leveler) *Handler {
-	return NewHandler(&WriterSink{W: w, Tag: tag, PID: pid}, level)
+// NewStderrHandler returns a slog.Handler that writes Postfix's log lines,
+// as "TAG[PID]: text", to w, for running outside master (standalone mode):
+// severity prefixes, attributes only at debug level, and unprintable bytes
+// masked as a master child logs them. tag is normally "postfix/scache".
+// level may be a *slog.LevelVar; nil means Info.
+func NewStderrHandler(w io.Writer, tag string, pid int, level slog.Leveler) slog.Handler {
+	return newHandler(&writerSink{W: w, Tag: tag, PID: pid}, level)
 }
 
-// WithUTF8 returns a handler that keeps UTF-8 sequences in log text, as
+// withUTF8 returns a handler that keeps UTF-8 sequences in log text, as
 // Postfix does when smtputf8_enable is yes (util_utf8_enable); by default
 // every byte outside printable ASCII is logged as '?'.
-func (h *Handler) WithUTF8(enable bool) *Handler {
+func (h *handler) withUTF8(enable bool) *handler {
 	h2 := *h
 	h2.utf8 = enable
 	return &h2
 }
 
 // Enabled reports whether level is at or above the handler's level.
-func (h *Handler) Enabled(_ context.Context, level slog.Level) bool {
+func (h *handler) Enabled(_ context.Context, level slog.Level) bool {
 	return level >= h.level.Level()
 }
 
 // Handle formats r as a Postfix line and writes it to the sink.
-func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
 	if h.level.Level() <= slog.LevelDebug {
@@ -82,15 +84,15 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 			return true
 		})
 	}
-	text := Printable(b.String(), h.utf8)
-	if len(text) > MaxText {
-		text = text[:MaxText]
+	text := printable(b.String(), h.utf8)
+	if len(text) > maxText {
+		text = text[:maxText]
 	}
-	return h.sink.WriteLog(r.Time, r.Level, SeverityPrefix(r.Level)+text)
+	return h.sink.WriteLog(r.Time, r.Level, severityPrefix(r.Level)+text)
 }
 
 // WithAttrs returns a handler that adds attrs (shown at debug level only).
-func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
@@ -105,7 +107,7 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 // WithGroup returns a handler that qualifies later attribute keys.
-func (h *Handler) WithGroup(name string) slog.Handler {
+func (h *handler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
@@ -139,7 +141,7 @@ func appendAttr(b *strings.Builder, prefix string, a slog.Attr) {
 // needsQuote reports whether an attribute value must be quoted to stay one
 // token: it is empty or holds a space, a quote, '=', a control character,
 // DEL or invalid UTF-8. Quoting shows a newline as \n rather than as the
-// '?' that Printable would make of it.
+// '?' that printable would make of it.
 func needsQuote(v string) bool {
 	if v == "" {
 		return true
@@ -152,9 +154,9 @@ func needsQuote(v string) bool {
 	return !utf8.ValidString(v)
 }
 
-// SeverityPrefix returns Postfix's text prefix for level: "" for info and
+// severityPrefix returns Postfix's text prefix for level: "" for info and
 // debug, "warning: ", "error: " or "fatal: ".
-func SeverityPrefix(level slog.Level) string {
+func severityPrefix(level slog.Level) string {
 	switch {
 	case level >= LevelFatal:
 		return "fatal: "

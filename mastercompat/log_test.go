@@ -54,7 +54,7 @@ func TestHandler(t *testing.T) {
 func TestHandler_truncates(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(NewStderrHandler(&buf, "t", 1, nil)).Warn(strings.Repeat("x", 3000))
-	want := "t[1]: warning: " + strings.Repeat("x", MaxText) + "\n"
+	want := "t[1]: warning: " + strings.Repeat("x", maxText) + "\n"
 	if buf.String() != want {
 		t.Errorf("got %d bytes, want %d", buf.Len(), len(want))
 	}
@@ -62,7 +62,7 @@ func TestHandler_truncates(t *testing.T) {
 
 func TestWriterSink_noPID(t *testing.T) {
 	var buf bytes.Buffer
-	s := &WriterSink{W: &buf, Tag: "postfix/scache"}
+	s := &writerSink{W: &buf, Tag: "postfix/scache"}
 	s.WriteLog(time.Now(), slog.LevelWarn, "warning: x")
 	if got, want := buf.String(), "postfix/scache: warning: x\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -91,12 +91,12 @@ func listenDgram(t *testing.T) (string, func() string) {
 
 func TestSyslog(t *testing.T) {
 	path, recv := listenDgram(t)
-	s, err := DialSyslog(path, "postfix/scache", 4242, "mail")
+	s, err := dialSyslog(path, "postfix/scache", 4242, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l := slog.New(NewHandler(s, nil))
+	l := slog.New(newHandler(s, nil))
 	tests := []struct {
 		log  func()
 		want string
@@ -128,7 +128,7 @@ func TestSyslog_facility(t *testing.T) {
 		name string
 		pri  string
 	}{{"local7", "<190>"}, {"daemon", "<30>"}, {"user", "<14>"}, {"authpriv", "<86>"}} {
-		s, err := DialSyslog(path, "t", 1, tt.name)
+		s, err := dialSyslog(path, "t", 1, tt.name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestSyslog_facility(t *testing.T) {
 		}
 		s.Close()
 	}
-	if _, err := DialSyslog(path, "t", 1, "mial"); err == nil {
+	if _, err := dialSyslog(path, "t", 1, "mial"); err == nil {
 		t.Error("DialSyslog accepted facility mial")
 	}
 }
@@ -150,7 +150,7 @@ func TestSyslog_stream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s, err := DialSyslog(path, "postfix/scache", 7, "mail")
+	s, err := dialSyslog(path, "postfix/scache", 7, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +175,12 @@ func TestSyslog_stream(t *testing.T) {
 
 func TestPostlog(t *testing.T) {
 	path, recv := listenDgram(t)
-	p, err := DialPostlog(path, "postfix/scache", "mx1.example.net", 4242)
+	p, err := dialPostlog(path, "postfix/scache", "mx1.example.net", 4242)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	l := slog.New(NewHandler(p, nil))
+	l := slog.New(newHandler(p, nil))
 	l.Warn("close(7): Bad file descriptor")
 	got := recv()
 	re := regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d mx1 postfix/scache\[4242\]: warning: close\(7\): Bad file descriptor$`)
@@ -210,7 +210,7 @@ func TestOpenLog(t *testing.T) {
 
 	t.Run("syslog when maillog_file is empty", func(t *testing.T) {
 		var stderr bytes.Buffer
-		sink, closer, err := OpenLog(LogOptions{Params: p, Tag: "postfix/scache", PID: 9, SyslogPath: sysPath, Stderr: &stderr})
+		sink, closer, err := openLogSink(logOptions{Params: p, Tag: "postfix/scache", PID: 9, SyslogPath: sysPath, Stderr: &stderr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +226,7 @@ func TestOpenLog(t *testing.T) {
 	t.Run("postlog when maillog_file is set", func(t *testing.T) {
 		p := p
 		p.MaillogFile = "/var/log/postfix.log"
-		sink, closer, err := OpenLog(LogOptions{Params: p, Tag: "postfix/scache", PID: 9, SyslogPath: sysPath})
+		sink, closer, err := openLogSink(logOptions{Params: p, Tag: "postfix/scache", PID: 9, SyslogPath: sysPath})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +244,7 @@ func TestOpenLog(t *testing.T) {
 	t.Run("maillog_file prefix", func(t *testing.T) {
 		p := p
 		p.MaillogFile = "/tmp/x.log"
-		_, _, err := OpenLog(LogOptions{Params: p, Tag: "t"})
+		_, _, err := openLogSink(logOptions{Params: p, Tag: "t"})
 		fe, ok := errors.AsType[*FatalError](err)
 		if want := "maillog_file value '/tmp/x.log' does not match any prefix in maillog_file_prefixes"; !ok || fe.Text != want {
 			t.Errorf("OpenLog error = %v, want %q", err, want)
@@ -253,7 +253,7 @@ func TestOpenLog(t *testing.T) {
 	t.Run("bad facility", func(t *testing.T) {
 		p := p
 		p.SyslogFacility = "nope"
-		_, _, err := OpenLog(LogOptions{Params: p, ConfigDir: "/etc/postfix", Tag: "t", SyslogPath: sysPath})
+		_, _, err := openLogSink(logOptions{Params: p, ConfigDir: "/etc/postfix", Tag: "t", SyslogPath: sysPath})
 		fe, ok := errors.AsType[*FatalError](err)
 		if want := "file /etc/postfix/main.cf: parameter syslog_facility: unrecognized value: nope"; !ok || fe.Text != want {
 			t.Errorf("OpenLog error = %v, want %q", err, want)

@@ -33,9 +33,9 @@ func syslogSeverity(level slog.Level) int {
 	return sevInfo
 }
 
-// WriterSink writes "TAG[PID]: text" lines (or "TAG: text" when PID is 0,
+// writerSink writes "TAG[PID]: text" lines (or "TAG: text" when PID is 0,
 // the form of Postfix's -V output on stderr) to W. Safe for concurrent use.
-type WriterSink struct {
+type writerSink struct {
 	W   io.Writer
 	Tag string
 	PID int
@@ -44,7 +44,7 @@ type WriterSink struct {
 }
 
 // WriteLog writes one line.
-func (s *WriterSink) WriteLog(_ time.Time, _ slog.Level, text string) error {
+func (s *writerSink) WriteLog(_ time.Time, _ slog.Level, text string) error {
 	var line string
 	if s.PID != 0 {
 		line = s.Tag + "[" + strconv.Itoa(s.PID) + "]: " + text + "\n"
@@ -57,10 +57,10 @@ func (s *WriterSink) WriteLog(_ time.Time, _ slog.Level, text string) error {
 	return err
 }
 
-// MultiSink writes every line to each of sinks and joins their errors.
-func MultiSink(sinks ...Sink) Sink { return multiSink(sinks) }
+// newMultiSink writes every line to each of sinks and joins their errors.
+func newMultiSink(sinks ...logSink) logSink { return multiSink(sinks) }
 
-type multiSink []Sink
+type multiSink []logSink
 
 func (m multiSink) WriteLog(t time.Time, level slog.Level, text string) error {
 	var errs []error
@@ -87,17 +87,17 @@ func syslogFacility(name string) (int, bool) {
 	return 0, false
 }
 
-// DefaultSyslogPath is where glibc's syslog(3) sends messages.
-const DefaultSyslogPath = "/dev/log"
+// defaultSyslogPath is where glibc's syslog(3) sends messages.
+const defaultSyslogPath = "/dev/log"
 
-// Syslog is a Sink that talks to the local syslog daemon as glibc's
+// syslogSink is a logSink that talks to the local syslog daemon as glibc's
 // syslog(3) does after openlog(tag, LOG_PID|LOG_NDELAY, facility): one
 // "<PRI>Mmm dd hh:mm:ss TAG[PID]: text" message per line, to a datagram
 // socket (or a stream socket, with a NUL after each message, when the
 // server only offers that). The connection is made at once, so it
 // survives chroot; when a send fails it redials once. Safe for concurrent
 // use.
-type Syslog struct {
+type syslogSink struct {
 	path     string
 	tag      string
 	pid      int
@@ -108,24 +108,24 @@ type Syslog struct {
 	stream bool // conn is a stream socket
 }
 
-// DialSyslog connects to the syslog socket at path ("" means /dev/log).
+// dialSyslog connects to the syslog socket at path ("" means /dev/log).
 // facility is a syslog_facility name such as "mail"; an unknown name is an
 // error. A socket that cannot be reached is not an error: messages are then
 // dropped until a redial succeeds, as with syslog(3).
-func DialSyslog(path, tag string, pid int, facility string) (*Syslog, error) {
+func dialSyslog(path, tag string, pid int, facility string) (*syslogSink, error) {
 	fac, ok := syslogFacility(facility)
 	if !ok {
 		return nil, fmt.Errorf("mastercompat: unknown syslog facility %q", facility)
 	}
 	if path == "" {
-		path = DefaultSyslogPath
+		path = defaultSyslogPath
 	}
-	s := &Syslog{path: path, tag: tag, pid: pid, facility: fac}
+	s := &syslogSink{path: path, tag: tag, pid: pid, facility: fac}
 	_ = s.dial()
 	return s, nil
 }
 
-func (s *Syslog) dial() error {
+func (s *syslogSink) dial() error {
 	c, err := net.Dial("unixgram", s.path)
 	stream := false
 	if errors.Is(err, syscall.EPROTOTYPE) {
@@ -140,7 +140,7 @@ func (s *Syslog) dial() error {
 }
 
 // WriteLog sends one message.
-func (s *Syslog) WriteLog(t time.Time, level slog.Level, text string) error {
+func (s *syslogSink) WriteLog(t time.Time, level slog.Level, text string) error {
 	msg := fmt.Sprintf("<%d>%s %s[%d]: %s", s.facility|syslogSeverity(level), t.Format(time.Stamp), s.tag, s.pid, text)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,7 +167,7 @@ func (s *Syslog) WriteLog(t time.Time, level slog.Level, text string) error {
 }
 
 // Close closes the syslog connection.
-func (s *Syslog) Close() error {
+func (s *syslogSink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
@@ -178,11 +178,11 @@ func (s *Syslog) Close() error {
 	return err
 }
 
-// Postlog is a Sink that sends datagrams to postlogd(8) as
+// postlogSink is a logSink that sends datagrams to postlogd(8) as
 // util/msg_logger.c does: "Mmm DD hh:mm:ss HOST TAG[PID]: text", with a
 // zero-padded day and the first label of myhostname. The socket is
 // connected at once (before chroot). Safe for concurrent use.
-type Postlog struct {
+type postlogSink struct {
 	host string
 	tag  string
 	pid  int
@@ -191,15 +191,15 @@ type Postlog struct {
 	conn net.Conn
 }
 
-// DialPostlog connects to the postlog socket at path
+// dialPostlog connects to the postlog socket at path
 // ($queue_directory/public/$postlog_service_name). As in Postfix, a daemon
 // has no fallback: if the socket cannot be reached the error is returned
-// and the caller may still use the Postlog, which then drops messages.
-func DialPostlog(path, tag, hostname string, pid int) (*Postlog, error) {
+// and the caller may still use the postlogSink, which then drops messages.
+func dialPostlog(path, tag, hostname string, pid int) (*postlogSink, error) {
 	if i := strings.IndexByte(hostname, '.'); i >= 0 {
 		hostname = hostname[:i]
 	}
-	p := &Postlog{host: hostname, tag: tag, pid: pid}
+	p := &postlogSink{host: hostname, tag: tag, pid: pid}
 	c, err := net.Dial("unixgram", path)
 	if err != nil {
 		return p, fmt.Errorf("mastercompat: postlog: %w", err)
@@ -209,7 +209,7 @@ func DialPostlog(path, tag, hostname string, pid int) (*Postlog, error) {
 }
 
 // WriteLog sends one record.
-func (p *Postlog) WriteLog(t time.Time, _ slog.Level, text string) error {
+func (p *postlogSink) WriteLog(t time.Time, _ slog.Level, text string) error {
 	msg := t.Format("Jan 02 15:04:05 ") + p.host + " " + p.tag + "[" + strconv.Itoa(p.pid) + "]: " + text
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -223,7 +223,7 @@ func (p *Postlog) WriteLog(t time.Time, _ slog.Level, text string) error {
 }
 
 // Close closes the postlog connection.
-func (p *Postlog) Close() error {
+func (p *postlogSink) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil {

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Expand expands $name references in s recursively, as mail_conf_eval
+// expand expands $name references in s recursively, as mail_conf_eval
 // does (util/mac_expand.c with MAC_EXP_FLAG_RECURSE). Unknown names expand
 // to nothing. Relational expressions (Postfix >= 3.0) are supported:
 // ${{a} OP {b}}, optionally followed by ?{iftrue}, :{iffalse} or both,
@@ -14,12 +14,12 @@ import (
 // digits, else bytewise), or the same with the "level" suffix (<=level
 // and so on), which compares compatibility levels such as 3.6.
 //
-// Syntax errors are recorded in Warnings with mac_expand's texts, and the
+// Syntax errors are recorded in warnings with mac_expand's texts, and the
 // rest of the expansion is skipped as mac_expand skips it; Postfix itself
 // then gives up with a fatal error. Postfix's other fatal error here, an
 // all-digit operand that overflows a C long, is recorded the same way as
 // "mac_exp_eval: bad conversion: N".
-func (c *Config) Expand(s string) string {
+func (c *Config) expand(s string) string {
 	var b strings.Builder
 	c.macExpand(&b, s, 0, new(bool))
 	return b.String()
@@ -43,7 +43,7 @@ type macExpander struct {
 	failed bool
 	level  int
 	depth  int   // relational operand nesting, see maxOperandDepth
-	abort  *bool // shared by every context of one Expand: set past maxOperandDepth
+	abort  *bool // shared by every context of one expand: set past maxOperandDepth
 }
 
 // macExpand expands s into b in a fresh context and reports failure.
@@ -55,7 +55,7 @@ func (c *Config) macExpand(b *strings.Builder, s string, depth int, abort *bool)
 
 // warn records a syntax error and makes the context fail.
 func (e *macExpander) warn(format string, args ...any) {
-	e.c.Warnings = append(e.c.Warnings, fmt.Sprintf(format, args...))
+	e.c.warnings = append(e.c.warnings, fmt.Sprintf(format, args...))
 	e.failed = true
 }
 
@@ -198,7 +198,7 @@ func (e *macExpander) expr(expr string) bool {
 			}
 			op, rest = after[0], after[1:]
 		}
-		value, defined = e.c.Raw(name)
+		value, defined = e.c.raw(name)
 	}
 	nonEmpty := defined && value != ""
 	switch op {

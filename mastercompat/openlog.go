@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// LogOptions say where a master child logs.
-type LogOptions struct {
+// logOptions say where a master child logs.
+type logOptions struct {
 	Params     Params // syslog_facility, maillog_file(_prefixes), postlog_service_name, queue_directory, myhostname
 	ConfigDir  string // for fatal texts
 	Tag        string // "<syslog_name>/<name>", e.g. "postfix/scache"
@@ -15,15 +15,15 @@ type LogOptions struct {
 	Stderr     io.Writer // non-nil (-V): also write "TAG: text" lines here
 }
 
-// OpenLog opens the log sink Postfix's maillog_client_init would choose:
+// openLogSink opens the log sink Postfix's maillog_client_init would choose:
 // postlog datagrams to $queue_directory/public/$postlog_service_name when
 // maillog_file is set (which must start with one of maillog_file_prefixes),
 // else syslog with syslog_facility. Call it before chroot. Configuration
 // errors are [*FatalError]s; an unreachable log socket is not an error
 // (the lines are dropped, as Postfix drops them).
-func OpenLog(o LogOptions) (Sink, io.Closer, error) {
+func openLogSink(o logOptions) (logSink, io.Closer, error) {
 	var (
-		sink   Sink
+		sink   logSink
 		closer io.Closer
 	)
 	p := o.Params
@@ -38,17 +38,17 @@ func OpenLog(o LogOptions) (Sink, io.Closer, error) {
 		if !ok {
 			return nil, nil, fatalf("maillog_file value '%s' does not match any prefix in maillog_file_prefixes", p.MaillogFile)
 		}
-		pl, _ := DialPostlog(p.QueueDirectory+"/public/"+p.PostlogServiceName, o.Tag, p.MyHostname, o.PID)
+		pl, _ := dialPostlog(p.QueueDirectory+"/public/"+p.PostlogServiceName, o.Tag, p.MyHostname, o.PID)
 		sink, closer = pl, pl
 	} else {
-		sl, err := DialSyslog(o.SyslogPath, o.Tag, o.PID, p.SyslogFacility)
+		sl, err := dialSyslog(o.SyslogPath, o.Tag, o.PID, p.SyslogFacility)
 		if err != nil {
 			return nil, nil, fatalf("file %s/main.cf: parameter syslog_facility: unrecognized value: %s", o.ConfigDir, p.SyslogFacility)
 		}
 		sink, closer = sl, sl
 	}
 	if o.Stderr != nil {
-		sink = MultiSink(sink, &WriterSink{W: o.Stderr, Tag: o.Tag})
+		sink = newMultiSink(sink, &writerSink{W: o.Stderr, Tag: o.Tag})
 	}
 	return sink, closer, nil
 }

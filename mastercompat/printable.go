@@ -1,6 +1,6 @@
 package mastercompat
 
-// Printable returns s with every byte that Postfix would not log replaced
+// printable returns s with every byte that Postfix would not log replaced
 // by '?', the way util/printable.c masks the text of every log line
 // (msg_output.c runs it over the whole formatted message): printable ASCII
 // (0x20-0x7e) is kept; with utf8 (Postfix's util_utf8_enable, which
@@ -10,7 +10,7 @@ package mastercompat
 // characters, DEL and stray high bytes included, becomes '?'. NUL, which
 // a C string cannot hold, becomes '?' too. The result has the length of
 // s; s itself is returned, without allocating, when nothing is replaced.
-func Printable(s string, utf8 bool) string {
+func printable(s string, utf8 bool) string {
 	i := 0
 	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
 		i++

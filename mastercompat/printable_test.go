@@ -35,11 +35,11 @@ func TestPrintable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Printable(tt.in, false); got != tt.ascii {
-				t.Errorf("Printable(%q, false) = %q, want %q", tt.in, got, tt.ascii)
+			if got := printable(tt.in, false); got != tt.ascii {
+				t.Errorf("printable(%q, false) = %q, want %q", tt.in, got, tt.ascii)
 			}
-			if got := Printable(tt.in, true); got != tt.withUTF8 {
-				t.Errorf("Printable(%q, true) = %q, want %q", tt.in, got, tt.withUTF8)
+			if got := printable(tt.in, true); got != tt.withUTF8 {
+				t.Errorf("printable(%q, true) = %q, want %q", tt.in, got, tt.withUTF8)
 			}
 		})
 	}
@@ -47,7 +47,7 @@ func TestPrintable(t *testing.T) {
 
 func TestPrintable_noAllocation(t *testing.T) {
 	s := "statistics: domain lookup hits=21 miss=8 success=72%"
-	if n := testing.AllocsPerRun(100, func() { _ = Printable(s, false) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = printable(s, false) }); n != 0 {
 		t.Errorf("Printable of clean text allocates %v times", n)
 	}
 }
@@ -84,7 +84,7 @@ func TestHandler_sanitizes(t *testing.T) {
 			var buf bytes.Buffer
 			var lv slog.LevelVar
 			lv.Set(slog.LevelDebug)
-			tt.log(slog.New(NewStderrHandler(&buf, "postfix/scache", 42, &lv).WithUTF8(tt.utf8)))
+			tt.log(slog.New(NewStderrHandler(&buf, "postfix/scache", 42, &lv).(*handler).withUTF8(tt.utf8)))
 			if got := buf.String(); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
@@ -105,7 +105,7 @@ func FuzzHandler(f *testing.F) {
 		var buf bytes.Buffer
 		var lv slog.LevelVar
 		lv.Set(slog.LevelDebug)
-		l := slog.New(NewStderrHandler(&buf, "postfix/scache", 7, &lv).WithUTF8(withUTF8))
+		l := slog.New(NewStderrHandler(&buf, "postfix/scache", 7, &lv).(*handler).withUTF8(withUTF8))
 		l.Warn(s)
 		l.Warn("unrecognized request: \""+s+"\", ignored", "request", s)
 		l.With("label", s).WithGroup(s).Debug("hit", s, s)
@@ -116,7 +116,7 @@ func FuzzHandler(f *testing.F) {
 
 // checkLogLines fails t unless out is exactly n lines, each starting with
 // tag, with no byte outside printable ASCII but the final newline (bytes
-// 0x80 and above are allowed when utf8 is set: Printable keeps UTF-8 then,
+// 0x80 and above are allowed when utf8 is set: printable keeps UTF-8 then,
 // never a control byte).
 func checkLogLines(t *testing.T, out, tag string, n int, utf8 bool) {
 	t.Helper()

@@ -34,10 +34,10 @@ func ParseRecord(b []byte) (pid int32, gen uint32, avail int32, err error) {
 	return int32(binary.NativeEndian.Uint32(b)), binary.NativeEndian.Uint32(b[4:]), int32(binary.NativeEndian.Uint32(b[8:])), nil
 }
 
-// ErrMasterGone reports that master(8) closed the status channel or that an
+// errMasterGone reports that master(8) closed the status channel or that an
 // AVAIL record could not be written: the child must run its exit handler and
 // exit 0 (multi_server_abort).
-var ErrMasterGone = errors.New("mastercompat: master disconnect")
+var errMasterGone = errors.New("mastercompat: master disconnect")
 
 // Master is the child's end of the status channel (fd 5). It writes status
 // records and notices when master goes away. Safe for concurrent use.
@@ -60,11 +60,11 @@ type Master struct {
 	gone chan struct{}
 }
 
-// NewMaster starts watching ch, the status channel, for master's
+// newMaster starts watching ch, the status channel, for master's
 // disconnect: any read result (end of file, an error, or unexpected data)
 // means master closed its end, as in multi_server_abort. pid and gen go
 // into every record. The Master owns ch; Close closes it.
-func NewMaster(ch io.ReadWriteCloser, pid int, gen uint32) *Master {
+func newMaster(ch io.ReadWriteCloser, pid int, gen uint32) *Master {
 	m := &Master{ch: ch, pid: int32(pid), gen: gen, gone: make(chan struct{})}
 	AppendRecord(m.taken[:0], m.pid, m.gen, StatusTaken)
 	AppendRecord(m.avail[:0], m.pid, m.gen, StatusAvail)
@@ -85,7 +85,7 @@ func (m *Master) Gone() <-chan struct{} { return m.gone }
 // Busy sends TAKEN (busy) or AVAIL (idle); it has the shape of the scache
 // Server's Busy hook. As in multi_server_execute, a failed TAKEN write is
 // ignored, and a failed AVAIL write means master is gone (Gone is closed
-// and ErrMasterGone returned). With Solitary set, it writes nothing once
+// and an error returned). With Solitary set, it writes nothing once
 // an AVAIL record has been written.
 func (m *Master) Busy(busy bool) error {
 	if m.Solitary && m.used.Load() {
@@ -106,10 +106,10 @@ func (m *Master) Busy(busy bool) error {
 	}
 	if err != nil && !busy {
 		m.setGone()
-		return fmt.Errorf("%w: %w", ErrMasterGone, err)
+		return fmt.Errorf("%w: %w", errMasterGone, err)
 	}
 	return nil
 }
 
-// Close closes the status channel.
-func (m *Master) Close() error { return m.ch.Close() }
+// close closes the status channel.
+func (m *Master) close() error { return m.ch.Close() }

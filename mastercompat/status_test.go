@@ -64,9 +64,9 @@ func TestMaster_records(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := NewMaster(conn, 4242, 15)
+			m := newMaster(conn, 4242, 15)
 			m.Solitary = tt.solitary
-			defer m.Close()
+			defer m.close()
 			for _, busy := range []bool{true, false, true, false, true, false} {
 				if err := m.Busy(busy); err != nil {
 					t.Fatalf("Busy(%v): %v", busy, err)
@@ -101,8 +101,8 @@ func TestMaster_busyAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMaster(conn, 4242, 15)
-	defer m.Close()
+	m := newMaster(conn, 4242, 15)
+	defer m.close()
 	go io.Copy(io.Discard, parent)
 	if allocs := testing.AllocsPerRun(100, func() { m.Busy(true); m.Busy(false) }); allocs != 0 {
 		t.Errorf("%v allocations per TAKEN/AVAIL pair, want 0", allocs)
@@ -115,15 +115,15 @@ func TestMaster_goneOnEOF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMaster(conn, 1, 0)
-	defer m.Close()
+	m := newMaster(conn, 1, 0)
+	defer m.close()
 	parent.Close() // postfix reload: master closes its end
 	<-m.Gone()
 	// TAKEN failures are ignored; AVAIL failures report master gone.
 	if err := m.Busy(true); err != nil {
 		t.Errorf("Busy(true) after master left: %v", err)
 	}
-	if err := m.Busy(false); !errors.Is(err, ErrMasterGone) {
+	if err := m.Busy(false); !errors.Is(err, errMasterGone) {
 		t.Errorf("Busy(false) after master left = %v, want ErrMasterGone", err)
 	}
 }
@@ -136,8 +136,8 @@ func (f failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pi
 func (f failWriter) Close() error              { close(f.block); return nil }
 
 func TestMaster_goneOnAvailFailure(t *testing.T) {
-	m := NewMaster(failWriter{make(chan struct{})}, 1, 0)
-	defer m.Close()
+	m := newMaster(failWriter{make(chan struct{})}, 1, 0)
+	defer m.close()
 	if err := m.Busy(true); err != nil {
 		t.Fatalf("Busy(true) = %v, want nil (TAKEN failures are ignored)", err)
 	}
@@ -146,7 +146,7 @@ func TestMaster_goneOnAvailFailure(t *testing.T) {
 		t.Fatal("Gone closed after a failed TAKEN")
 	default:
 	}
-	if err := m.Busy(false); !errors.Is(err, ErrMasterGone) {
+	if err := m.Busy(false); !errors.Is(err, errMasterGone) {
 		t.Fatalf("Busy(false) = %v, want ErrMasterGone", err)
 	}
 	<-m.Gone()
