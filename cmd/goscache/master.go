@@ -129,23 +129,18 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 	master.Solitary = child.Args.Alone
 	idle := mastercompat.NewIdleTimer(params.MaxIdle)
 	defer idle.Stop()
-	fatalCh := make(chan error, 1)
 	opts.ConnCount = idle.ConnCount
 	opts.Busy = func(busy bool) {
-		if busy {
-			// scache checks its arguments when it serves the first
-			// request (scache_service).
-			if err := child.Args.CheckRest(); err != nil {
-				// msg_fatal in scache_service: the request gets no
-				// reply. This goroutine stops here (holding the hook
-				// lock, so no other request starts) until the process
-				// exits.
-				fatalCh <- err
-				select {}
-			}
-		}
 		if err := master.Busy(busy); err != nil {
 			log.Debug("master_notify: " + err.Error())
+		}
+		if busy {
+			// scache checks its arguments each time it serves a request
+			// (scache_service), after multi_server_execute has written
+			// TAKEN: a leftover argument kills it at the first request.
+			if err := child.Args.CheckRest(); err != nil {
+				fatalExit(ctx, child, err)
+			}
 		}
 	}
 	// Postfix's scache logs no version: goscache's is a debug line (-v)
@@ -171,15 +166,24 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 		// The server logged "error: accept connection: ..."; Postfix
 		// treats a failing accept as fatal.
 		result = child.Fatal(ctx, fmt.Errorf("serve: %w", err))
-	case err := <-fatalCh:
-		// Not srv.Close: it would wait for the goroutine parked above.
-		return child.Fatal(ctx, err)
 	}
 	if result == nil {
 		srv.LogStatistics() // the exit handler: master disconnect or idle timeout
 	}
 	srv.Close()
 	return result
+}
+
+// fatalExit is msg_fatal for an error met while serving, on whatever
+// goroutine meets it: it logs Postfix's fatal line, sleeps as msg_fatal
+// does (child.Fatal), and exits the process with status 1 at once, as
+// msg_fatal's _exit(1) does. Nothing else runs: the request gets no reply,
+// master gets no AVAIL record (it sees the TAKEN record, then exit status 1,
+// and throttles the service as for the real scache), and no statistics are
+// logged; the kernel closes the descriptors.
+func fatalExit(ctx context.Context, child *mastercompat.Child, err error) {
+	_ = child.Fatal(ctx, err) // the *LoggedError: the line is logged, exit 1 follows
+	os.Exit(1)
 }
 
 // startWatchdog arms the daemon_timeout watchdog. It is kicked by a
