@@ -1,30 +1,29 @@
 package attr
 
-import "errors"
-
 // Errors returned by the decoder and scanner. Callers test them with
 // errors.Is; a [ScanError] wraps one of them (or io.ErrUnexpectedEOF, or a
-// deadline error from the underlying connection).
-var (
+// deadline error from the underlying connection). They are constants, so
+// that no importer can change them.
+const (
 	// ErrTooLong means a name or value exceeded Limits.MaxString.
-	ErrTooLong = errors.New("attr: string too long")
+	ErrTooLong sentinelError = "attr: string too long"
 	// ErrTooMany means a list exceeded Limits.MaxAttrs attributes or a table
 	// exceeded Limits.MaxTable entries.
-	ErrTooMany = errors.New("attr: too many attributes")
+	ErrTooMany sentinelError = "attr: too many attributes"
 	// ErrMalformedInt means an INT or LONG value is not what Postfix's
 	// sscanf("%u%c") accepts.
-	ErrMalformedInt = errors.New("attr: malformed numerical data")
+	ErrMalformedInt sentinelError = "attr: malformed numerical data"
 	// ErrMalformedBool means a BOOL value is not 0/1 (true/false in plain).
-	ErrMalformedBool = errors.New("attr: malformed boolean value")
+	ErrMalformedBool sentinelError = "attr: malformed boolean value"
 	// ErrMalformedData means a DATA value or a base64 token is not valid
 	// base64.
-	ErrMalformedData = errors.New("attr: malformed base64 data")
+	ErrMalformedData sentinelError = "attr: malformed base64 data"
 	// ErrMalformed means the framing itself is wrong: a missing or repeated
 	// value separator (base64 and plain formats), a nested table, or an
 	// unterminated table.
-	ErrMalformed = errors.New("attr: malformed attribute list")
+	ErrMalformed sentinelError = "attr: malformed attribute list"
 	// ErrUnexpectedValue means a STREQ item did not match.
-	ErrUnexpectedValue = errors.New("attr: unexpected attribute value")
+	ErrUnexpectedValue sentinelError = "attr: unexpected attribute value"
 )
 
 // ScanError is a hard scanner failure: the case where Postfix's attr_scan
@@ -41,3 +40,9 @@ func (e *ScanError) Error() string { return "attr: " + e.Msg }
 
 // Unwrap returns the underlying cause.
 func (e *ScanError) Unwrap() error { return e.Err }
+
+// sentinelError is the type of the package's error constants.
+type sentinelError string
+
+// Error returns the error's text.
+func (e sentinelError) Error() string { return string(e) }

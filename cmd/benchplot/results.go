@@ -22,7 +22,6 @@ type (
 	latency     = benchresults.Latency
 	benchRun    = benchresults.Run
 	memSample   = benchresults.MemSample
-	heapSample  = benchresults.HeapSample
 	benchReport = benchresults.Report
 )
 

@@ -260,8 +260,9 @@ func limitText(n int) string {
 	return strconv.Itoa(n)
 }
 
-// newLogger is the one place that picks the log format. The Postfix
-// line-format handler replaces slog.TextHandler here once it exists.
+// newLogger is the standalone mode's logger: Postfix's line format
+// ("postfix/scache[PID]: text", mastercompat's handler, as under
+// master(8)) on w, at debug level with -v.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := new(slog.LevelVar)
 	if verbose {

@@ -388,22 +388,6 @@ func (in *Instance) QueueCount() (int, error) {
 	return n, nil
 }
 
-// Flush asks the queue manager to retry every deferred message now.
-func (in *Instance) Flush(ctx context.Context) error {
-	if out, err := in.command(ctx, "postqueue", "-c", in.ConfigDir, "-f").CombinedOutput(); err != nil {
-		return fmt.Errorf("pfx: postqueue -f: %w: %s", err, out)
-	}
-	return nil
-}
-
-// Postsuper runs postsuper -c ConfigDir args.
-func (in *Instance) Postsuper(ctx context.Context, args ...string) error {
-	if out, err := in.command(ctx, "postsuper", append([]string{"-c", in.ConfigDir}, args...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("pfx: postsuper: %w: %s", err, out)
-	}
-	return nil
-}
-
 // LogSize returns the current size of the log file, an offset for LogSince.
 func (in *Instance) LogSize() int64 {
 	fi, err := os.Stat(in.LogFile)
@@ -427,7 +411,7 @@ func (in *Instance) LogSince(offset int64) ([]LogLine, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if l, ok := ParseLogLine(sc.Text()); ok {
+		if l, ok := parseLogLine(sc.Text()); ok {
 			lines = append(lines, l)
 		}
 	}
@@ -506,9 +490,9 @@ type LogLine struct {
 	Text    string // after "tag[pid]: "
 }
 
-// ParseLogLine splits "Mmm dd hh:mm:ss host syslog_name/program[pid]: text"
+// parseLogLine splits "Mmm dd hh:mm:ss host syslog_name/program[pid]: text"
 // (postlogd writes a zero-padded day, syslog a space-padded one).
-func ParseLogLine(s string) (LogLine, bool) {
+func parseLogLine(s string) (LogLine, bool) {
 	m := logLineRE.FindStringSubmatch(s)
 	if m == nil {
 		return LogLine{Raw: s}, false

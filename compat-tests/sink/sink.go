@@ -10,7 +10,6 @@
 package sink
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -54,8 +53,8 @@ type Counts struct {
 	Rsets    int // RSET commands (smtp(8)'s reuse probe)
 }
 
-// Add returns the sum of c and o.
-func (c Counts) Add(o Counts) Counts {
+// add returns the sum of c and o.
+func (c Counts) add(o Counts) Counts {
 	return Counts{
 		Conns: c.Conns + o.Conns, Refused: c.Refused + o.Refused,
 		Sessions: c.Sessions + o.Sessions, TLS: c.TLS + o.TLS,
@@ -216,7 +215,7 @@ func (s *Sink) Total() Counts {
 	defer s.mu.Unlock()
 	var t Counts
 	for _, c := range s.counts {
-		t = t.Add(*c)
+		t = t.add(*c)
 	}
 	return t
 }
@@ -233,18 +232,6 @@ func (s *Sink) Close() error {
 	var errs []error
 	for _, srv := range s.servers {
 		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
-			errs = append(errs, err)
-		}
-	}
-	return joinErrors(errs)
-}
-
-// Shutdown stops accepting and waits for open connections to end, or for
-// ctx.
-func (s *Sink) Shutdown(ctx context.Context) error {
-	var errs []error
-	for _, srv := range s.servers {
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}

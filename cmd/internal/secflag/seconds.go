@@ -11,17 +11,18 @@ import (
 	"time"
 )
 
-// Duration is a flag.Value that holds a time.Duration.
-type Duration struct{ D *time.Duration }
+// duration is a flag.Value that holds a time.Duration.
+type duration struct{ d *time.Duration }
 
-// Var defines a duration flag on fs that also accepts bare seconds.
+// Var defines a duration flag on fs, with default value, stored in *p: a
+// Go duration ("1m30s") or a bare, non-negative number of seconds ("90").
 func Var(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
 	*p = value
-	fs.Var(Duration{p}, name, usage)
+	fs.Var(duration{p}, name, usage)
 }
 
-// Parse reads a Go duration or a bare, non-negative number of seconds.
-func Parse(s string) (time.Duration, error) {
+// parse reads a Go duration or a bare, non-negative number of seconds.
+func parse(s string) (time.Duration, error) {
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
 		return time.Duration(n) * time.Second, nil
 	}
@@ -32,20 +33,20 @@ func Parse(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// Set parses s with [Parse].
-func (v Duration) Set(s string) error {
-	d, err := Parse(s)
+// Set parses s with parse.
+func (v duration) Set(s string) error {
+	d, err := parse(s)
 	if err != nil {
 		return err
 	}
-	*v.D = d
+	*v.d = d
 	return nil
 }
 
 // String shows the duration as Go writes it.
-func (v Duration) String() string {
-	if v.D == nil {
+func (v duration) String() string {
+	if v.d == nil {
 		return "0s"
 	}
-	return v.D.String()
+	return v.d.String()
 }

@@ -26,9 +26,9 @@ func TestParse(t *testing.T) {
 		{"", 0, false},
 	}
 	for _, tt := range tests {
-		got, err := Parse(tt.in)
+		got, err := parse(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("Parse(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+			t.Errorf("parse(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }
