@@ -44,14 +44,14 @@ log() { echo "compat-docker: $*" >&2; }
 #   Dockerfile, setup.sh, setup-tools.sh, run.sh
 #                       how the image is built and what it runs
 #   bin/                test binaries, goscache and its .deb (/compat/bin)
-#   scache/testdata/    the recorded conversations (/compat/scache)
+#   scache/testdata/    the recorded conversations, from scache/server/testdata (/compat/scache)
 stage() {
 	rm -rf "$stage"
 	mkdir -p "$stage/bin" "$stage/scache"
 	cp compat-tests/setup.sh compat-tests/run.sh compat-tests/Dockerfile "$stage/"
-	cp -r scache/testdata "$stage/scache/testdata"
+	cp -r scache/server/testdata "$stage/scache/testdata"
 	CGO_ENABLED=0 $GO test -c -tags compat -o "$stage/bin/compat.test" ./compat-tests
-	CGO_ENABLED=0 $GO test -c -o "$stage/bin/scache.test" ./scache
+	CGO_ENABLED=0 $GO test -c -o "$stage/bin/scache.test" ./scache/server
 	CGO_ENABLED=0 $GO test -c -o "$stage/bin/startupparams.test" ./cmd/goscache/startupparams
 	if CGO_ENABLED=0 $GO build -o "$stage/bin/goscache" ./cmd/goscache 2>"$stage/goscache.err"; then
 		rm -f "$stage/goscache.err"

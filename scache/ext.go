@@ -3,16 +3,18 @@ package scache
 // Read-only extension requests for the debug CLI (cmd/scachectl). They are
 // goscache's own: Postfix's scache(8) answers them with status=1
 // ("unrecognized request"), which is how a client tells the two apart.
-// They never change the cache, never pass a descriptor, and copy what they
-// report under the cache lock before encoding it outside the lock, so a
-// slow reader stalls only its own connection. The wire format is in
-// docs/protocol.md.
+// They never change the cache and never pass a descriptor. The wire
+// format is in docs/protocol.md.
 
 import (
-	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goscache/goscache/attr"
+	"github.com/goscache/goscache/scache/cache"
 )
 
 // Extension request names.
@@ -42,7 +44,7 @@ const (
 	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
 	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
 	AttrEvictedDead     = "evicted_dead"     // sessions a find found closed or talking, and dropped
-	AttrRefused         = "refused_clients"  // connections refused by the peer check (Server.Peers)
+	AttrRefused         = "refused_clients"  // connections refused by the peer check
 	AttrNonSockets      = "non_sockets"      // cached descriptors handed out that were not sockets
 	AttrBindings        = "bindings"         // dump: number of binding records that follow
 	AttrDestination     = "destination"      // dump: destination label of a binding
@@ -56,35 +58,42 @@ const (
 	AttrGoVersion       = "go_version"       // stats: the Go release that built it
 )
 
+// Attribute names of the latency histograms in the goscache_stats reply.
+const (
+	// AttrLatencyBounds is the comma-separated bucket upper bounds in
+	// nanoseconds (the last, unbounded bucket has none).
+	AttrLatencyBounds = "latency_bounds"
+	// AttrLatencyPrefix followed by a request name ("latency_find_dest")
+	// is "count,sum_ns,b0,b1,...": that request kind's histogram with
+	// per-bucket (not cumulative) counts.
+	AttrLatencyPrefix = "latency_"
+)
+
 // ServerName is the value of the server attribute in extension replies.
 const ServerName = "goscache"
 
-// BuildInfo identifies the build of a server: what [Options.Build] gives
-// the Server and the goscache_stats reply reports. Its fields are free
-// text; an empty one was not reported.
+// BuildInfo identifies the build of a server: what the server's
+// Options.Build gives it and the goscache_stats reply reports. Its fields
+// are free text; an empty one was not reported.
 type BuildInfo struct {
 	Version   string // the release, e.g. "0.1.0-1"
 	Revision  string // the source revision (git commit)
 	GoVersion string // the Go release that built it, e.g. "go1.26.0"
 }
 
-// ErrNoExtensions means the server answered an extension request with
-// status 1, as Postfix's scache does for every request it does not know.
-var ErrNoExtensions = errors.New("scache: extension request not recognized (the server is not goscache)")
-
 // ServerStats is the reply to [ReqStats].
 type ServerStats struct {
-	Time      time.Time // the server's clock when it answered
-	Totals    Totals    // lifetime lookups and peaks; Totals.Start is when counting began
-	Size      Size      // the cache population now
-	Evictions Evictions // sessions and bindings that left the cache other than by a find
-	Clients   int       // connected clients, the asking one included
-	// Refused counts connections the peer check refused ([Server.Refused]);
-	// 0 from a server that does not report it.
+	Time      time.Time       // the server's clock when it answered
+	Totals    Totals          // lifetime lookups and peaks; Totals.Start is when counting began
+	Size      cache.Size      // the cache population now
+	Evictions cache.Evictions // sessions and bindings that left the cache other than by a find
+	Clients   int             // connected clients, the asking one included
+	// Refused counts connections the peer check refused; 0 from a server
+	// that does not report it.
 	Refused int64
 	// NonSockets counts cached descriptors that finds handed out although
-	// they were not sockets ([Cache.NonSockets]); 0 from a server that does
-	// not report it.
+	// they were not sockets ([cache.Cache.NonSockets]); 0 from a server
+	// that does not report it.
 	NonSockets int64
 	// LatencyBounds are the server's latency bucket bounds, nil when it
 	// reported no histograms (a goscache from before they were added).
@@ -97,159 +106,287 @@ type ServerStats struct {
 	Build BuildInfo
 }
 
+// Totals are lifetime figures since the server started counting. Peaks
+// are sampled the same way as the interval peaks of the statistics log
+// lines: only after successful saves.
+type Totals struct {
+	Start        time.Time // when counting began
+	DestHits     int64
+	DestMisses   int64
+	EndpHits     int64
+	EndpMisses   int64
+	PeakDests    int
+	PeakEndps    int
+	PeakSessions int
+}
+
 // Dump is the reply to [ReqDump]: the cache contents at Time.
 type Dump struct {
 	Time     time.Time
-	Snapshot Snapshot
+	Snapshot cache.Snapshot
 	// Peers maps the descriptor number of each cached session to the remote
 	// address of its socket ("127.0.0.1:25", "[::1]:25", "unix:/path",
 	// "unix"), or "" when the server could not tell (see [PeerAddr]).
 	Peers map[int]string
 }
 
-// addExtHandlers adds the extension requests to a dispatch table.
-func addExtHandlers(m map[string]handler) {
-	m[ReqStats] = (*conn).extStats
-	m[ReqDump] = (*conn).extDump
+// statsField is one attribute of the goscache_stats reply and the
+// ServerStats field it carries: a *time.Time (Unix nanoseconds on the
+// wire), *int64, *int or *string. optional fields are missing from older
+// servers' replies and then read as 0 or "".
+type statsField struct {
+	name     string
+	optional bool
+	field    func(s *ServerStats) any
 }
 
-// extRequest reads the rest of an extension request, which has no
-// parameters. Like Postfix's strict scans, an unexpected extra attribute
-// is logged and tolerated. It reports false, after a status=1 reply, when
-// the record could not be read.
-func (c *conn) extRequest(req string) bool {
-	if _, err := c.scan(attr.FlagStrict); err != nil {
-		c.badRequest(req, replyStatusBad, err)
-		return false
-	}
-	return true
+// statsFields is the goscache_stats reply after its status and server
+// attributes, in wire order: MarshalAttrs writes it, UnmarshalAttrs reads
+// it. The latency histograms follow it.
+var statsFields = [...]statsField{
+	{AttrTime, false, func(s *ServerStats) any { return &s.Time }},
+	{AttrStart, false, func(s *ServerStats) any { return &s.Totals.Start }},
+	{AttrClients, false, func(s *ServerStats) any { return &s.Clients }},
+	{AttrDestHits, false, func(s *ServerStats) any { return &s.Totals.DestHits }},
+	{AttrDestMisses, false, func(s *ServerStats) any { return &s.Totals.DestMisses }},
+	{AttrEndpHits, false, func(s *ServerStats) any { return &s.Totals.EndpHits }},
+	{AttrEndpMisses, false, func(s *ServerStats) any { return &s.Totals.EndpMisses }},
+	{AttrDests, false, func(s *ServerStats) any { return &s.Size.Dests }},
+	{AttrEndps, false, func(s *ServerStats) any { return &s.Size.Endps }},
+	{AttrSessions, false, func(s *ServerStats) any { return &s.Size.Sessions }},
+	{AttrPeakDests, false, func(s *ServerStats) any { return &s.Totals.PeakDests }},
+	{AttrPeakEndps, false, func(s *ServerStats) any { return &s.Totals.PeakEndps }},
+	{AttrPeakSessions, false, func(s *ServerStats) any { return &s.Totals.PeakSessions }},
+	{AttrEvictedExpired, false, func(s *ServerStats) any { return &s.Evictions.Expired }},
+	{AttrEvictedLimit, false, func(s *ServerStats) any { return &s.Evictions.Limit }},
+	{AttrEvictedClosed, false, func(s *ServerStats) any { return &s.Evictions.Closed }},
+	{AttrExpiredBindings, false, func(s *ServerStats) any { return &s.Evictions.ExpiredBindings }},
+	{AttrEvictedDead, false, func(s *ServerStats) any { return &s.Evictions.Dead }},
+	{AttrRefused, true, func(s *ServerStats) any { return &s.Refused }},
+	{AttrNonSockets, true, func(s *ServerStats) any { return &s.NonSockets }},
+	{AttrVersion, true, func(s *ServerStats) any { return &s.Build.Version }},
+	{AttrRevision, true, func(s *ServerStats) any { return &s.Build.Revision }},
+	{AttrGoVersion, true, func(s *ServerStats) any { return &s.Build.GoVersion }},
 }
 
-func (c *conn) extStats() {
-	if !c.extRequest(ReqStats) {
-		return
+// MarshalAttrs returns the goscache_stats reply carrying s: status 0, the
+// server's name, the fields and, when s has them, the latency histograms.
+func (s *ServerStats) MarshalAttrs() attr.List {
+	l := make(attr.List, 0, 2+len(statsFields)+1+len(requestKinds))
+	l = append(l, attr.Int(AttrStatus, int(StatusOK)), attr.Str(AttrServer, ServerName))
+	for _, f := range statsFields {
+		switch p := f.field(s).(type) {
+		case *time.Time:
+			l = append(l, attr.Long(f.name, p.UnixNano()))
+		case *int64:
+			l = append(l, attr.Long(f.name, *p))
+		case *int:
+			l = append(l, attr.Int(f.name, *p))
+		case *string:
+			l = append(l, attr.Str(f.name, *p))
+		}
 	}
-	s := c.srv
-	t := s.stats.totals()
-	sz := s.cache.Size()
-	ev := s.cache.Evictions()
-	s.mu.Lock()
-	clients := len(s.conns)
-	s.mu.Unlock()
-	l := attr.List{
-		attr.Int(AttrStatus, StatusOK),
-		attr.Str(AttrServer, ServerName),
-		attr.Long(AttrTime, time.Now().UnixNano()),
-		attr.Long(AttrStart, t.Start.UnixNano()),
-		attr.Int(AttrClients, clients),
-		attr.Long(AttrDestHits, t.DestHits),
-		attr.Long(AttrDestMisses, t.DestMisses),
-		attr.Long(AttrEndpHits, t.EndpHits),
-		attr.Long(AttrEndpMisses, t.EndpMisses),
-		attr.Int(AttrDests, sz.Dests),
-		attr.Int(AttrEndps, sz.Endps),
-		attr.Int(AttrSessions, sz.Sessions),
-		attr.Int(AttrPeakDests, t.PeakDests),
-		attr.Int(AttrPeakEndps, t.PeakEndps),
-		attr.Int(AttrPeakSessions, t.PeakSessions),
-		attr.Long(AttrEvictedExpired, ev.Expired),
-		attr.Long(AttrEvictedLimit, ev.Limit),
-		attr.Long(AttrEvictedClosed, ev.Closed),
-		attr.Long(AttrExpiredBindings, ev.ExpiredBindings),
-		attr.Long(AttrEvictedDead, ev.Dead),
-		attr.Long(AttrRefused, s.refused.Load()),
-		attr.Long(AttrNonSockets, s.cache.NonSockets()),
-		attr.Str(AttrVersion, s.opts.Build.Version),
-		attr.Str(AttrRevision, s.opts.Build.Revision),
-		attr.Str(AttrGoVersion, s.opts.Build.GoVersion),
+	if s.LatencyBounds == nil {
+		return l
 	}
-	lat := s.latency.snapshot()
-	l = append(l, attr.Str(AttrLatencyBounds, formatBounds()))
-	for k, h := range lat.Requests {
-		l = append(l, attr.Str(AttrLatencyPrefix+RequestKinds[k], h.format()))
+	l = append(l, attr.Str(AttrLatencyBounds, formatBounds(s.LatencyBounds)))
+	for k, h := range s.Latency.Requests {
+		l = append(l, attr.Str(AttrLatencyPrefix+requestKinds[k], h.format()))
 	}
-	c.reply(l)
+	return l
 }
 
-// extDump answers with a header record, one record per destination
-// binding and one per cached session. The snapshot is a copy taken under
-// the cache lock; the peer addresses are looked up and the records written
-// after the lock is released.
-func (c *conn) extDump() {
-	if !c.extRequest(ReqDump) {
-		return
-	}
-	snap := c.srv.cache.Snapshot()
-	now := time.Now()
-	bindings, sessions := 0, 0
-	for _, d := range snap.Dests {
-		bindings += len(d.Bindings)
-	}
-	for _, e := range snap.Endps {
-		sessions += len(e.Sessions)
-	}
-	c.dropRest()
-	var buf []byte
-	buf = attr.Append(buf, attr.List{
-		attr.Int(AttrStatus, StatusOK),
-		attr.Str(AttrServer, ServerName),
-		attr.Long(AttrTime, now.UnixNano()),
-		attr.Int(AttrBindings, bindings),
-		attr.Int(AttrSessions, sessions),
-	})
-	for _, d := range snap.Dests {
-		for _, b := range d.Bindings {
-			buf = attr.Append(buf, attr.List{
-				attr.Str(AttrDestination, d.Label),
-				attr.Str(AttrEndpoint, b.EndpLabel),
-				attr.Str(AttrProp, b.DestProp),
-				attr.Long(AttrCreated, b.Created.UnixNano()),
-				attr.Long(AttrExpires, b.Expires.UnixNano()),
-			})
-			if !c.extWrite(&buf) {
-				return
+// UnmarshalAttrs sets s from a goscache_stats reply whose status and
+// server attributes the caller has checked. A missing or malformed
+// attribute is an error that wraps [ErrProtocol].
+func (s *ServerStats) UnmarshalAttrs(l attr.List) error {
+	*s = ServerStats{}
+	for _, f := range statsFields {
+		v, ok := l.Get(f.name)
+		if !ok {
+			if f.optional {
+				continue
 			}
+			return fmt.Errorf("%w: reply lacks attribute %s", ErrProtocol, f.name)
 		}
-	}
-	for _, e := range snap.Endps {
-		for _, s := range e.Sessions {
-			buf = attr.Append(buf, attr.List{
-				attr.Str(AttrEndpoint, e.Label),
-				attr.Int(AttrFD, s.FD),
-				attr.Str(AttrProp, s.EndpProp),
-				attr.Long(AttrCreated, s.Created.UnixNano()),
-				attr.Long(AttrExpires, s.Expires.UnixNano()),
-				attr.Str(AttrPeer, PeerAddr(s.FD)),
-			})
-			if !c.extWrite(&buf) {
-				return
+		if p, ok := f.field(s).(*string); ok {
+			*p = v
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: attribute %s=%q is not a number", ErrProtocol, f.name, v)
+		}
+		switch p := f.field(s).(type) {
+		case *time.Time:
+			*p = time.Unix(0, n)
+		case *int64:
+			*p = n
+		case *int:
+			if int64(int(n)) != n {
+				return fmt.Errorf("%w: attribute %s=%d is out of range", ErrProtocol, f.name, n)
 			}
+			*p = int(n)
 		}
 	}
-	if len(buf) > 0 {
-		if _, err := c.bw.Write(buf); err != nil {
-			c.broken = true
-			return
-		}
-	}
-	if err := c.bw.Flush(); err != nil {
-		c.log.Debug("write reply", "err", err)
-		c.broken = true
-	}
+	return s.unmarshalLatency(l)
 }
 
-// extWrite hands the records gathered in buf to the connection's writer
-// once there are enough of them, and reports false after a write error.
-func (c *conn) extWrite(buf *[]byte) bool {
-	if len(*buf) < 32<<10 {
-		return true
+// unmarshalLatency fills the latency histograms from a goscache_stats
+// reply. They are optional: a goscache from before they were added sends
+// none.
+func (s *ServerStats) unmarshalLatency(l attr.List) error {
+	v, ok := l.Get(AttrLatencyBounds)
+	if !ok {
+		return nil
 	}
-	_, err := c.bw.Write(*buf)
-	*buf = (*buf)[:0]
+	bounds, err := parseBounds(v)
 	if err != nil {
-		c.log.Debug("write reply", "err", err)
-		c.broken = true
-		return false
+		return err
 	}
-	return true
+	s.LatencyBounds = bounds
+	for k, req := range requestKinds {
+		v, ok := l.Get(AttrLatencyPrefix + req)
+		if !ok {
+			continue
+		}
+		if s.Latency.Requests[k], err = parseHistogram(v, len(bounds)); err != nil {
+			return fmt.Errorf("%s%s: %w", AttrLatencyPrefix, req, err)
+		}
+	}
+	return nil
+}
+
+// requestKinds are the requests whose latency the server records, in the
+// order of Latency.Requests.
+var requestKinds = [...]string{ReqFindDest, ReqFindEndp, ReqSaveDest, ReqSaveEndp, ReqStats, ReqDump}
+
+// NumRequestKinds is the number of request kinds whose latency the server
+// records: len([RequestKinds]()).
+const NumRequestKinds = len(requestKinds)
+
+// RequestKinds returns the requests whose latency the server records, in
+// the order of [Latency.Requests]: the four standard requests and the two
+// extension requests. Unknown requests are not recorded.
+func RequestKinds() []string { return slices.Clone(requestKinds[:]) }
+
+// RequestKind returns the index of req in [RequestKinds], or -1.
+func RequestKind(req string) int {
+	for k, r := range requestKinds {
+		if r == req {
+			return k
+		}
+	}
+	return -1
+}
+
+// latencyBounds are the upper bounds of the request latency buckets, in
+// increasing order; a last, unbounded bucket follows. They are fixed so
+// that recording a request is a few comparisons and three atomic adds,
+// with no allocation and no lock.
+var latencyBounds = [...]time.Duration{
+	10 * time.Microsecond,
+	25 * time.Microsecond,
+	50 * time.Microsecond,
+	100 * time.Microsecond,
+	250 * time.Microsecond,
+	500 * time.Microsecond,
+	time.Millisecond,
+	2500 * time.Microsecond,
+	5 * time.Millisecond,
+	10 * time.Millisecond,
+	25 * time.Millisecond,
+	100 * time.Millisecond,
+	time.Second,
+}
+
+// NumLatencyBuckets is the number of latency buckets: one per bound of
+// [LatencyBounds] and a last, unbounded one.
+const NumLatencyBuckets = len(latencyBounds) + 1
+
+// LatencyBounds returns the upper bounds of the request latency buckets
+// goscache's server keeps, in increasing order.
+func LatencyBounds() []time.Duration { return slices.Clone(latencyBounds[:]) }
+
+// LatencyBucket returns the index of the latency bucket of a request that
+// took d: the first whose bound d does not exceed, or the last.
+func LatencyBucket(d time.Duration) int {
+	i := 0
+	for i < len(latencyBounds) && d > latencyBounds[i] {
+		i++
+	}
+	return i
+}
+
+// Histogram is a copy of one request kind's latency histogram.
+type Histogram struct {
+	Count uint64        // requests recorded
+	Sum   time.Duration // their total duration
+	// Buckets are per-bucket counts (not cumulative), one per bound of
+	// LatencyBounds and a last one for longer requests. Nil when the
+	// server did not report a histogram.
+	Buckets []uint64
+}
+
+// Latency is a copy of the request latency histograms, one per entry of
+// [RequestKinds].
+type Latency struct {
+	Requests [NumRequestKinds]Histogram
+}
+
+// formatBounds is the value of AttrLatencyBounds.
+func formatBounds(bounds []time.Duration) string {
+	var b strings.Builder
+	for i, d := range bounds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(int64(d), 10))
+	}
+	return b.String()
+}
+
+// format is the value of a latency_<request> attribute.
+func (h Histogram) format() string {
+	var b []byte
+	b = strconv.AppendUint(b, h.Count, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(h.Sum), 10)
+	for _, n := range h.Buckets {
+		b = append(b, ',')
+		b = strconv.AppendUint(b, n, 10)
+	}
+	return string(b)
+}
+
+// parseHistogram reads a latency_<request> value for nb bounds.
+func parseHistogram(v string, nb int) (Histogram, error) {
+	f := strings.Split(v, ",")
+	if len(f) != nb+3 {
+		return Histogram{}, fmt.Errorf("%w: latency histogram with %d fields, want %d", ErrProtocol, len(f), nb+3)
+	}
+	var h Histogram
+	var n []uint64
+	for _, s := range f {
+		x, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return Histogram{}, fmt.Errorf("%w: latency histogram: %v", ErrProtocol, err)
+		}
+		n = append(n, x)
+	}
+	h.Count, h.Sum, h.Buckets = n[0], time.Duration(n[1]), n[2:]
+	return h, nil
+}
+
+// parseBounds reads the AttrLatencyBounds value.
+func parseBounds(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	for s := range strings.SplitSeq(v, ",") {
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || x <= 0 || (len(out) > 0 && time.Duration(x) <= out[len(out)-1]) {
+			return nil, fmt.Errorf("%w: bad latency bounds %q", ErrProtocol, v)
+		}
+		out = append(out, time.Duration(x))
+	}
+	return out, nil
 }

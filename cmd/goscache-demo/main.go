@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 func main() {
@@ -65,7 +66,7 @@ func run(args []string, out io.Writer) error {
 	host, port, _ := net.SplitHostPort(srv.ln.Addr().String())
 	d := demo{c: c, out: out, dest: "smtp\ndemo.test\n", endp: fmt.Sprintf("smtp\n%s\n%s\n0\n", host, port),
 		destProp: "destination=demo.test\nhost_name=localhost\nhost_addr=" + host + "\n"}
-	st, err := c.SaveDest(2*time.Second, d.dest, d.destProp, d.endp)
+	st, err := c.SaveDest(d.dest, d.destProp, d.endp, 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -128,9 +129,9 @@ func listenStandIn() (*standIn, error) {
 }
 
 // dialCache connects to goscache, waiting for its socket to appear.
-func dialCache(ctx context.Context, sock string) (*scache.Client, error) {
+func dialCache(ctx context.Context, sock string) (*client.Client, error) {
 	for {
-		c, err := scache.Dial(ctx, sock)
+		c, err := client.Dial(ctx, sock)
 		if err == nil {
 			return c, nil
 		}
@@ -144,20 +145,20 @@ func dialCache(ctx context.Context, sock string) (*scache.Client, error) {
 
 // demo is the cache client and the labels the demo uses.
 type demo struct {
-	c                    *scache.Client
+	c                    *client.Client
 	out                  io.Writer
 	dest, endp, destProp string
 }
 
 // saveConn saves conn's descriptor under the demo's endpoint (save_endp).
-func (d *demo) saveConn(conn net.Conn, ttl time.Duration, prop string) (status int, err error) {
+func (d *demo) saveConn(conn net.Conn, ttl time.Duration, prop string) (status scache.Status, err error) {
 	raw, err := conn.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return 0, err
 	}
 	var serr error
 	if cerr := raw.Control(func(fd uintptr) {
-		status, serr = d.c.SaveEndp(ttl, d.endp, prop, int(fd))
+		status, serr = d.c.SaveEndp(d.endp, prop, int(fd), ttl)
 	}); cerr != nil {
 		return 0, cerr
 	}
@@ -169,7 +170,8 @@ func (d *demo) saveConn(conn net.Conn, ttl time.Duration, prop string) (status i
 // original connection.
 func (d *demo) findAndUse(ctx context.Context, lines <-chan string) error {
 	out := d.out
-	fd, destProp, endpProp, st, err := d.c.FindDest(d.dest)
+	res, err := d.c.FindDest(d.dest)
+	fd, destProp, endpProp, st := res.FD, res.DestProp, res.EndpProp, res.Status
 	if err != nil {
 		return err
 	}
@@ -215,7 +217,7 @@ func (d *demo) showWithScachectl(ctx context.Context, addr, sock, ctl string) er
 		return err
 	}
 	defer conn2.Close()
-	if _, err := d.c.SaveDest(60*time.Second, d.dest, d.destProp, d.endp); err != nil {
+	if _, err := d.c.SaveDest(d.dest, d.destProp, d.endp, 60*time.Second); err != nil {
 		return err
 	}
 	st, err := d.saveConn(conn2, 60*time.Second, "tls_level=0\nreuse_count=1\n")

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // checkLogLines fails t unless every line of out starts with tag and holds
@@ -42,7 +42,7 @@ func checkLogLines(t *testing.T, out, tag string) {
 // the newline must not start a line of its own.
 func TestLogPath_forgedRequest(t *testing.T) {
 	logs := new(fdtest.SyncBuffer)
-	ts := scachetest.NewServer(t, scache.Options{Logger: newLogger(logs, true)})
+	ts := scachetest.NewServer(t, server.Options{Logger: newLogger(logs, true)})
 	nc := ts.Raw(t)
 	if _, err := nc.Write([]byte("request\x00x\npostfix/scache[1]: fatal: FORGED LINE\x00\x00")); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func FuzzLogPath(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	logs := new(fdtest.SyncBuffer)
-	ts := scachetest.NewServer(f, scache.Options{Logger: newLogger(logs, true), IPCTimeout: 5 * time.Second})
+	ts := scachetest.NewServer(f, server.Options{Logger: newLogger(logs, true), IPCTimeout: 5 * time.Second})
 	tag := "postfix/scache[" + strconv.Itoa(os.Getpid()) + "]: "
 	var mu sync.Mutex
 	checked := 0 // bytes of logs already checked; lines are written whole

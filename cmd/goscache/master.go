@@ -17,6 +17,8 @@ import (
 	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/cache"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // masterOptions are the process-level inputs of masterMain, replaceable in
@@ -58,7 +60,7 @@ func runMaster(ctx context.Context, argv []string, stderr io.Writer) error {
 func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOptions) error {
 	var (
 		ttlLimit, statusTime time.Duration
-		peers                *scache.PeerPolicy
+		peers                *server.PeerPolicy
 		mailVersion          string
 	)
 	svc := mastercompat.Service{
@@ -101,7 +103,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 	// 3.5's protocol, as its scache does. An unknown release announces.
 	announce := scache.Announces(mailVersion)
 	child.Logger.Debug(fmt.Sprintf("mail_version %q: protocol announcement %v", mailVersion, announce))
-	return serveMaster(ctx, child, scache.Options{
+	return serveMaster(ctx, child, server.Options{
 		Logger:           child.Logger,
 		TTLLimit:         ttlLimit,
 		StatusUpdateTime: statusTime,
@@ -116,7 +118,7 @@ func masterMain(ctx context.Context, argv []string, stderr io.Writer, o masterOp
 // until master goes away, max_idle passes without a client, or ctx is
 // done, with the Busy and ConnCount hooks and the daemon_timeout watchdog
 // wired to master.
-func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Options) error {
+func serveMaster(ctx context.Context, child *mastercompat.Child, opts server.Options) error {
 	log, params := child.Logger, child.Params
 	// With a process limit of 1 (-l, which scache requires), master(8)
 	// uses the status records only to count that the child served once:
@@ -146,7 +148,7 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts scache.Opt
 	// Postfix's scache logs no version: goscache's is a debug line (-v)
 	// under master(8), so that nothing Postfix's log readers parse changes.
 	log.Debug("goscache " + buildinfo.Get().String())
-	srv := scache.NewServer(nil, opts)
+	srv := server.New(opts)
 	stopWatchdog := startWatchdog(params.DaemonTimeout, srv.Cache(), log)
 	defer stopWatchdog()
 
@@ -189,7 +191,7 @@ func fatalExit(ctx context.Context, child *mastercompat.Child, err error) {
 // startWatchdog arms the daemon_timeout watchdog. It is kicked by a
 // goroutine that takes the cache lock, so a wedged cache kills the process
 // as a stuck Postfix event loop would. The function returned stops both.
-func startWatchdog(timeout time.Duration, cache *scache.Cache, log *slog.Logger) (stop func()) {
+func startWatchdog(timeout time.Duration, cache *cache.Cache, log *slog.Logger) (stop func()) {
 	watchdog := mastercompat.NewWatchdog(timeout, func() {
 		log.Log(context.Background(), mastercompat.LevelFatal, "watchdog timeout")
 		os.Exit(1)
@@ -223,8 +225,8 @@ const allowGroupParam = "goscache_allow_group"
 // members of goscache_allow_group. master's private/ directory already
 // keeps others out; this is defence in depth. owner is mail_owner when -u
 // looked it up already.
-func masterPeers(cfg *mastercompat.Config, params mastercompat.Params, owner *mastercompat.Owner) (*scache.PeerPolicy, error) {
-	p := &scache.PeerPolicy{}
+func masterPeers(cfg *mastercompat.Config, params mastercompat.Params, owner *mastercompat.Owner) (*server.PeerPolicy, error) {
+	p := &server.PeerPolicy{}
 	if owner != nil {
 		p.UIDs = append(p.UIDs, owner.UID)
 	} else if u, err := user.Lookup(params.MailOwner); err == nil {

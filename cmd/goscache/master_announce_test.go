@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // TestMaster_announcement: under master(8), goscache announces its protocol
@@ -43,13 +44,13 @@ func TestMaster_announcement(t *testing.T) {
 			if _, err := io.ReadFull(nc, got); err != nil || string(got) != tc.want {
 				t.Fatalf("read %q (%v), want %q; stderr:\n%s", got, err, tc.want, &c.stderr)
 			}
-			cl, err := scache.Dial(t.Context(), c.sock)
+			cl, err := client.Dial(t.Context(), c.sock)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer cl.Close()
-			if _, _, _, st, err := cl.FindDest("nowhere"); err != nil || st != scache.StatusFail {
-				t.Fatalf("Client FindDest = %d, %v", st, err)
+			if res, err := cl.FindDest("nowhere"); err != nil || res.Status != scache.StatusFail {
+				t.Fatalf("Client FindDest = %d, %v", res.Status, err)
 			}
 			if want := len(tc.want) > len(miss); cl.Announced() != want {
 				t.Errorf("Client.Announced() = %v, want %v", cl.Announced(), want)

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/goscache/goscache/mastercompat"
-	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/server"
 )
 
 func TestMasterPeers(t *testing.T) {
@@ -23,14 +23,14 @@ func TestMasterPeers(t *testing.T) {
 		name   string
 		mainCF string
 		owner  *mastercompat.Owner
-		want   *scache.PeerPolicy
+		want   *server.PeerPolicy
 		err    string
 	}{
-		{"-u: mail_owner as looked up", "", &mastercompat.Owner{Name: "postfix", UID: 107, GID: 114}, &scache.PeerPolicy{UIDs: []int{107}}, ""},
-		{"no -u: mail_owner looked up here", "", nil, &scache.PeerPolicy{UIDs: postfixUIDs}, ""},
-		{"unknown mail_owner without -u", "mail_owner = no-such-user-goscache", nil, &scache.PeerPolicy{}, ""},
-		{"allowed group", "goscache_allow_group = 4242", &mastercompat.Owner{UID: 107}, &scache.PeerPolicy{UIDs: []int{107}, GIDs: []int{4242}}, ""},
-		{"allowed group by name", "goscache_allow_group = root", &mastercompat.Owner{UID: 107}, &scache.PeerPolicy{UIDs: []int{107}, GIDs: []int{0}}, ""},
+		{"-u: mail_owner as looked up", "", &mastercompat.Owner{Name: "postfix", UID: 107, GID: 114}, &server.PeerPolicy{UIDs: []int{107}}, ""},
+		{"no -u: mail_owner looked up here", "", nil, &server.PeerPolicy{UIDs: postfixUIDs}, ""},
+		{"unknown mail_owner without -u", "mail_owner = no-such-user-goscache", nil, &server.PeerPolicy{}, ""},
+		{"allowed group", "goscache_allow_group = 4242", &mastercompat.Owner{UID: 107}, &server.PeerPolicy{UIDs: []int{107}, GIDs: []int{4242}}, ""},
+		{"allowed group by name", "goscache_allow_group = root", &mastercompat.Owner{UID: 107}, &server.PeerPolicy{UIDs: []int{107}, GIDs: []int{0}}, ""},
 		{"unknown group", "goscache_allow_group = no-such-group-goscache", &mastercompat.Owner{UID: 107}, nil,
 			"file /etc/postfix/main.cf: parameter goscache_allow_group: unknown group name: no-such-group-goscache"},
 	}

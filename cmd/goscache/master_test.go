@@ -22,6 +22,7 @@ import (
 
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // These tests start the test binary the way master(8) starts scache:
@@ -216,7 +217,7 @@ func TestMaster_serveAndReload(t *testing.T) {
 	}
 	c := startMasterChild(t, argv, "")
 	ctx := t.Context()
-	cl, err := scache.Dial(ctx, c.sock) // checks the announcement
+	cl, err := client.Dial(ctx, c.sock) // checks the announcement
 	if err != nil {
 		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
 	}
@@ -229,16 +230,17 @@ func TestMaster_serveAndReload(t *testing.T) {
 	}
 	defer unix.Close(pair[0])
 	defer unix.Close(pair[1])
-	if st, err := cl.SaveEndp(2*time.Second, "endp", "prop", pair[0]); err != nil || st != scache.StatusOK {
+	if st, err := cl.SaveEndp("endp", "prop", pair[0], 2*time.Second); err != nil || st != scache.StatusOK {
 		t.Fatalf("SaveEndp = %d, %v", st, err)
 	}
-	fd, prop, st, err := cl.FindEndp("endp")
+	res, err := cl.FindEndp("endp")
+	fd, prop, st := res.FD, res.EndpProp, res.Status
 	if err != nil || st != scache.StatusOK || prop != "prop" {
 		t.Fatalf("FindEndp = %d, %q, %d, %v", fd, prop, st, err)
 	}
 	unix.Close(fd)
-	if _, _, st, err := cl.FindEndp("endp"); err != nil || st != scache.StatusFail {
-		t.Fatalf("second FindEndp = %d, %v; want a miss", st, err)
+	if res, err := cl.FindEndp("endp"); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("second FindEndp = %d, %v; want a miss", res.Status, err)
 	}
 	// One TAKEN/AVAIL pair, around the first batch of requests, from the
 	// child's pid and with GENERATION=17 read as octal: with -l, master
@@ -273,17 +275,17 @@ func TestMaster_serveAndReload(t *testing.T) {
 
 func TestMaster_maxIdle(t *testing.T) {
 	c := startMasterChild(t, "goscache -l -n scache -t unix -o max_idle=1s", "")
-	cl, err := scache.Dial(t.Context(), c.sock)
+	cl, err := client.Dial(t.Context(), c.sock)
 	if err != nil {
 		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
 	}
-	if _, _, st, err := cl.FindEndp("nothing"); err != nil || st != scache.StatusFail {
-		t.Fatalf("FindEndp = %d, %v", st, err)
+	if res, err := cl.FindEndp("nothing"); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("FindEndp = %d, %v", res.Status, err)
 	}
 	// A connected client keeps the child alive past max_idle.
 	time.Sleep(1500 * time.Millisecond)
-	if _, _, st, err := cl.FindEndp("nothing"); err != nil || st != scache.StatusFail {
-		t.Fatalf("FindEndp after max_idle with the client connected = %d, %v", st, err)
+	if res, err := cl.FindEndp("nothing"); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("FindEndp after max_idle with the client connected = %d, %v", res.Status, err)
 	}
 	cl.Close()
 	if code, sig := c.wait(t); code != 0 || sig != 0 {
@@ -297,12 +299,12 @@ func TestMaster_maxIdle(t *testing.T) {
 
 func TestMaster_sigterm(t *testing.T) {
 	c := startMasterChild(t, "scache -l -t unix", "")
-	cl, err := scache.Dial(t.Context(), c.sock)
+	cl, err := client.Dial(t.Context(), c.sock)
 	if err != nil {
 		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
 	}
 	defer cl.Close()
-	if _, _, _, err := cl.FindEndp("x"); err != nil {
+	if _, err := cl.FindEndp("x"); err != nil {
 		t.Fatal(err)
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM) // postfix stop
@@ -357,15 +359,15 @@ func TestMaster_fatal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := startMasterChild(t, tt.argv, tt.mainCF, tt.env...)
 			if tt.request {
-				cl, err := scache.Dial(t.Context(), c.sock)
+				cl, err := client.Dial(t.Context(), c.sock)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer cl.Close()
 				// msg_fatal before the reply: the child exits
 				// without answering.
-				if _, _, st, err := cl.FindEndp("x"); err == nil {
-					t.Errorf("FindEndp answered status %d, want no reply", st)
+				if res, err := cl.FindEndp("x"); err == nil {
+					t.Errorf("FindEndp answered status %d, want no reply", res.Status)
 				}
 			}
 			if code, sig := c.wait(t); code != 1 || sig != 0 {
@@ -415,13 +417,13 @@ func TestMaster_fatal(t *testing.T) {
 // harmless, as in the real scache.
 func TestMaster_unrelatedMacroError(t *testing.T) {
 	c := startMasterChild(t, "scache -l -t unix", "unrelated_param = ${{a} = {b}}\n")
-	cl, err := scache.Dial(t.Context(), c.sock)
+	cl, err := client.Dial(t.Context(), c.sock)
 	if err != nil {
 		t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
 	}
 	defer cl.Close()
-	if _, _, st, err := cl.FindEndp("x"); err != nil || st != scache.StatusFail {
-		t.Fatalf("FindEndp = %d, %v", st, err)
+	if res, err := cl.FindEndp("x"); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("FindEndp = %d, %v", res.Status, err)
 	}
 	c.status.Close() // postfix reload
 	if code, sig := c.wait(t); code != 0 || sig != 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // shutdownTimeout bounds how long a standalone daemon waits for requests in
@@ -91,9 +92,9 @@ func parseStandalone(args []string, stderr io.Writer) (*standaloneConfig, error)
 	fs := flag.NewFlagSet(filepath.Base(args[0]), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.listen, "listen", "", "socket to serve, `unix:/path` (required)")
-	secflag.Var(fs, &cfg.ttlLimit, "ttl-limit", scache.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached (a duration, or bare seconds as in main.cf)")
-	secflag.Var(fs, &cfg.statusUpdateTime, "status-update-time", scache.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged (a duration, or bare seconds)")
-	secflag.Var(fs, &cfg.ipcTimeout, "ipc-timeout", scache.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request (a duration, or bare seconds)")
+	secflag.Var(fs, &cfg.ttlLimit, "ttl-limit", server.DefaultTTLLimit, "connection_cache_ttl_limit: the longest time a connection stays cached (a duration, or bare seconds as in main.cf)")
+	secflag.Var(fs, &cfg.statusUpdateTime, "status-update-time", server.DefaultStatusUpdateTime, "connection_cache_status_update_time: how often statistics are logged (a duration, or bare seconds)")
+	secflag.Var(fs, &cfg.ipcTimeout, "ipc-timeout", server.DefaultIPCTimeout, "ipc_timeout: time limit for each read and write inside a request (a duration, or bare seconds)")
 	fs.BoolVar(&cfg.keepDead, "keep-dead", false, "hand out cached connections whose peer has gone, as Postfix's scache does")
 	fs.BoolVar(&cfg.announce, "announce", true, "announce the protocol on every new connection, as Postfix 3.6 and later do; -announce=false speaks Postfix 3.5's protocol (its smtp(8) turns caching off after an announcement)")
 	fs.IntVar(&cfg.maxSessions, "max-sessions", 0, "most connections cached at once; the oldest is closed beyond it (0: derived from RLIMIT_NOFILE, -1: no limit)")
@@ -207,11 +208,11 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	peers := &scache.PeerPolicy{}
+	peers := &server.PeerPolicy{}
 	if cfg.allowGID >= 0 {
 		peers.GIDs = []int{cfg.allowGID}
 	}
-	srv := scache.NewServer(nil, scache.Options{
+	srv := server.New(server.Options{
 		Peers:            peers,
 		Logger:           logger,
 		TTLLimit:         cfg.ttlLimit,

@@ -17,6 +17,7 @@ import (
 	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 	"github.com/goscache/goscache/scache/fdtest"
 )
 
@@ -207,9 +208,9 @@ func testRunStandalone(t *testing.T, flags []string, announce bool) {
 		done <- run(ctx, append([]string{"goscache", "-listen", "unix:" + path, "-v"}, flags...), &stdout, &stderr)
 	}()
 
-	var c *scache.Client
+	var c *client.Client
 	for i := 0; ; i++ {
-		c, err = scache.Dial(t.Context(), path)
+		c, err = client.Dial(t.Context(), path)
 		if err == nil {
 			break
 		}
@@ -225,7 +226,8 @@ func testRunStandalone(t *testing.T, flags []string, announce bool) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("socket mode %v, want 0600", perm)
 	}
-	fd, _, _, status, err := c.FindDest("smtp\nexample.com\n")
+	res, err := c.FindDest("smtp\nexample.com\n")
+	fd, status := res.FD, res.Status
 	if err != nil || status != scache.StatusFail || fd != -1 {
 		t.Fatalf("FindDest = fd %d, status %d, err %v; want a miss", fd, status, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // envStandaloneChild makes TestStandaloneChildHelper run the daemon with
@@ -51,12 +52,12 @@ func TestStandalone_signals(t *testing.T) {
 					break
 				}
 			}
-			c, err := scache.Dial(t.Context(), path)
+			c, err := client.Dial(t.Context(), path)
 			if err != nil {
 				t.Fatalf("dial: %v\n%s", err, log.String())
 			}
-			if _, _, _, st, err := c.FindDest("smtp:example.com"); err != nil || st != scache.StatusFail {
-				t.Fatalf("FindDest = %d, %v; want a miss", st, err)
+			if res, err := c.FindDest("smtp:example.com"); err != nil || res.Status != scache.StatusFail {
+				t.Fatalf("FindDest = %d, %v; want a miss", res.Status, err)
 			}
 			c.Close()
 			if err := cmd.Process.Signal(sig); err != nil {

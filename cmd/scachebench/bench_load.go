@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // reqKind is one step of the smtp(8) cycle, timed on its own.
@@ -96,7 +97,7 @@ type worker struct {
 	spec    *loadSpec
 	id      int
 	prefix  string // unique per run
-	cl      *scache.Client
+	cl      *client.Client
 	pair    [2]int
 	dev     uint64
 	ino     uint64
@@ -151,12 +152,12 @@ func (w *worker) dial(ctx context.Context) error {
 	return nil
 }
 
-// dialTarget connects to t with scache.Dial, the connect bounded by
+// dialTarget connects to t with client.Dial, the connect bounded by
 // timeout, and sets timeout on the client's requests.
-func dialTarget(ctx context.Context, t benchTarget, timeout time.Duration) (*scache.Client, error) {
+func dialTarget(ctx context.Context, t benchTarget, timeout time.Duration) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl, err := scache.Dial(ctx, t.Socket)
+	cl, err := client.Dial(ctx, t.Socket)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w", t.Name, err)
 	}
@@ -236,21 +237,21 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 	var t [numKinds + 1]time.Time
 	t[0] = time.Now()
 
-	fd, _, _, st, err := w.cl.FindDest(dest)
+	res, err := w.cl.FindDest(dest)
 	t[1] = time.Now()
 	if err != nil {
 		return fmt.Errorf("find_dest: %w", err)
 	}
-	w.expectMiss("find_dest", fd, st)
+	w.expectMiss("find_dest", res)
 
-	fd, _, st, err = w.cl.FindEndp(endp)
+	res, err = w.cl.FindEndp(endp)
 	t[2] = time.Now()
 	if err != nil {
 		return fmt.Errorf("find_endp: %w", err)
 	}
-	w.expectMiss("find_endp", fd, st)
+	w.expectMiss("find_endp", res)
 
-	st, err = w.cl.SaveDest(ttl, dest, destProp, endp)
+	st, err := w.cl.SaveDest(dest, destProp, endp, ttl)
 	t[3] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_dest: %w", err)
@@ -259,7 +260,7 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("save_dest: status %d", st))
 	}
 
-	st, err = w.cl.SaveEndp(ttl, endp, benchEndpProp, w.pair[0])
+	st, err = w.cl.SaveEndp(endp, benchEndpProp, w.pair[0], ttl)
 	t[4] = time.Now()
 	if err != nil {
 		return fmt.Errorf("save_endp: %w", err)
@@ -268,7 +269,8 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 		w.fail(fmt.Errorf("save_endp: status %d", st))
 	}
 
-	fd, dp, ep, st, err := w.cl.FindDest(dest)
+	res, err = w.cl.FindDest(dest)
+	fd, dp, ep, st := res.FD, res.DestProp, res.EndpProp, res.Status
 	t[5] = time.Now()
 	if fd >= 0 {
 		var s unix.Stat_t
@@ -301,12 +303,12 @@ func (w *worker) cycle(record bool, lag time.Duration) error {
 // expectMiss checks the answer to a find of a label the cycle has not
 // saved: it closes the descriptor, if one came, and counts any status but
 // StatusFail as an error.
-func (w *worker) expectMiss(req string, fd, st int) {
-	if fd >= 0 {
-		unix.Close(fd)
+func (w *worker) expectMiss(req string, res client.Result) {
+	if res.FD >= 0 {
+		unix.Close(res.FD)
 	}
-	if st != scache.StatusFail {
-		w.fail(fmt.Errorf("%s of a new label: status %d, want %d", req, st, scache.StatusFail))
+	if res.Status != scache.StatusFail {
+		w.fail(fmt.Errorf("%s of a new label: status %d, want %d", req, res.Status, scache.StatusFail))
 	}
 }
 

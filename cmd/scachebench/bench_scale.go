@@ -19,13 +19,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // inprocSocket is the -target path that starts goscache's Server in this
 // process.
 const inprocSocket = "inproc"
 
-// startInproc starts an in-process scache.Server for each target whose
+// startInproc starts an in-process server.Server for each target whose
 // socket is "inproc" and returns the targets with real socket paths, and a
 // function that stops the servers.
 func startInproc(ctx context.Context, targets []benchTarget, ttl, scaleTTL time.Duration) ([]benchTarget, func(), error) {
@@ -66,7 +68,7 @@ func startServer(ttlLimit time.Duration) (string, func(), error) {
 		return "", nil, fmt.Errorf("bench: %w", err)
 	}
 	// No limits: the scale run measures what holding n connections costs.
-	srv := scache.NewServer(nil, scache.Options{TTLLimit: ttlLimit, MaxSessions: -1, MaxConns: -1})
+	srv := server.New(server.Options{TTLLimit: ttlLimit, MaxSessions: -1, MaxConns: -1})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -112,7 +114,7 @@ type filler struct {
 	target benchTarget
 	ttl    time.Duration
 	tag    string // keeps the labels of one filler apart from another's
-	conns  []*scache.Client
+	conns  []*client.Client
 	pair   [2]int
 	filled int
 }
@@ -160,11 +162,11 @@ func (f *filler) fillTo(n int) error {
 		wg.Go(func() {
 			for k := f.filled + i; k < n; k += len(f.conns) {
 				dest, destProp, endp := fillEntry(f.tag, k)
-				if st, err := c.SaveDest(f.ttl, dest, destProp, endp); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveDest(dest, destProp, endp, f.ttl); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_dest: status %d: %v", f.target.Name, st, err)
 					return
 				}
-				if st, err := c.SaveEndp(f.ttl, endp, fillEndpProp, f.pair[0]); err != nil || st != scache.StatusOK {
+				if st, err := c.SaveEndp(endp, fillEndpProp, f.pair[0], f.ttl); err != nil || st != scache.StatusOK {
 					errs[i] = fmt.Errorf("bench: %s: fill save_endp: status %d: %v", f.target.Name, st, err)
 					return
 				}

@@ -20,9 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goscache/goscache/mastercompat"
-	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // startBenchFloor serves the floor on a socket under t.TempDir() until the test
@@ -51,7 +51,7 @@ func startBenchFloor(t *testing.T, status bool) string {
 
 func startBenchGoscache(t *testing.T) string {
 	t.Helper()
-	return scachetest.NewServer(t, scache.Options{Logger: slog.New(slog.DiscardHandler)}).Path
+	return scachetest.NewServer(t, server.Options{Logger: slog.New(slog.DiscardHandler)}).Path
 }
 
 func TestRunLoad_cycles(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // connect dials e.socket and turns the usual failures into messages that
@@ -61,7 +62,7 @@ func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheC
 		return nil, err
 	}
 	uc := nc.(*net.UnixConn)
-	c, err := scache.NewClient(uc)
+	c, err := client.New(uc)
 	if err != nil {
 		uc.Close()
 		return nil, err
@@ -70,9 +71,9 @@ func dialScache(ctx context.Context, path string, timeout time.Duration) (cacheC
 	return &scacheConn{Client: c, uc: uc, path: path}, nil
 }
 
-// scacheConn adapts a *scache.Client to what the commands use.
+// scacheConn adapts a *client.Client to what the commands use.
 type scacheConn struct {
-	*scache.Client
+	*client.Client
 	uc   *net.UnixConn // the Client's connection, for Open
 	path string
 }
@@ -98,7 +99,7 @@ func (c *scacheConn) Open() bool {
 // message connect would give.
 func (c *scacheConn) explain(err error) error {
 	switch {
-	case !errors.Is(err, scache.ErrAnnouncement):
+	case !errors.Is(err, client.ErrAnnouncement):
 		return err
 	case errors.Is(err, attr.ErrUnexpectedValue):
 		return fmt.Errorf("the server at %s does not speak connection_cache_protocol: %w", c.path, err)
@@ -107,26 +108,26 @@ func (c *scacheConn) explain(err error) error {
 }
 
 // FindDest is Client.FindDest with its errors explained.
-func (c *scacheConn) FindDest(label string) (fd int, destProp, endpProp string, status int, err error) {
-	fd, destProp, endpProp, status, err = c.Client.FindDest(label)
-	return fd, destProp, endpProp, status, c.explain(err)
+func (c *scacheConn) FindDest(label string) (client.Result, error) {
+	res, err := c.Client.FindDest(label)
+	return res, c.explain(err)
 }
 
 // FindEndp is Client.FindEndp with its errors explained.
-func (c *scacheConn) FindEndp(label string) (fd int, prop string, status int, err error) {
-	fd, prop, status, err = c.Client.FindEndp(label)
-	return fd, prop, status, c.explain(err)
+func (c *scacheConn) FindEndp(label string) (client.Result, error) {
+	res, err := c.Client.FindEndp(label)
+	return res, c.explain(err)
 }
 
 // SaveDest is Client.SaveDest with its errors explained.
-func (c *scacheConn) SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (int, error) {
-	status, err := c.Client.SaveDest(ttl, destLabel, destProp, endpLabel)
+func (c *scacheConn) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duration) (scache.Status, error) {
+	status, err := c.Client.SaveDest(destLabel, destProp, endpLabel, ttl)
 	return status, c.explain(err)
 }
 
 // SaveEndp is Client.SaveEndp with its errors explained.
-func (c *scacheConn) SaveEndp(ttl time.Duration, label, prop string, fd int) (int, error) {
-	status, err := c.Client.SaveEndp(ttl, label, prop, fd)
+func (c *scacheConn) SaveEndp(label, prop string, fd int, ttl time.Duration) (scache.Status, error) {
+	status, err := c.Client.SaveEndp(label, prop, fd, ttl)
 	return status, c.explain(err)
 }
 
@@ -139,9 +140,10 @@ func (c *scacheConn) Stats() (*statsView, error) {
 	var lat *latencyView
 	if s.LatencyBounds != nil {
 		lat = &latencyView{Bounds: s.LatencyBounds}
+		kinds := scache.RequestKinds()
 		for k, h := range s.Latency.Requests {
 			if h.Buckets != nil {
-				lat.Requests = append(lat.Requests, requestLatency{Request: scache.RequestKinds[k], Count: h.Count, Sum: h.Sum, Buckets: h.Buckets})
+				lat.Requests = append(lat.Requests, requestLatency{Request: kinds[k], Count: h.Count, Sum: h.Sum, Buckets: h.Buckets})
 			}
 		}
 	}

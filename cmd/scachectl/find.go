@@ -7,6 +7,7 @@ import (
 
 	"github.com/goscache/goscache/cmd/internal/secflag"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 	"golang.org/x/sys/unix"
 )
 
@@ -133,9 +134,9 @@ func dumpBeforeFind(c cacheConn, o *findOpts) (*dumpView, error) {
 	}
 	before, err := c.Dump()
 	switch {
-	case errors.Is(err, scache.ErrNoExtensions) && o.dest && o.endpLabel == "":
+	case errors.Is(err, client.ErrNoExtensions) && o.dest && o.endpLabel == "":
 		return nil, fmt.Errorf("%s: the peer has no goscache extension requests (it is Postfix's scache?), so scachectl cannot tell which endpoint a connection found for a destination belongs to: give -endp LABEL to give it back, or -take to close it", o.name)
-	case errors.Is(err, scache.ErrNoExtensions):
+	case errors.Is(err, client.ErrNoExtensions):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -146,20 +147,21 @@ func dumpBeforeFind(c cacheConn, o *findOpts) (*dumpView, error) {
 // find sends the find request and fills in v's properties; hit is false
 // on a miss (status=2), where v is ready to show.
 func find(c cacheConn, o *findOpts, v *findView) (fd int, hit bool, err error) {
-	var status int
+	var res client.Result
 	if o.dest {
-		var dp, ep string
-		fd, dp, ep, status, err = c.FindDest(o.label)
-		v.DestProperty, v.EndpProperty = &dp, ep
+		res, err = c.FindDest(o.label)
+		v.DestProperty = &res.DestProp
 	} else {
-		fd, v.EndpProperty, status, err = c.FindEndp(o.label)
+		res, err = c.FindEndp(o.label)
 	}
+	v.EndpProperty = res.EndpProp
 	if err != nil {
 		return -1, false, fmt.Errorf("%s: %w", o.name, err)
 	}
+	status := res.Status
 	switch status {
 	case scache.StatusOK:
-		return fd, true, nil
+		return res.FD, true, nil
 	case scache.StatusFail:
 		v.DestProperty, v.EndpProperty = nil, ""
 		return -1, false, nil
@@ -193,7 +195,7 @@ func giveBack(e *env, c cacheConn, o *findOpts, before *dumpView, fd int, v *fin
 		unix.Close(fd)
 		return fmt.Errorf("%s: %w (the connection is closed)", name, err)
 	}
-	st, err := c.SaveEndp(time.Duration(secs)*time.Second, endpLabel, v.EndpProperty, fd)
+	st, err := c.SaveEndp(endpLabel, v.EndpProperty, fd, time.Duration(secs)*time.Second)
 	unix.Close(fd) // the server has its own copy now, or none
 	if err != nil {
 		return fmt.Errorf("%s: giving the connection back: %w (the connection is closed)", name, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/goscache/goscache/scache/server"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,7 +78,7 @@ func startGoscacheIdle(t *testing.T) *goscacheServer {
 	t.Helper()
 	g := &goscacheServer{}
 	g.cond = sync.NewCond(&g.mu)
-	g.path = scachetest.NewServer(t, scache.Options{
+	g.path = scachetest.NewServer(t, server.Options{
 		Build:            testBuild,
 		TTLLimit:         time.Hour,
 		StatusUpdateTime: -1,
@@ -207,15 +208,15 @@ func TestScenario(t *testing.T) {
 // TestFindDest_givesBackTheSameConnection checks by descriptor identity that
 // find-dest gives the very connection back under its endpoint label.
 func TestFindDest_givesBackTheSameConnection(t *testing.T) {
-	srv := scachetest.NewServer(t, scache.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
+	srv := scachetest.NewServer(t, server.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
 	sk := fdtest.NewTCPPeer(t)
 	c := srv.Client(t)
 	fd := dialFD(t, sk.Addr())
 	endp := "smtp\n127.0.0.1\n" + sk.Port() + "\n1\n"
-	if st, err := c.SaveDest(60*time.Second, "smtp\nexample.com\n", "d\n\n", endp); st != 0 || err != nil {
+	if st, err := c.SaveDest("smtp\nexample.com\n", "d\n\n", endp, 60*time.Second); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
-	if st, err := c.SaveEndp(60*time.Second, endp, "e\n\n", fd); st != 0 || err != nil {
+	if st, err := c.SaveEndp(endp, "e\n\n", fd, 60*time.Second); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
 	out := mustRun(t, "-socket", srv.Path, "find-dest", `smtp\nexample.com\n`)
@@ -234,7 +235,8 @@ func TestFindDest_givesBackTheSameConnection(t *testing.T) {
 	if !strings.Contains(out, "with ttl 5s") {
 		t.Fatalf("find-endp -ttl 5s output:\n%s", out)
 	}
-	got, prop, st, err := c.FindEndp(endp)
+	res, err := c.FindEndp(endp)
+	got, prop, st := res.FD, res.EndpProp, res.Status
 	if err != nil || st != 0 {
 		t.Fatalf("FindEndp after find-dest = %d, %v", st, err)
 	}
@@ -692,10 +694,10 @@ func TestPostfixScache(t *testing.T) {
 // find-endp used to guess the endpoint as find-dest does and dereference
 // find_dest's absent destination property.
 func TestFindEndp_emptyLabel(t *testing.T) {
-	srv := scachetest.NewServer(t, scache.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
+	srv := scachetest.NewServer(t, server.Options{TTLLimit: time.Hour, StatusUpdateTime: -1})
 	sk := fdtest.NewTCPPeer(t)
 	fd := dialFD(t, sk.Addr())
-	if st, err := srv.Client(t).SaveEndp(60*time.Second, "", "e\n\n", fd); st != 0 || err != nil {
+	if st, err := srv.Client(t).SaveEndp("", "e\n\n", fd, 60*time.Second); st != 0 || err != nil {
 		t.Fatal(st, err)
 	}
 	out := mustRun(t, "-socket", srv.Path, "find-endp", "")

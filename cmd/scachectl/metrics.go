@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -191,7 +191,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descExporterBuildInfo, prometheus.GaugeValue, 1, own.Version, own.Revision, own.GoVersion)
 	s, err := c.stats()
 	switch {
-	case errors.Is(err, scache.ErrNoExtensions):
+	case errors.Is(err, client.ErrNoExtensions):
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 		ch <- prometheus.MustNewConstMetric(descServerInfo, prometheus.GaugeValue, 1, "postfix", "false")
 	case err != nil:
@@ -223,7 +223,7 @@ func (c *collector) stats() (*statsView, error) {
 	defer c.mu.Unlock()
 	if c.postfix != nil {
 		if c.postfix.Open() {
-			return nil, scache.ErrNoExtensions
+			return nil, client.ErrNoExtensions
 		}
 		c.postfix.Close()
 		c.postfix = nil
@@ -233,7 +233,7 @@ func (c *collector) stats() (*statsView, error) {
 		return nil, err
 	}
 	s, err := conn.Stats()
-	if errors.Is(err, scache.ErrNoExtensions) {
+	if errors.Is(err, client.ErrNoExtensions) {
 		c.postfix = conn
 		return nil, err
 	}

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/goscache/goscache/scache/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
@@ -169,7 +169,7 @@ func TestMetrics_restart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := scache.NewServer(nil, scache.Options{StatusUpdateTime: -1})
+	srv := server.New(server.Options{StatusUpdateTime: -1})
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	text = gatherText(t, reg)

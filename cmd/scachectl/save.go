@@ -34,14 +34,14 @@ func saveDestCommand() command {
 
 // saveView is what save-endp and save-dest show.
 type saveView struct {
-	Request     string  `json:"request"`
-	Label       string  `json:"label"`
-	Endpoint    string  `json:"endpoint,omitempty"` // save-dest only
-	Property    string  `json:"property"`
-	Peer        string  `json:"peer,omitempty"` // save-endp only
-	TTLSeconds  float64 `json:"ttl_seconds"`
-	Status      int     `json:"status"`
-	Description string  `json:"description"`
+	Request     string        `json:"request"`
+	Label       string        `json:"label"`
+	Endpoint    string        `json:"endpoint,omitempty"` // save-dest only
+	Property    string        `json:"property"`
+	Peer        string        `json:"peer,omitempty"` // save-endp only
+	TTLSeconds  float64       `json:"ttl_seconds"`
+	Status      scache.Status `json:"status"`
+	Description string        `json:"description"`
 }
 
 // endpLabel is the endpoint label Postfix 3.7's smtp(8) uses for a
@@ -117,7 +117,7 @@ func runSaveEndp(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.SaveEndp(time.Duration(secs)*time.Second, label, prop, fd)
+	st, err := c.SaveEndp(label, prop, fd, time.Duration(secs)*time.Second)
 	if err != nil {
 		return fmt.Errorf("save-endp: %w", err)
 	}
@@ -160,7 +160,7 @@ func runSaveDest(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.SaveDest(time.Duration(secs)*time.Second, dest, prop, endp)
+	st, err := c.SaveDest(dest, prop, endp, time.Duration(secs)*time.Second)
 	if err != nil {
 		return fmt.Errorf("save-dest: %w", err)
 	}
@@ -184,7 +184,7 @@ func destProp(dest, endp string) string {
 }
 
 // describe explains a save status.
-func describe(st int) string {
+func describe(st scache.Status) string {
 	switch st {
 	case scache.StatusOK:
 		return "saved"
@@ -193,7 +193,7 @@ func describe(st int) string {
 	case scache.StatusFail:
 		return "failed: the server did not receive the descriptor (status=2)"
 	}
-	return "unexpected status=" + strconv.Itoa(st)
+	return "unexpected status=" + strconv.Itoa(int(st))
 }
 
 func (e *env) showSave(v *saveView, asJSON bool) error {

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 func statsCommand() command {
@@ -39,7 +39,7 @@ func runView[V any](e *env, args []string, name string, fetch func(cacheConn) (V
 	}
 	defer c.Close()
 	v, err := fetch(c)
-	if errors.Is(err, scache.ErrNoExtensions) {
+	if errors.Is(err, client.ErrNoExtensions) {
 		return e.fallback(*asJSON, note, announced(c))
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 func versionCommand() command {
@@ -63,7 +64,7 @@ func runVersion(e *env, args []string) error {
 	defer c.Close()
 	s, err := c.Stats()
 	switch {
-	case errors.Is(err, scache.ErrNoExtensions):
+	case errors.Is(err, client.ErrNoExtensions):
 		v.Server = "postfix"
 		if mv, err := e.inst.postconf(e.ctx, "mail_version"); err == nil {
 			v.MailVersion = mv[0]

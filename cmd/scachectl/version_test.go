@@ -15,8 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // TestVersion: scachectl version prints its own build first, then the
@@ -24,7 +26,7 @@ import (
 // from postconf); an unreachable daemon is an error after the first line.
 func TestVersion(t *testing.T) {
 	own := "scachectl  " + ownBuild().String() + "\n"
-	older := scachetest.NewServer(t, scache.Options{StatusUpdateTime: -1, Build: scache.BuildInfo{GoVersion: "go1.0"}}).Path
+	older := scachetest.NewServer(t, server.Options{StatusUpdateTime: -1, Build: scache.BuildInfo{GoVersion: "go1.0"}}).Path
 	// "postconf -h mail_version" of the default instance.
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte("#!/bin/sh\necho 3.7.11\n"), 0o755); err != nil {
@@ -149,12 +151,12 @@ func TestMetrics_realPostfixScache(t *testing.T) {
 	}
 	// A standard request on another connection: once scache has answered
 	// it, everything the scrapes sent has been read and logged.
-	c, err := scache.Dial(t.Context(), sock)
+	c, err := client.Dial(t.Context(), sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, st, err := c.FindEndp("smtp\n127.0.0.1\n25\n1\n"); err != nil || st != scache.StatusFail {
-		t.Fatalf("FindEndp = %d, %v", st, err)
+	if res, err := c.FindEndp("smtp\n127.0.0.1\n25\n1\n"); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("FindEndp = %d, %v", res.Status, err)
 	}
 	c.Close()
 	if n := strings.Count(logs.String(), `warning: unrecognized request: "goscache_stats", ignored`); n != 1 {

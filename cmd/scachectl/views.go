@@ -2,18 +2,21 @@ package main
 
 import (
 	"time"
+
+	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 // cacheConn is one connection to the cache, as the commands use it. The
 // standard requests work with any scache; Stats and Dump return an error
-// matching scache.ErrNoExtensions when the peer answers them with status 1.
+// matching client.ErrNoExtensions when the peer answers them with status 1.
 type cacheConn interface {
 	Stats() (*statsView, error)
 	Dump() (*dumpView, error)
-	FindDest(label string) (fd int, destProp, endpProp string, status int, err error)
-	FindEndp(label string) (fd int, endpProp string, status int, err error)
-	SaveEndp(ttl time.Duration, label, prop string, fd int) (status int, err error)
-	SaveDest(ttl time.Duration, destLabel, destProp, endpLabel string) (status int, err error)
+	FindDest(label string) (client.Result, error)
+	FindEndp(label string) (client.Result, error)
+	SaveEndp(label, prop string, fd int, ttl time.Duration) (scache.Status, error)
+	SaveDest(destLabel, destProp, endpLabel string, ttl time.Duration) (scache.Status, error)
 	// Open reports whether the peer still holds the connection open
 	// (without reading from it): a connection to the same process.
 	Open() bool

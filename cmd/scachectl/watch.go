@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 )
 
 func watchCommand() command {
@@ -47,7 +47,7 @@ func runWatch(e *env, args []string) error {
 			}
 		}
 		s, err := c.Stats()
-		if errors.Is(err, scache.ErrNoExtensions) {
+		if errors.Is(err, client.ErrNoExtensions) {
 			return e.statsFallback(*asJSON, announced(c))
 		}
 		if err != nil {

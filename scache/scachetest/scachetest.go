@@ -17,19 +17,21 @@ import (
 
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
+	"github.com/goscache/goscache/scache/client"
 	"github.com/goscache/goscache/scache/fdtest"
+	"github.com/goscache/goscache/scache/server"
 )
 
 // Announcement is the 36-byte record a server writes on every new
 // connection.
 const Announcement = "protocol\x00connection_cache_protocol\x00\x00"
 
-// Server is a running scache.Server on a Unix socket.
+// Server is a running server.Server on a Unix socket.
 type Server struct {
 	// Path is the socket's file name.
 	Path string
 	// Srv is the server.
-	Srv *scache.Server
+	Srv *server.Server
 	// NoAnnouncement is true when Srv speaks Postfix 3.5's protocol
 	// (Options.NoAnnouncement): Raw then reads no announcement.
 	NoAnnouncement bool
@@ -40,19 +42,19 @@ type Server struct {
 // NewServer starts a Server configured by o on a fresh socket under
 // t.TempDir(); a nil o.Logger logs to t.Output(). The server is closed, and
 // Serve's result checked, when the test ends.
-func NewServer(t testing.TB, o scache.Options) *Server {
+func NewServer(t testing.TB, o server.Options) *Server {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s := Serve(t, scache.NewServer(nil, o))
+	s := Serve(t, server.New(o))
 	s.NoAnnouncement = o.NoAnnouncement
 	return s
 }
 
 // Serve starts srv on a fresh socket under t.TempDir(). The server is
 // closed, and Serve's result checked, when the test ends.
-func Serve(t testing.TB, srv *scache.Server) *Server {
+func Serve(t testing.TB, srv *server.Server) *Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "scache")
 	l, err := net.Listen("unix", path)
@@ -64,10 +66,10 @@ func Serve(t testing.TB, srv *scache.Server) *Server {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, scache.ErrServerClosed) {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, server.ErrServerClosed) {
 			t.Errorf("scachetest: shutdown: %v", err)
 		}
-		if err := <-s.done; !errors.Is(err, scache.ErrServerClosed) {
+		if err := <-s.done; !errors.Is(err, server.ErrServerClosed) {
 			t.Errorf("scachetest: Serve returned %v, want ErrServerClosed", err)
 		}
 	})
@@ -75,9 +77,9 @@ func Serve(t testing.TB, srv *scache.Server) *Server {
 }
 
 // Client connects a protocol client, closed when the test ends.
-func (s *Server) Client(t testing.TB) *scache.Client {
+func (s *Server) Client(t testing.TB) *client.Client {
 	t.Helper()
-	c, err := scache.Dial(t.Context(), s.Path)
+	c, err := client.Dial(t.Context(), s.Path)
 	if err != nil {
 		t.Fatalf("scachetest: dial: %v", err)
 	}

@@ -1,7 +1,0 @@
-//go:build !race
-
-package scache
-
-// raceEnabled is true when the race detector is on: it allocates for its
-// own bookkeeping, so allocation counts are not checked then.
-const raceEnabled = false
