@@ -9,14 +9,19 @@ import (
 
 // files hold, per Postfix release, the parameters that scache(8) expands
 // at startup; TestStartupParams_realScache generates each from the real
-// scache of that release. startup-params.txt is 3.7's.
+// scache of that release. startup-params.txt is 3.7's, the list of an
+// unreadable version.
 //
 //go:embed startup-params*.txt
 var files embed.FS
 
 // releases are the releases with a list of their own, oldest first. A
 // release between two of them uses the older one's list.
-var releases = []release{{3, 7}, {3, 10}, {3, 11}}
+var releases = []release{{3, 5}, {3, 7}, {3, 10}, {3, 11}}
+
+// defaultRelease is the release whose list an unreadable mail_version
+// gets: 3.7, the first list there was (startup-params.txt).
+var defaultRelease = release{3, 7}
 
 // release is a Postfix major.minor version.
 type release struct{ major, minor int }
@@ -29,7 +34,7 @@ func (r release) less(o release) bool {
 
 // file is the file that holds the list of release r.
 func file(r release) string {
-	if r == releases[0] {
+	if r == defaultRelease {
 		return "startup-params.txt"
 	}
 	return "startup-params-" + r.String() + ".txt"
@@ -55,18 +60,18 @@ func parseRelease(mailVersion string) (release, bool) {
 }
 
 // Release returns the release whose list [For] uses for mailVersion: the
-// newest one not newer than mailVersion, and 3.7's for an older or
-// unreadable version.
+// newest one not newer than mailVersion, the oldest (3.5's) for an older
+// version, and 3.7's for an unreadable one.
 func Release(mailVersion string) string {
 	return releaseOf(mailVersion).String()
 }
 
 func releaseOf(mailVersion string) release {
-	use := releases[0]
 	v, ok := parseRelease(mailVersion)
 	if !ok {
-		return use
+		return defaultRelease
 	}
+	use := releases[0]
 	for _, r := range releases {
 		if !v.less(r) {
 			use = r
@@ -82,7 +87,7 @@ func releaseOf(mailVersion string) release {
 // skeleton read. A syntax error in the value of any of them is fatal (see
 // [github.com/goscache/goscache/mastercompat.Config.EvalParams]); one in
 // another parameter is harmless. The lists were found by running the real
-// scache of 3.7.11, 3.10.13 and 3.11.7, not by reading its source; a
+// scache of 3.5.25, 3.7.11, 3.10.13 and 3.11.7, not by reading its source; a
 // release between two of them gets the older one's list (see [Release]).
 func For(mailVersion string) []string {
 	b, err := files.ReadFile(file(releaseOf(mailVersion)))

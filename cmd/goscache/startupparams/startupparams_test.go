@@ -246,8 +246,10 @@ func TestStartupParamsFor(t *testing.T) {
 	tests := []struct{ version, release string }{
 		{"3.7.11", "3.7"},
 		{"3.7", "3.7"},
-		{"3.6.4", "3.7"}, // older: the oldest list
-		{"3.9.1", "3.7"}, // between two lists: the older one
+		{"3.5.25", "3.5"},
+		{"3.4.14", "3.5"}, // older: the oldest list
+		{"3.6.4", "3.5"},  // between two lists: the older one
+		{"3.9.1", "3.7"},  // between two lists: the older one
 		{"3.10.13", "3.10"},
 		{"3.11.7", "3.11"},
 		{"3.12-20260821", "3.11"}, // a snapshot: the newest list
@@ -266,12 +268,17 @@ func TestStartupParamsFor(t *testing.T) {
 			}
 		})
 	}
-	// The lists differ: 3.10 added maillog_file_permissions, 3.11 the
-	// non_bdb_* migration parameters.
+	// The lists differ: 3.6 added known_tcp_ports and respectful_logging,
+	// 3.10 maillog_file_permissions, 3.11 the non_bdb_* migration
+	// parameters.
 	for _, c := range []struct {
 		version, param string
 		want           bool
 	}{
+		{"3.5.25", "known_tcp_ports", false},
+		{"3.5.25", "respectful_logging", false},
+		{"3.7.11", "known_tcp_ports", true},
+		{"3.7.11", "respectful_logging", true},
 		{"3.7.11", "maillog_file_permissions", false},
 		{"3.10.13", "maillog_file_permissions", true},
 		{"3.10.13", "non_bdb_migration_level", false},
