@@ -148,8 +148,8 @@ compat:
 	  if [ -s $(COMPAT_TABLE) ]; then echo "== compat: real scache vs goscache"; cat $(COMPAT_TABLE); fi; exit $$rc
 
 # compat-docker runs the same suite, with the startup-parameter and replay
-# tests, in one container per Debian release (bookworm, trixie, sid: Postfix
-# 3.7, 3.10, 3.11) at once, and rewrites docs/compat-matrix.md
+# tests, in one container per Debian release (bullseye, bookworm, trixie, sid:
+# Postfix 3.5, 3.7, 3.10, 3.11) at once, and rewrites docs/compat-matrix.md
 # (compat-tests/docker.sh; see docs/compat.md).
 compat-docker:
 	@sh compat-tests/docker.sh

@@ -32,7 +32,7 @@ func TestStartupParams_goscache(t *testing.T) {
 		t.Fatalf("postconf -dh mail_version: %v", err)
 	}
 	version := strings.TrimSpace(string(out))
-	releases := []string{"3.7", "3.10", "3.11"}
+	releases := []string{"3.5", "3.7", "3.10", "3.11"}
 	count := map[string]int{}
 	for _, r := range releases {
 		for _, p := range startupparams.For(r) {
