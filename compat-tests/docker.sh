@@ -8,8 +8,8 @@
 #   compat-tests/docker.sh --build  stage and build the images, run nothing
 #
 # Knobs (environment):
-#   COMPAT_SUITES     Debian releases to test (default "bookworm trixie sid":
-#                     Postfix 3.7, 3.10 and 3.11)
+#   COMPAT_SUITES     Debian releases to test (default "bullseye bookworm
+#                     trixie sid": Postfix 3.5, 3.7, 3.10 and 3.11)
 #   COMPAT_IMAGE      image name prefix (default goscache-compat; the image of
 #                     a release is $COMPAT_IMAGE-$suite)
 #   COMPAT_BASE       base image repository (default debian; the base of a
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 GO=${GO:-go}
 stage=bin/compat-docker
-suites=${COMPAT_SUITES:-bookworm trixie sid}
+suites=${COMPAT_SUITES:-bullseye bookworm trixie sid}
 image=${COMPAT_IMAGE:-goscache-compat}
 baserepo=${COMPAT_BASE:-debian}
 portbase=${COMPAT_PORT_BASE:-2600}
@@ -205,7 +205,7 @@ result and the date of the run.
 | Debian | Postfix | What ran | Result | Wall time | Date |
 |---|---|---|---|---|---|
 EOF
-	for s in bookworm trixie sid $suites; do
+	for s in bullseye bookworm trixie sid $suites; do
 		grep -qF "| $s " "$new" && continue
 		if [ -s "$stage/out-$s/summary" ] && echo " $suites " | grep -qF " $s "; then
 			printf '| %s (%s) | %s | %s | %s | %s s | %s |\n' "$s" "$(field "$s" debian)" "$(field "$s" postfix)" \

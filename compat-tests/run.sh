@@ -45,7 +45,8 @@ step() {
 	ran="$ran${ran:+, }$tests"
 	echo "== run: $name: $r"
 }
-step startup-params /compat /compat/bin/startupparams.test -test.run '^TestStartupParams'
+# TestStartupParams_docs checks the repository's docs, which the image has not.
+step startup-params /compat /compat/bin/startupparams.test -test.run '^TestStartupParams' -test.skip '^TestStartupParams_docs$'
 step replay /compat/scache /compat/bin/scache.test -test.run '^TestReplayRealScache'
 export COMPAT_TABLE="$out/table-e2e.txt"
 step compat /compat /compat/bin/compat.test -test.timeout=15m \

@@ -260,8 +260,11 @@ func checkMetrics(t *testing.T, e *exporter, in *pfx.Instance, off int64, r syst
 		}
 	}
 	t.Logf("way1 /metrics:\n%s", body)
-	if got := m[`goscache_up{extensions="true",server="goscache"}`]; got != 1 {
-		t.Errorf(`goscache_up{extensions="true",server="goscache"} = %v, want 1`, got)
+	if got := m[`goscache_up`]; got != 1 {
+		t.Errorf(`goscache_up = %v, want 1`, got)
+	}
+	if got := m[`goscache_server_info{extensions="true",server="goscache"}`]; got != 1 {
+		t.Errorf(`goscache_server_info{extensions="true",server="goscache"} = %v, want 1`, got)
 	}
 	if lookups() != logged() {
 		t.Errorf("lookups (domain hits, misses, address hits, misses): /metrics %v, statistics lines %v", lookups(), logged())
@@ -278,23 +281,32 @@ func checkMetrics(t *testing.T, e *exporter, in *pfx.Instance, off int64, r syst
 }
 
 // checkMetricsPostfix scrapes the exporter once Postfix's own scache
-// serves its socket again: goscache_up says so, with nothing else of the
-// daemon, and no error.
+// serves its socket again: goscache_up and goscache_server_info say so,
+// with nothing else of the daemon (the exporter's own build and error
+// count aside), and no error.
 func checkMetricsPostfix(t *testing.T, e *exporter) {
 	t.Helper()
 	body, m := e.scrape(t)
 	t.Logf("after switching back, /metrics:\n%s", body)
 	want := map[string]float64{
-		`goscache_up{extensions="false",server="postfix"}`: 1,
-		"goscache_scrape_errors_total":                     m["goscache_scrape_errors_total"],
+		"goscache_up": 1,
+		`goscache_server_info{extensions="false",server="postfix"}`: 1,
+		"goscache_scrape_errors_total":                              m["goscache_scrape_errors_total"],
 	}
-	for k := range m {
-		if _, ok := want[k]; !ok {
+	for k, v := range m {
+		if strings.HasPrefix(k, "goscache_exporter_build_info{") {
+			continue
+		}
+		if w, ok := want[k]; !ok {
 			t.Errorf("against Postfix's scache: unexpected series %s", k)
+		} else if v != w {
+			t.Errorf("against Postfix's scache: %s = %v, want %v", k, v, w)
 		}
 	}
-	if m[`goscache_up{extensions="false",server="postfix"}`] != 1 {
-		t.Errorf(`against Postfix's scache: no goscache_up{extensions="false",server="postfix"} 1`)
+	for k := range want {
+		if _, ok := m[k]; !ok {
+			t.Errorf("against Postfix's scache: no %s", k)
+		}
 	}
 	promtoolCheck(t, body)
 }
