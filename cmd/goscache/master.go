@@ -38,7 +38,8 @@ type masterOptions struct {
 // included, e.g. "goscache -l -n scache -t unix -u -c"), the descriptors
 // are master's (3/4 flow pipe, 5 status, 6.. listeners). It returns nil
 // after master disconnects (postfix reload/stop) or after max_idle, having
-// logged the statistics, and an error after a fatal error, which has then
+// logged the statistics (after answering the requests that had begun to
+// arrive), and an error after a fatal error, which has then
 // been logged as "fatal: ..." to Postfix's log. SIGTERM kills the process
 // at once without statistics, as it does scache(8). stderr receives the
 // log lines as well when master passes -V.
@@ -156,7 +157,6 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts server.Opt
 	for _, l := range child.Listeners {
 		go func(l net.Listener) { serveErr <- srv.Serve(l) }(l)
 	}
-	var result error
 	select {
 	case <-master.Gone():
 		log.Debug("master disconnect -- exiting")
@@ -164,16 +164,37 @@ func serveMaster(ctx context.Context, child *mastercompat.Child, opts server.Opt
 		log.Debug("idle timeout -- exiting")
 	case <-ctx.Done():
 		log.Debug("context done -- exiting")
+		srv.Close()
+		return nil
 	case err := <-serveErr:
 		// The server logged "error: accept connection: ..."; Postfix
 		// treats a failing accept as fatal.
-		result = child.Fatal(ctx, fmt.Errorf("serve: %w", err))
+		srv.Close()
+		return child.Fatal(ctx, fmt.Errorf("serve: %w", err))
 	}
-	if result == nil {
-		srv.LogStatistics() // the exit handler: master disconnect or idle timeout
+	drain(srv, opts.IPCTimeout)
+	srv.LogStatistics() // the exit handler: master disconnect or idle timeout
+	return nil
+}
+
+// drain ends the service after master(8) went away (postfix reload or
+// stop) or after max_idle, as Postfix's scache ends it: no new client is
+// accepted and no idle client is read from again, but a request that has
+// begun to arrive is answered, within timeout (ipc_timeout, the limit
+// scache's own read of it has). scache, single-threaded, notices master's
+// disconnect only between requests and answers the one it is reading
+// before it exits; smtp(8), which holds the queue file of the delivery it
+// has just made while it saves the connection, then gets its answer
+// instead of an end of file, a second's sleep and a retry
+// (docs/protocol.md §6). The idle clients see the connection close, as
+// they do when scache exits, and reconnect to the new process.
+func drain(srv *server.Server, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = server.DefaultIPCTimeout
 	}
-	srv.Close()
-	return result
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = srv.Shutdown(ctx) // what is left after timeout is closed
 }
 
 // fatalExit is msg_fatal for an error met while serving, on whatever

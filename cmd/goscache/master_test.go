@@ -23,6 +23,7 @@ import (
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/client"
+	"github.com/goscache/goscache/scache/scachetest"
 )
 
 // These tests start the test binary the way master(8) starts scache:
@@ -262,6 +263,78 @@ func TestMaster_serveAndReload(t *testing.T) {
 		tag + "statistics: start interval ",
 		tag + "statistics: address lookup hits=1 miss=1 success=50%",
 		tag + "statistics: max simultaneous domains=0 addresses=1 connection=1",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("log lines:\n%s\nwant %d lines like:\n%s", strings.Join(got, "\n"), len(want), strings.Join(want, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("log line %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestMaster_reloadInFlight: postfix reload while a request is arriving
+// and another client sits idle. Postfix's scache notices master's
+// disconnect only between requests: strace of Debian's 3.7.11 shows it
+// reading the rest of a request that had begun before the reload,
+// answering it, failing to write its AVAIL record (EPIPE), logging its
+// statistics and exiting, which closes the idle client's connection
+// (docs/protocol.md, "postfix reload"). goscache must answer that request
+// too, and must not read from the idle client again.
+func TestMaster_reloadInFlight(t *testing.T) {
+	c := startMasterChild(t, "goscache -l -n scache -t unix", "")
+	dial := func() net.Conn {
+		t.Helper()
+		raw, err := net.Dial("unix", c.sock)
+		if err != nil {
+			t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+		}
+		t.Cleanup(func() { raw.Close() })
+		raw.SetDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, len(scachetest.Announcement))
+		if _, err := io.ReadFull(raw, buf); err != nil || string(buf) != scachetest.Announcement {
+			t.Fatalf("announcement %q, %v", buf, err)
+		}
+		return raw
+	}
+	inFlight, idle := dial(), dial()
+	if _, err := inFlight.Write([]byte("request\x00find_dest\x00")); err != nil {
+		t.Fatal(err)
+	}
+	// The TAKEN record says the request is in progress.
+	rec := make([]byte, mastercompat.RecordSize)
+	c.status.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c.status, rec); err != nil {
+		t.Fatalf("status record: %v; stderr:\n%s", err, &c.stderr)
+	}
+	if _, _, avail, _ := mastercompat.ParseRecord(rec); avail != mastercompat.StatusTaken {
+		t.Fatalf("first status record avail=%d, want TAKEN", avail)
+	}
+	// postfix reload: master closes its end of the status channel (here:
+	// stops writing, so the child's exit can be seen).
+	c.status.(*net.UnixConn).CloseWrite()
+	// The idle client is let go without a reply, and without a read: it
+	// sees the end of the connection once goscache has begun to exit.
+	if got, err := io.ReadAll(idle); err != nil || len(got) != 0 {
+		t.Fatalf("idle client after the reload: %q, %v; want the end of the connection", got, err)
+	}
+	// The request in progress is finished and answered, as by scache.
+	if _, err := inFlight.Write([]byte("label\x00d\x00\x00")); err != nil {
+		t.Fatal(err)
+	}
+	const miss = "status\x002\x00property\x00\x00property\x00\x00\x00"
+	if got, err := io.ReadAll(inFlight); err != nil || string(got) != miss {
+		t.Fatalf("request in flight across the reload: got %q, %v; want %q, then the end of the connection", got, err, miss)
+	}
+	if code, sig := c.wait(t); code != 0 || sig != 0 {
+		t.Fatalf("exit code %d signal %v, want 0; stderr:\n%s", code, sig, &c.stderr)
+	}
+	tag := fmt.Sprintf("postfix/scache[%d]: ", c.cmd.Process.Pid)
+	got := c.logLines(t)
+	want := []string{
+		tag + "statistics: start interval ",
+		tag + "statistics: domain lookup hits=0 miss=1 success=0%",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("log lines:\n%s\nwant %d lines like:\n%s", strings.Join(got, "\n"), len(want), strings.Join(want, "\n"))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -35,7 +36,7 @@ const (
 )
 
 // conn is one client connection. Only its own goroutine touches its fields,
-// except idle, which Shutdown reads.
+// except idle and stop, which Shutdown uses.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -67,6 +68,20 @@ type conn struct {
 	fds                      [fdpass.MaxRecvFDs]int
 
 	idle atomic.Bool // waiting for the first byte of a request
+	stop idleStop    // Shutdown ended the wait for a request
+}
+
+// idleStop lets Shutdown end a connection's wait for its next request
+// without reading from it and without closing it (conn.endWait): closing
+// could lose a request whose first bytes the idle read had just taken in.
+// endWait arms a read deadline in the past; a read that got bytes returns
+// them all the same, and that request is answered. mu orders endWait
+// against the connection's own changes of its read deadline while idle
+// (the retry without a deadline, leaving the idle state), so that neither
+// undoes the other.
+type idleStop struct {
+	mu   sync.Mutex
+	stop bool
 }
 
 // deadlines arms a connection's read and write deadlines. Postfix's timed
@@ -124,6 +139,7 @@ type deadlineReader struct {
 	dl      *deadlines
 	rio     *rawIO        // nil: read through dl.nc
 	timeout time.Duration // 0: no deadline (idle between requests)
+	stop    *idleStop
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
@@ -138,13 +154,26 @@ func (r *deadlineReader) Read(p []byte) (int, error) {
 		} else {
 			n, err = r.dl.nc.Read(p)
 		}
-		if err == nil || r.timeout > 0 || r.dl.rd.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err == nil || r.timeout > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !r.idleRetry() {
 			return n, err
 		}
-		// Idle, and the deadline the last request left armed has passed:
-		// the wait for the next request has none.
-		r.dl.clearRead()
 	}
+}
+
+// idleRetry is called when the wait for the next request met a deadline:
+// the one the last request left armed, which the wait does without, or the
+// one Shutdown set to end it. It reports whether to wait again.
+func (r *deadlineReader) idleRetry() bool {
+	r.stop.mu.Lock()
+	defer r.stop.mu.Unlock()
+	if r.stop.stop {
+		return false
+	}
+	if r.dl.rd.IsZero() {
+		return false // a deadline nobody armed: give up as before
+	}
+	r.dl.clearRead()
+	return true
 }
 
 type deadlineWriter struct {
@@ -170,7 +199,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		c.rio = newRawIO(c.uc)
 	}
 	c.dl = deadlines{nc: nc}
-	c.dr = deadlineReader{dl: &c.dl, rio: c.rio}
+	c.dr = deadlineReader{dl: &c.dl, rio: c.rio, stop: &c.stop}
 	c.br = bufio.NewReader(&c.dr)
 	c.bw = bufio.NewWriter(&deadlineWriter{dl: &c.dl, rio: c.rio, timeout: s.opts.IPCTimeout})
 	c.dec = attr.NewDecoder(c.br, attr.Format0, attr.Limits{})
@@ -250,12 +279,17 @@ func (c *conn) serve() {
 			c.dr.timeout = 0
 			_, err := c.br.Peek(1)
 			c.dr.timeout = c.srv.opts.IPCTimeout
-			if !c.setIdle(false) || err != nil {
-				if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) {
+			c.endIdle()
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 					c.log.Debug("read", "err", err)
 				}
 				return
 			}
+			// A request has begun to arrive: it is answered even when
+			// the server has begun to shut down meanwhile, as Postfix's
+			// scache answers the request it has begun to read after
+			// master(8) went away. Only a wait that read nothing ends.
 		}
 		if !busy {
 			c.srv.setBusy(true)
@@ -267,14 +301,40 @@ func (c *conn) serve() {
 	}
 }
 
-// setIdle records whether the connection waits between requests. Going idle
-// fails once the server is closing: the connection must then end.
+// setIdle records that the connection waits between requests. It fails
+// once the server is closing: the connection must then end.
 func (c *conn) setIdle(idle bool) bool {
 	// Store, then load, and beginClose does the opposite (closedFlag, then
 	// each idle flag in closeIdle): one of the two sees the other's store,
-	// so a connection never waits for a request after Shutdown began.
+	// so a connection never waits for a request after Shutdown began
+	// unseen; a wait that closeIdle sees is ended by endWait.
 	c.idle.Store(idle)
 	return !c.srv.closedFlag.Load()
+}
+
+// endIdle records that the wait for a request is over. From here on
+// endWait leaves the connection alone; if it came first, the read deadline
+// it armed is still in force, and the request's first armRead must replace
+// it.
+func (c *conn) endIdle() {
+	c.stop.mu.Lock()
+	defer c.stop.mu.Unlock()
+	c.idle.Store(false)
+	if c.stop.stop {
+		c.dl.rd = time.Unix(1, 0)
+	}
+}
+
+// endWait ends the connection's wait for its next request, if it is
+// waiting, without reading from it (see idleStop). Shutdown calls it.
+func (c *conn) endWait() {
+	c.stop.mu.Lock()
+	defer c.stop.mu.Unlock()
+	if !c.idle.Load() {
+		return
+	}
+	c.stop.stop = true
+	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
 // scan runs one Scan of the current record and tracks where it stopped.

@@ -458,7 +458,9 @@ func (s *Server) Close() error {
 // listeners, closes every connection that sits idle between requests, and
 // waits until the requests in progress are done and their connections
 // closed, or until ctx is done, in which case it closes the remaining
-// connections and returns ctx's error. The Cache is closed last if the
+// connections and returns ctx's error. A request is answered once its
+// first bytes have been read, and a connection is never read from after
+// Shutdown has found it idle: no request is read that is not answered. The Cache is closed last if the
 // Server created it. A second call returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	first, err := s.beginClose()
@@ -479,13 +481,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errs.Join(err, s.closeCache())
 }
 
-// closeIdle closes the connections that wait for their next request.
+// closeIdle ends the connections that wait for their next request. They
+// are not closed from here: a wait that has just taken in the first bytes
+// of a request would lose it. Each wait is ended instead (conn.endWait),
+// and the connection closes itself unless a request has begun to arrive,
+// which it answers first.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.idle.Load() {
-			c.nc.Close()
+			c.endWait()
 		}
 	}
 }
