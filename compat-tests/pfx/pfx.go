@@ -388,6 +388,15 @@ func (in *Instance) QueueCount() (int, error) {
 	return n, nil
 }
 
+// Flush runs postqueue -f: the queue manager retries every queued message
+// now, whatever its queue file's time stamp says.
+func (in *Instance) Flush(ctx context.Context) error {
+	if out, err := in.command(ctx, "postqueue", "-c", in.ConfigDir, "-f").CombinedOutput(); err != nil {
+		return fmt.Errorf("pfx: postqueue -f: %w: %s", err, out)
+	}
+	return nil
+}
+
 // LogSize returns the current size of the log file, an offset for LogSince.
 func (in *Instance) LogSize() int64 {
 	fi, err := os.Stat(in.LogFile)
