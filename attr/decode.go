@@ -135,14 +135,14 @@ func (d *Decoder) token(a, b byte, ctx string) ([]byte, byte, error) {
 				d.tok = append(d.tok, tok...)
 				tok = d.tok
 			}
-			d.r.Discard(i + 1) // cannot fail: the bytes are buffered
+			_, _ = d.r.Discard(i + 1) // cannot fail: the bytes are buffered
 			return tok, delim, nil
 		}
 		if len(d.tok)+len(buf) > d.lim.MaxString {
 			return nil, 0, d.tooLong(ctx)
 		}
 		d.tok = append(d.tok, buf...)
-		d.r.Discard(len(buf))
+		_, _ = d.r.Discard(len(buf)) // cannot fail: buf is what is buffered
 		if err != nil {
 			return nil, 0, d.endError(err, ctx)
 		}
@@ -158,7 +158,7 @@ func (d *Decoder) tooLong(ctx string) error {
 // d.tok holding what was read of the current string.
 func (d *Decoder) endError(err error, ctx string) error {
 	cause := err
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		cause = io.ErrUnexpectedEOF
 	}
 	// vstring_get_null returns the last byte read when the string is cut

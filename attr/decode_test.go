@@ -139,7 +139,7 @@ func TestDecode(t *testing.T) {
 					t.Errorf("lists mismatch (-want +got):\n%s", diff)
 				}
 				if tt.wantErr == nil {
-					if err != io.EOF {
+					if !errors.Is(err, io.EOF) {
 						t.Fatalf("error %v, want io.EOF", err)
 					}
 					return
@@ -193,7 +193,7 @@ func TestDecode_readerErrors(t *testing.T) {
 			d := attr.NewDecoder(bufio.NewReader(tt.r), attr.Format0, attr.Limits{})
 			_, err := d.Decode()
 			if tt.wantMsg == "" {
-				if err != tt.wantErr {
+				if err != tt.wantErr { //nolint:errorlint // the very error, not wrapped: the decoder must return it unchanged
 					t.Fatalf("error %v, want %v unchanged", err, tt.wantErr)
 				}
 				return

@@ -73,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 		d := attr.NewDecoder(bufio.NewReaderSize(bytes.NewReader(data), 16), fuzzFormat(fb), fuzzLimits)
 		for range len(data) + 1 {
 			l, err := d.Decode()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return
 			}
 			if err != nil {
@@ -132,7 +132,7 @@ func FuzzScan(f *testing.F) {
 			if n < 0 || len(tab) > fuzzLimits.MaxTable {
 				t.Fatalf("n=%d, table of %d", n, len(tab))
 			}
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return
 			}
 			if err != nil {

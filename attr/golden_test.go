@@ -126,7 +126,7 @@ func decodeAll(f attr.Format, b []byte) ([]attr.List, error) {
 	var lists []attr.List
 	for {
 		l, err := d.Decode()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return lists, nil
 		}
 		if err != nil {

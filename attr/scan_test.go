@@ -2,6 +2,7 @@ package attr_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -244,7 +245,7 @@ func TestScan_scacheRequest(t *testing.T) {
 			t.Fatalf("Scan = %d, %v: %q %d %q %q", n, err, req, ttl, label, prop)
 		}
 	}
-	if n, err := d.Scan(attr.FlagStrict); n != 0 || err != io.EOF {
+	if n, err := d.Scan(attr.FlagStrict); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Scan at end = %d, %v; want 0, io.EOF", n, err)
 	}
 }

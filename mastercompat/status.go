@@ -70,7 +70,7 @@ func newMaster(ch io.ReadWriteCloser, pid int, gen uint32) *Master {
 	AppendRecord(m.avail[:0], m.pid, m.gen, StatusAvail)
 	go func() {
 		var b [1]byte
-		ch.Read(b[:])
+		_, _ = ch.Read(b[:]) // any result, end of file, error or data, means master is gone
 		m.setGone()
 	}()
 	return m

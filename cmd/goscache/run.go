@@ -240,7 +240,11 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	<-done
+	// Serve returns ErrServerClosed once Shutdown has begun; anything else
+	// is an accept error that came first.
+	if serveErr := <-done; err == nil && !errors.Is(serveErr, server.ErrServerClosed) {
+		err = fmt.Errorf("serve: %w", serveErr)
+	}
 	srv.LogStatistics()
 	logger.Info("stopped")
 	return err

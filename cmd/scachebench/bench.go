@@ -98,7 +98,7 @@ func (r *rateFlag) Set(v string) error {
 	if !strings.Contains(v, "=") {
 		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || n < 0 {
-			return errors.New("want a rate in cycles/s, not negative, or NAME=RATE,...")
+			return errors.New("want a rate in cycles/s, not negative, or a list NAME=RATE,NAME=RATE")
 		}
 		r.all = n
 		return nil
@@ -238,7 +238,7 @@ func runBench(e *env, args []string) error {
 			return &usageError{msg: fmt.Sprintf("-rate names %q, which is no -target", name)}
 		}
 	}
-	var progress io.Writer = e.stderr
+	progress := e.stderr
 	if !*asJSON {
 		progress = io.Discard
 	}

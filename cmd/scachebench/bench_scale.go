@@ -72,7 +72,7 @@ func startServer(ttlLimit time.Duration) (string, func(), error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(l)
+		_ = srv.Serve(l) // returns when the stop function closes the server
 	}()
 	return path, func() {
 		srv.Close()
@@ -104,7 +104,7 @@ func raiseNoFile(cfg benchConfig) {
 		}
 	}
 	lim.Cur = min(lim.Max, max(lim.Cur, uint64(need)))
-	unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) // best effort: a run that needs more descriptors than allowed fails with EMFILE
 }
 
 // filler caches connections in a server: save_dest then save_endp, as

@@ -70,7 +70,7 @@ func newFloorPath(path string, status bool) (l *net.UnixListener, fs *floorServe
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bench: floor: %w", err)
 	}
-	os.Chmod(path, 0o666)
+	_ = os.Chmod(path, 0o666) // best effort: a client of another user then fails to connect
 	fs = &floorServer{}
 	done = func() { os.Remove(path) }
 	if !status {
@@ -82,7 +82,7 @@ func newFloorPath(path string, status bool) (l *net.UnixListener, fs *floorServe
 		done()
 		return nil, nil, nil, fmt.Errorf("bench: floor: %w", err)
 	}
-	go io.Copy(io.Discard, r)
+	go func() { _, _ = io.Copy(io.Discard, r) }() // drains the flow pipe until the process exits
 	var mu sync.Mutex
 	pid := int32(os.Getpid())
 	fs.notify = func(busy bool) {
@@ -92,7 +92,7 @@ func newFloorPath(path string, status bool) (l *net.UnixListener, fs *floorServe
 		}
 		rec := mastercompat.AppendRecord(make([]byte, 0, mastercompat.RecordSize), pid, 1, avail)
 		mu.Lock()
-		w.Write(rec)
+		_, _ = w.Write(rec) // as master_notify, a failed status write changes nothing here
 		mu.Unlock()
 	}
 	return l, fs, func() {
@@ -147,7 +147,7 @@ func serveFloorMaster(ctx context.Context, o mastercompat.StartOptions) error {
 	// bench-compare's master.cf gives the floor one too), the first
 	// TAKEN/AVAIL pair only.
 	m.Solitary = child.Args.Alone
-	fs := &floorServer{notify: func(busy bool) { m.Busy(busy) }}
+	fs := &floorServer{notify: func(busy bool) { _ = m.Busy(busy) }} // master gone: Gone, watched below, ends the run
 	go func() {
 		select {
 		case <-m.Gone():

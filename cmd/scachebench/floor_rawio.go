@@ -234,5 +234,5 @@ func (r *floorIO) sendFD(fd int) error {
 // floorClose closes a descriptor with a raw close(2), as goscache closes
 // a connection it handed out: a socket's close does not block.
 func floorClose(fd int) {
-	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) // close(2) releases the descriptor even when it reports an error
 }

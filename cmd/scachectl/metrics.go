@@ -79,7 +79,7 @@ func runMetrics(e *env, args []string) error {
 		<-e.ctx.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		_ = srv.Shutdown(ctx) // Serve, below, returns and reports how the exporter ended
 	}()
 	err = srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {

@@ -330,11 +330,10 @@ func (in *Instance) Start(ctx context.Context) error {
 
 // Stop stops the instance; stopping one that is not running is no error.
 func (in *Instance) Stop(ctx context.Context) error {
-	out, err := in.Postfix(ctx, "status")
-	if err != nil {
+	if _, err := in.Postfix(ctx, "status"); err != nil {
 		return nil
 	}
-	if out, err = in.Postfix(ctx, "stop"); err != nil {
+	if out, err := in.Postfix(ctx, "stop"); err != nil {
 		return fmt.Errorf("pfx: postfix stop: %w: %s", err, out)
 	}
 	// postfix stop returns before master has gone.
