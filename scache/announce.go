@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// AnnouncementSnapshot is the Postfix development snapshot that added the
+// announcementSnapshot is the Postfix development snapshot that added the
 // protocol announcement (postfix-3.6-20200920): the first release with it
 // is 3.6.0. See docs/protocol.md.
-const AnnouncementSnapshot = "3.6-20200920"
+const announcementSnapshot = "3.6-20200920"
 
 // Announces reports whether the scache(8) of the Postfix whose mail_version
 // is mailVersion ("3.5.25", "3.10.13", "3.6-20200906" for a snapshot)
@@ -39,7 +39,7 @@ func Announces(mailVersion string) bool {
 	// (3.6-YYYYMMDD) from 20200920 on.
 	if date, ok := strings.CutPrefix(rest[end:], "-"); ok && len(date) == 8 {
 		if _, err := strconv.Atoi(date); err == nil {
-			return date >= AnnouncementSnapshot[len("3.6-"):]
+			return date >= announcementSnapshot[len("3.6-"):]
 		}
 	}
 	return true

@@ -44,7 +44,7 @@ const (
 	AttrEvictedClosed   = "evicted_closed"   // sessions closed at shutdown
 	AttrExpiredBindings = "expired_bindings" // destination bindings whose ttl ran out
 	AttrEvictedDead     = "evicted_dead"     // sessions a find found closed or talking, and dropped
-	AttrRefused         = "refused_clients"  // connections refused by the peer check
+	AttrRefused         = "refused_clients"  // connections refused: by the peer check, or not a Unix-domain socket
 	AttrNonSockets      = "non_sockets"      // cached descriptors handed out that were not sockets
 	AttrBindings        = "bindings"         // dump: number of binding records that follow
 	AttrDestination     = "destination"      // dump: destination label of a binding
@@ -88,8 +88,9 @@ type ServerStats struct {
 	Size      cache.Size      // the cache population now
 	Evictions cache.Evictions // sessions and bindings that left the cache other than by a find
 	Clients   int             // connected clients, the asking one included
-	// Refused counts connections the peer check refused; 0 from a server
-	// that does not report it.
+	// Refused counts connections the server refused unanswered: by its
+	// peer check, or because they were not Unix-domain sockets; 0 from a
+	// server that does not report it.
 	Refused int64
 	// NonSockets counts cached descriptors that finds handed out although
 	// they were not sockets ([cache.Cache.NonSockets]); 0 from a server

@@ -1,9 +1,6 @@
 package scache
 
-import (
-	"errors"
-	"strconv"
-)
+import "strconv"
 
 // Status is the status attribute that starts every reply (global/scache.h).
 type Status int
@@ -52,24 +49,30 @@ const (
 const ProtocolName = "connection_cache_protocol"
 
 // Errors of the protocol and of descriptor passing, returned by the server
-// and the client alike.
-var (
+// and the client alike; test them with errors.Is. They are constants, so
+// that no importer can change them.
+const (
 	// ErrNoDescriptor means a descriptor message carried no descriptor, or
 	// the peer closed the connection where a descriptor was due.
-	ErrNoDescriptor = errors.New("scache: no descriptor received")
+	ErrNoDescriptor sentinelError = "scache: no descriptor received"
 	// ErrTooManyDescriptors means a descriptor message carried more than
 	// one descriptor, or the kernel truncated its control data
 	// (MSG_CTRUNC). Every descriptor received was closed.
-	ErrTooManyDescriptors = errors.New("scache: more than one descriptor received")
+	ErrTooManyDescriptors sentinelError = "scache: more than one descriptor received"
 	// ErrDescriptorDropped means a descriptor was sent but the kernel did
 	// not install it in this process, usually because the process is out
 	// of descriptors; the error then also wraps syscall.EMFILE (or
 	// ENFILE, when the whole system is).
-	ErrDescriptorDropped = errors.New("scache: descriptor dropped on receipt")
+	ErrDescriptorDropped sentinelError = "scache: descriptor dropped on receipt"
 	// ErrBuffered means input was already buffered where a descriptor was
 	// due, so the byte carrying it may have been read as data.
-	ErrBuffered = errors.New("scache: data buffered before a descriptor")
+	ErrBuffered sentinelError = "scache: data buffered before a descriptor"
 	// ErrProtocol means a peer's reply did not have the attributes the
 	// protocol requires.
-	ErrProtocol = errors.New("scache: protocol error")
+	ErrProtocol sentinelError = "scache: protocol error"
 )
+
+// sentinelError is the type of the package's error constants.
+type sentinelError string
+
+func (e sentinelError) Error() string { return string(e) }

@@ -95,7 +95,13 @@ func New(uc *net.UnixConn) (*Client, error) {
 // server's output: a wrong protocol announcement (the error also wraps
 // attr.ErrUnexpectedValue), or a connection closed or timed out before the
 // server sent anything.
-var ErrAnnouncement = errors.New("scache: read announcement")
+const ErrAnnouncement clientError = "scache: read announcement"
+
+// clientError is the type of the package's error constants, which no
+// importer can change.
+type clientError string
+
+func (e clientError) Error() string { return string(e) }
 
 // Announced reports whether the server announced its protocol (Postfix
 // 3.6 and later, goscache unless told to speak 3.5's protocol). It is
@@ -150,7 +156,12 @@ func (c *Client) send(l attr.List) error {
 	c.deadline()
 	if err := c.enc.Encode(l); err != nil {
 		if !c.greeted && closedByPeer(err) {
-			// The server hung up before it said anything.
+			// The server hung up before the request was sent. What it
+			// said first, if anything, tells why (a wrong announcement);
+			// otherwise it hung up before it said anything.
+			if gerr := c.greet(); gerr != nil && !errors.Is(gerr, io.ErrUnexpectedEOF) {
+				return gerr
+			}
 			return fmt.Errorf("%w: %w (write request: %w)", ErrAnnouncement, io.ErrUnexpectedEOF, err)
 		}
 		return fmt.Errorf("scache: write request: %w", err)

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,7 +13,7 @@ import (
 
 // ErrNoExtensions means the server answered an extension request with
 // status 1, as Postfix's scache does for every request it does not know.
-var ErrNoExtensions = errors.New("scache: extension request not recognized (the server is not goscache)")
+const ErrNoExtensions clientError = "scache: extension request not recognized (the server is not goscache)"
 
 // ServerStats asks the server for its lifetime statistics
 // ([scache.ReqStats]). It returns ErrNoExtensions when the server does not

@@ -78,7 +78,10 @@ func cycleAllocs(t *testing.T, fresh bool) (allocs, bytesPerCycle float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := srv.newConn(nc)
+	c, err := srv.newConn(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !srv.trackConn(c, true) {
 		t.Fatal("server closed")
 	}

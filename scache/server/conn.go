@@ -40,10 +40,10 @@ const (
 type conn struct {
 	srv *Server
 	nc  net.Conn
-	uc  *net.UnixConn // nil if nc is not a Unix socket: no descriptor passing
+	uc  *net.UnixConn // nc itself
 	dl  deadlines
 	dr  deadlineReader
-	rio *rawIO // nil: nc's own Read and Write
+	rio *rawIO // every read and write: raw system calls (rawio.go)
 	br  *bufio.Reader
 	bw  *bufio.Writer
 	dec *attr.Decoder
@@ -137,7 +137,7 @@ func (d *deadlines) clearRead() {
 // write inside a request, as Postfix's timed stream does (see deadlines).
 type deadlineReader struct {
 	dl      *deadlines
-	rio     *rawIO        // nil: read through dl.nc
+	rio     *rawIO
 	timeout time.Duration // 0: no deadline (idle between requests)
 	stop    *idleStop
 }
@@ -147,13 +147,7 @@ func (r *deadlineReader) Read(p []byte) (int, error) {
 		r.dl.armRead(r.timeout)
 	}
 	for {
-		var n int
-		var err error
-		if r.rio != nil {
-			n, err = r.rio.Read(p)
-		} else {
-			n, err = r.dl.nc.Read(p)
-		}
+		n, err := r.rio.Read(p)
 		if err == nil || r.timeout > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !r.idleRetry() {
 			return n, err
 		}
@@ -178,26 +172,35 @@ func (r *deadlineReader) idleRetry() bool {
 
 type deadlineWriter struct {
 	dl      *deadlines
-	rio     *rawIO // nil: write through dl.nc
+	rio     *rawIO
 	timeout time.Duration
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	w.dl.armWrite(w.timeout)
-	if w.rio != nil {
-		return w.rio.Write(p)
-	}
-	return w.dl.nc.Write(p)
+	return w.rio.Write(p)
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
-	id := s.connID.Add(1)
-	c := &conn{srv: s, nc: nc}
-	c.idle.Store(true)
-	c.uc, _ = nc.(*net.UnixConn)
-	if c.uc != nil {
-		c.rio = newRawIO(c.uc)
+// errNotUnix refuses a connection that cannot carry descriptors.
+var errNotUnix = errors.New("not a Unix-domain socket of this process, which the connection cache protocol needs to pass descriptors")
+
+// newConn prepares the connection of a new client. The connection must be
+// a Unix-domain socket of this process (*net.UnixConn), as every listener
+// of scache is (master(8)'s inherited socket, the standalone socket): its
+// reads, writes and descriptors all go through raw system calls
+// (rawio.go). Another kind of connection gets errNotUnix.
+func (s *Server) newConn(nc net.Conn) (*conn, error) {
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("%T: %w", nc, errNotUnix)
 	}
+	rio := newRawIO(uc)
+	if rio == nil {
+		return nil, fmt.Errorf("%T without a raw connection: %w", nc, errNotUnix)
+	}
+	id := s.connID.Add(1)
+	c := &conn{srv: s, nc: nc, uc: uc, rio: rio}
+	c.idle.Store(true)
 	c.dl = deadlines{nc: nc}
 	c.dr = deadlineReader{dl: &c.dl, rio: c.rio, stop: &c.stop}
 	c.br = bufio.NewReader(&c.dr)
@@ -212,10 +215,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.itDummy = []attr.Item{attr.WantStrBytes(scache.AttrDummy, &c.dummy)}
 	c.itSaveEndp = []attr.Item{attr.WantInt(scache.AttrTTL, &c.ttl), attr.WantStrBytes(scache.AttrLabel, &c.label), attr.WantStrBytes(scache.AttrProp, &c.prop)}
 	c.itSaveDest = []attr.Item{attr.WantInt(scache.AttrTTL, &c.ttl), attr.WantStrBytes(scache.AttrLabel, &c.label), attr.WantStrBytes(scache.AttrProp, &c.prop), attr.WantStrBytes(scache.AttrLabel, &c.label2)}
-	if c.uc != nil {
-		c.oob = make([]byte, unix.CmsgSpace(4*fdpass.MaxRecvFDs))
-	}
-	return c
+	c.oob = make([]byte, unix.CmsgSpace(4*fdpass.MaxRecvFDs))
+	return c, nil
 }
 
 // debug reports whether per-request Debug traces are logged. The traces
@@ -302,14 +303,12 @@ func (c *conn) serve() {
 }
 
 // setIdle records that the connection waits between requests. It fails
-// once the server is closing: the connection must then end.
+// once the server is closing: the connection must then end. One that goes
+// idle just as Shutdown begins may not see it yet; Shutdown then finds it
+// idle at its next poll and ends its wait (Server.waitConns, endWait).
 func (c *conn) setIdle(idle bool) bool {
-	// Store, then load, and beginClose does the opposite (closedFlag, then
-	// each idle flag in closeIdle): one of the two sees the other's store,
-	// so a connection never waits for a request after Shutdown began
-	// unseen; a wait that closeIdle sees is ended by endWait.
 	c.idle.Store(idle)
-	return !c.srv.closedFlag.Load()
+	return !c.srv.closed()
 }
 
 // endIdle records that the wait for a request is over. From here on

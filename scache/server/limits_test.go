@@ -267,3 +267,52 @@ func TestServer_maxConnsStalled(t *testing.T) {
 		t.Errorf("stalled client: %v, want closed by the server", err)
 	}
 }
+
+// TestServer_Limits: Limits reports the limits in force, the session limit
+// being the cache's whoever made the cache, and 0 meaning the share of
+// RLIMIT_NOFILE in server.Options as in cache.Options.
+func TestServer_Limits(t *testing.T) {
+	conns, sessions := cache.DescriptorBudget(cache.NoFileLimit())
+	own := cache.New(cache.Options{MaxSessions: 5})
+	defer own.Close()
+	tests := []struct {
+		name                  string
+		opts                  server.Options
+		wantConns, wantSesses int
+	}{
+		{"defaults", server.Options{}, conns, sessions},
+		{"no limits", server.Options{MaxConns: -1, MaxSessions: -1}, -1, -1},
+		{"set", server.Options{MaxConns: 3, MaxSessions: 7}, 3, 7},
+		{"the caller's cache", server.Options{Cache: own}, conns, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := server.New(tt.opts)
+			defer srv.Close()
+			if c, s := srv.Limits(); c != tt.wantConns || s != tt.wantSesses {
+				t.Errorf("Limits() = %d, %d; want %d, %d", c, s, tt.wantConns, tt.wantSesses)
+			}
+		})
+	}
+	if got := cache.New(cache.Options{}).MaxSessions(); got != sessions {
+		t.Errorf("cache.New(Options{}).MaxSessions() = %d, want %d", got, sessions)
+	}
+}
+
+// TestNew_cacheWithCacheOptions: options of a cache the Server would
+// create, given with a cache of the caller's, would not be in force: New
+// panics instead of ignoring them.
+func TestNew_cacheWithCacheOptions(t *testing.T) {
+	c := cache.New(cache.Options{})
+	defer c.Close()
+	for _, o := range []server.Options{{Cache: c, MaxSessions: 3}, {Cache: c, KeepDead: true}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New(%+v) did not panic", o)
+				}
+			}()
+			server.New(o)
+		}()
+	}
+}

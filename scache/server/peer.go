@@ -27,7 +27,7 @@ const DefaultRefusalLogInterval = time.Minute
 // per accepted connection and before the protocol announcement. Root and
 // the server's own effective user are always allowed. A refused client is
 // closed without a byte and logged as a warning, at most once per user
-// and LogInterval; every refusal is counted ([Server.Refused]). The zero
+// and LogInterval; every refusal is counted (refused_clients in the goscache_stats reply). The zero
 // value allows root and the server's user only.
 type PeerPolicy struct {
 	// UIDs are further users allowed (under master(8): mail_owner).
@@ -40,9 +40,9 @@ type PeerPolicy struct {
 	LogInterval time.Duration
 }
 
-// PeerCred is what the kernel reports about the process at the other end
+// credentials is what the kernel reports about the process at the other end
 // of a Unix socket.
-type PeerCred struct {
+type credentials struct {
 	PID, UID, GID int
 	// Groups returns the peer's supplementary groups (SO_PEERGROUPS). It is
 	// called only when the policy names groups and the effective ids did
@@ -50,9 +50,9 @@ type PeerCred struct {
 	Groups func() ([]int, error)
 }
 
-// Allows reports whether the policy admits a peer; euid is the server's
+// allows reports whether the policy admits a peer; euid is the server's
 // own effective user id.
-func (p *PeerPolicy) Allows(cred PeerCred, euid int) bool {
+func (p *PeerPolicy) allows(cred credentials, euid int) bool {
 	if cred.UID == 0 || cred.UID == euid || slices.Contains(p.UIDs, cred.UID) {
 		return true
 	}
@@ -82,14 +82,14 @@ var errNoCredentials = errors.New("scache: no peer credentials on this kind of c
 
 // peerCred asks the kernel for the credentials of nc's peer; Groups is
 // set only when withGroups.
-func peerCred(nc net.Conn, withGroups bool) (PeerCred, error) {
+func peerCred(nc net.Conn, withGroups bool) (credentials, error) {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
-		return PeerCred{}, errNoCredentials
+		return credentials{}, errNoCredentials
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return PeerCred{}, err
+		return credentials{}, err
 	}
 	var (
 		u    *unix.Ucred
@@ -98,12 +98,12 @@ func peerCred(nc net.Conn, withGroups bool) (PeerCred, error) {
 	if err := raw.Control(func(fd uintptr) {
 		u, uerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return PeerCred{}, err
+		return credentials{}, err
 	}
 	if uerr != nil {
-		return PeerCred{}, uerr
+		return credentials{}, uerr
 	}
-	cred := PeerCred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}
+	cred := credentials{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid)}
 	if !withGroups {
 		return cred, nil
 	}
@@ -150,7 +150,7 @@ func (s *Server) checkPeer(nc net.Conn) bool {
 		return true
 	}
 	cred, err := peerCred(nc, len(p.GIDs) > 0)
-	if err == nil && p.Allows(cred, os.Geteuid()) {
+	if err == nil && p.allows(cred, os.Geteuid()) {
 		return true
 	}
 	s.refused.Add(1)
@@ -160,7 +160,7 @@ func (s *Server) checkPeer(nc net.Conn) bool {
 	}
 	if err != nil {
 		// Rate-limited as one user of its own.
-		if ok, _ := s.refusals.note(-1, time.Now(), every); ok {
+		if ok, _ := s.refusals.note(refusalNoCred, time.Now(), every); ok {
 			s.logger.Warn("refusing connection: cannot get peer credentials: " + errs.Text(err))
 		}
 		return false
@@ -174,6 +174,23 @@ func (s *Server) checkPeer(nc net.Conn) bool {
 	}
 	return false
 }
+
+// refuse closes a connection the Server cannot serve (see newConn), unanswered,
+// and counts and logs it like a refused peer: the warning at most once per
+// DefaultRefusalLogInterval.
+func (s *Server) refuse(nc net.Conn, why error) {
+	nc.Close()
+	s.refused.Add(1)
+	if ok, _ := s.refusals.note(refusalNotUnix, time.Now(), DefaultRefusalLogInterval); ok {
+		s.logger.Warn("refusing connection: " + why.Error())
+	}
+}
+
+// Keys of refusalLog other than user ids.
+const (
+	refusalNoCred  = -1 // no credentials (checkPeer)
+	refusalNotUnix = -2 // not a Unix-domain socket (refuse)
+)
 
 // maxRefusalEntries bounds the refusal log's memory: beyond it, entries
 // older than the interval are forgotten.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -43,5 +44,35 @@ func TestRefusalLog_bounded(t *testing.T) {
 	}
 	if n := len(r.users); n != 1 {
 		t.Errorf("%d users remembered, want 1", n)
+	}
+}
+
+func TestPeerPolicy_allows(t *testing.T) {
+	const euid = 1000
+	groups := func(g ...int) func() ([]int, error) { return func() ([]int, error) { return g, nil } }
+	failing := func() ([]int, error) { return nil, errors.New("no SO_PEERGROUPS") }
+	tests := []struct {
+		name   string
+		policy PeerPolicy
+		cred   credentials
+		want   bool
+	}{
+		{"root", PeerPolicy{}, credentials{UID: 0, GID: 0}, true},
+		{"own user", PeerPolicy{}, credentials{UID: euid, GID: 50}, true},
+		{"stranger", PeerPolicy{}, credentials{UID: 65534, GID: 65534, Groups: groups(65534)}, false},
+		{"mail_owner", PeerPolicy{UIDs: []int{107}}, credentials{UID: 107, GID: 114}, true},
+		{"other than mail_owner", PeerPolicy{UIDs: []int{107}}, credentials{UID: 108, GID: 114}, false},
+		{"primary group", PeerPolicy{GIDs: []int{4242}}, credentials{UID: 2000, GID: 4242}, true},
+		{"supplementary group", PeerPolicy{GIDs: []int{4242}}, credentials{UID: 2000, GID: 100, Groups: groups(100, 4242)}, true},
+		{"not in the group", PeerPolicy{GIDs: []int{4242}}, credentials{UID: 2000, GID: 100, Groups: groups(100, 24)}, false},
+		{"groups unknown", PeerPolicy{GIDs: []int{4242}}, credentials{UID: 2000, GID: 100, Groups: failing}, false},
+		{"no group lookup without groups", PeerPolicy{}, credentials{UID: 2000, GID: 100, Groups: failing}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.policy.allows(tt.cred, euid); got != tt.want {
+				t.Errorf("allows(%+v) = %v, want %v", tt.cred, got, tt.want)
+			}
+		})
 	}
 }

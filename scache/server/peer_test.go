@@ -1,7 +1,7 @@
 package server_test
 
 import (
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -20,36 +20,6 @@ import (
 
 	"log/slog"
 )
-
-func TestPeerPolicy_Allows(t *testing.T) {
-	const euid = 1000
-	groups := func(g ...int) func() ([]int, error) { return func() ([]int, error) { return g, nil } }
-	failing := func() ([]int, error) { return nil, errors.New("no SO_PEERGROUPS") }
-	tests := []struct {
-		name   string
-		policy server.PeerPolicy
-		cred   server.PeerCred
-		want   bool
-	}{
-		{"root", server.PeerPolicy{}, server.PeerCred{UID: 0, GID: 0}, true},
-		{"own user", server.PeerPolicy{}, server.PeerCred{UID: euid, GID: 50}, true},
-		{"stranger", server.PeerPolicy{}, server.PeerCred{UID: 65534, GID: 65534, Groups: groups(65534)}, false},
-		{"mail_owner", server.PeerPolicy{UIDs: []int{107}}, server.PeerCred{UID: 107, GID: 114}, true},
-		{"other than mail_owner", server.PeerPolicy{UIDs: []int{107}}, server.PeerCred{UID: 108, GID: 114}, false},
-		{"primary group", server.PeerPolicy{GIDs: []int{4242}}, server.PeerCred{UID: 2000, GID: 4242}, true},
-		{"supplementary group", server.PeerPolicy{GIDs: []int{4242}}, server.PeerCred{UID: 2000, GID: 100, Groups: groups(100, 4242)}, true},
-		{"not in the group", server.PeerPolicy{GIDs: []int{4242}}, server.PeerCred{UID: 2000, GID: 100, Groups: groups(100, 24)}, false},
-		{"groups unknown", server.PeerPolicy{GIDs: []int{4242}}, server.PeerCred{UID: 2000, GID: 100, Groups: failing}, false},
-		{"no group lookup without groups", server.PeerPolicy{}, server.PeerCred{UID: 2000, GID: 100, Groups: failing}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.policy.Allows(tt.cred, euid); got != tt.want {
-				t.Errorf("Allows(%+v) = %v, want %v", tt.cred, got, tt.want)
-			}
-		})
-	}
-}
 
 // The peer tests start the test binary again as another user; that child
 // connects to the socket named in envPeerChild and prints what it saw.
@@ -106,7 +76,7 @@ func TestServer_peerRefused(t *testing.T) {
 		if got := runPeerChild(t, exe, sock, 65534, 65534); got != "closed" {
 			t.Fatalf("client %d as uid 65534: %s, want closed", i, got)
 		}
-		if got := srv.Refused(); got != int64(i) {
+		if got := server.RefusedForTest(srv); got != int64(i) {
 			t.Errorf("Refused() = %d after %d refusals", got, i)
 		}
 	}
@@ -163,15 +133,22 @@ func TestServer_noPeerPolicy(t *testing.T) {
 	}
 }
 
-// TestServer_peerNoCredentials: with a policy, a connection that cannot
-// say who is at the other end (TCP here) is refused too.
-func TestServer_peerNoCredentials(t *testing.T) {
+// TestServer_notUnix: a connection that is not a Unix-domain socket (TCP
+// here), which can neither pass descriptors nor say who is at the other
+// end, is refused unanswered and counted, with or without a peer policy.
+func TestServer_notUnix(t *testing.T) {
+	for _, peers := range []*server.PeerPolicy{nil, {}} {
+		t.Run(fmt.Sprintf("policy=%v", peers != nil), func(t *testing.T) { testNotUnix(t, peers) })
+	}
+}
+
+func testNotUnix(t *testing.T, peers *server.PeerPolicy) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := new(fdtest.SyncBuffer)
-	srv := server.New(server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: &server.PeerPolicy{}})
+	srv := server.New(server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Peers: peers})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	defer func() {
@@ -187,10 +164,10 @@ func TestServer_peerNoCredentials(t *testing.T) {
 	if n, err := nc.Read(make([]byte, 64)); err != io.EOF {
 		t.Fatalf("read %d bytes, %v; want EOF before any byte", n, err)
 	}
-	if got := srv.Refused(); got != 1 {
+	if got := server.RefusedForTest(srv); got != 1 {
 		t.Errorf("Refused() = %d, want 1", got)
 	}
-	if !strings.Contains(logs.String(), "refusing connection: cannot get peer credentials") {
+	if !strings.Contains(logs.String(), "refusing connection: *net.TCPConn: not a Unix-domain socket") {
 		t.Errorf("refusal not logged:\n%s", logs.String())
 	}
 }

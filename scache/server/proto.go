@@ -1,14 +1,12 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/goscache/goscache/attr"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/internal/errs"
-	"github.com/goscache/goscache/scache/internal/fdpass"
 )
 
 // streamName is how scache(8) names a client stream in scanner warnings:
@@ -16,8 +14,14 @@ import (
 const streamName = "scache socket"
 
 // ErrServerClosed is returned by Serve after Shutdown or Close, and by a
-// second Shutdown or Close.
-var ErrServerClosed = errors.New("scache: server closed")
+// second Shutdown or Close. It is a constant, so that no importer can
+// change it.
+const ErrServerClosed serverError = "scache: server closed"
+
+// serverError is the type of ErrServerClosed.
+type serverError string
+
+func (e serverError) Error() string { return string(e) }
 
 // announcement is the record the server writes as soon as it accepts a
 // connection (scache_post_accept).
@@ -103,17 +107,11 @@ func (c *conn) saveEndp() {
 // recvFD receives the descriptor of a save_endp request. Nothing may be
 // buffered: the byte that carries the descriptor must reach recvmsg.
 func (c *conn) recvFD() (int, error) {
-	if c.uc == nil {
-		return -1, fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
-	}
 	if n := c.br.Buffered(); n != 0 {
 		return -1, fmt.Errorf("%w (%d bytes)", scache.ErrBuffered, n)
 	}
 	c.dl.armRead(c.srv.opts.IPCTimeout)
-	if c.rio != nil {
-		return c.rio.recvFD(c.oob, c.fds[:0])
-	}
-	return fdpass.RecvBuf(c.uc, c.oob, c.fds[:0])
+	return c.rio.recvFD(c.oob, c.fds[:0])
 }
 
 // saveDest serves save_dest (scache_save_dest_service).
@@ -201,9 +199,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 		err = c.readDummy()
 	}
 	if err == nil {
-		if c.uc == nil {
-			err = fmt.Errorf("scache: %T cannot carry descriptors", c.nc)
-		} else if err = c.sendFD(fd); err != nil {
+		if err = c.sendFD(fd); err != nil {
 			c.broken = true
 		}
 	}
@@ -222,10 +218,7 @@ func (c *conn) handOut(service string, fd int, reply attr.List) {
 // sendFD sends fd to the client, under ipc_timeout.
 func (c *conn) sendFD(fd int) error {
 	c.dl.armWrite(c.srv.opts.IPCTimeout)
-	if c.rio != nil {
-		return c.rio.sendFD(fd, c.oob)
-	}
-	return fdpass.SendBuf(c.uc, fd, c.oob)
+	return c.rio.sendFD(fd, c.oob)
 }
 
 // readDummy reads a record that must be exactly [dummy=...].

@@ -23,6 +23,14 @@ import (
 // nothing is lost by not telling the runtime. Readiness and deadlines are
 // still the netpoller's (RawConn.Read and Write wait on EAGAIN and honour
 // SetReadDeadline and SetWriteDeadline).
+//
+// This is the server's only I/O path: there is no fallback to net.Conn's
+// Read and Write. Every listener scache has yields *net.UnixConn, which
+// always has a RawConn (master(8)'s inherited socket, which
+// mastercompat.Listeners turns into a *net.UnixListener; the standalone
+// socket; a socket-activated one would be the same), and the protocol
+// needs a Unix-domain socket anyway to pass descriptors. A connection of
+// another kind is refused (Server.newConn).
 
 // rawIO runs one raw operation on a connection. Its callbacks are method
 // values made once per connection, so an operation allocates nothing.
@@ -44,7 +52,7 @@ type rawIO struct {
 }
 
 // newRawIO returns nc's raw I/O, or nil when nc is not a socket of this
-// process (then nc's own methods are used).
+// process (then the Server refuses the connection, see newConn).
 func newRawIO(nc net.Conn) *rawIO {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {

@@ -126,27 +126,28 @@ type Server struct {
 	ownCache  bool
 	handlers  map[string]handler
 	connID    atomic.Uint64
-	tickStop  chan struct{}
 	tickDone  chan struct{}
 	tickStart sync.Once
 	slots     chan struct{} // one per client served, MaxConns of them; nil: no limit
-	closing   chan struct{} // closed when Shutdown or Close begins
-	onFull    func()        // test hook: Serve found every slot taken
-	refused   atomic.Int64  // connections refused by Peers
-	refusals  refusalLog
+	// done is the Server's closed state: it is closed, under mu, when
+	// Shutdown or Close begins (see closed).
+	done     chan struct{}
+	onFull   func()       // test hook: Serve found every slot taken
+	refused  atomic.Int64 // connections refused by Peers
+	refusals refusalLog
 
 	mu        sync.Mutex
-	closed    bool // Shutdown or Close called
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
-	hookMu    sync.Mutex // serializes Busy and ConnCount calls
+
+	// hookMu serializes the Busy and ConnCount calls, so that they come
+	// in the order of the changes they report; it guards nothing else.
+	hookMu sync.Mutex
 
 	// The request path takes no lock that every client shares: the
-	// requests in progress are counted atomically, and closedFlag mirrors
-	// closed for the connections going idle (conn.setIdle).
+	// requests in progress are counted atomically.
 	busyCount    atomic.Int64
 	reportedBusy bool // the last Busy call's argument; guarded by hookMu
-	closedFlag   atomic.Bool
 	serving      sync.WaitGroup
 }
 
@@ -180,7 +181,7 @@ func New(o Options) *Server {
 	if s.opts.MaxConns > 0 {
 		s.slots = make(chan struct{}, s.opts.MaxConns)
 	}
-	s.closing = make(chan struct{})
+	s.done = make(chan struct{})
 	if s.cache == nil {
 		s.cache = cache.New(cache.Options{MaxSessions: s.opts.MaxSessions, KeepDead: s.opts.KeepDead, Logger: s.opts.Logger})
 		s.ownCache = true
@@ -190,22 +191,12 @@ func New(o Options) *Server {
 	addExtHandlers(s.handlers) // ext.go: read-only requests for scachectl
 	s.listeners = make(map[*net.Listener]struct{})
 	s.conns = make(map[*conn]struct{})
-	s.tickStop = make(chan struct{})
 	s.tickDone = make(chan struct{})
 	return s
 }
 
 // Cache returns the cache the server serves.
 func (s *Server) Cache() *cache.Cache { return s.cache }
-
-// Stats returns a snapshot of the server's lifetime statistics.
-func (s *Server) Stats() scache.Totals {
-	return s.stats.totals()
-}
-
-// Refused returns the number of connections refused by Peers since the
-// server started.
-func (s *Server) Refused() int64 { return s.refused.Load() }
 
 // LogStatistics logs the "statistics: ..." lines of the current interval
 // at Info and starts a new interval, as scache(8) does every
@@ -241,7 +232,7 @@ func (s *Server) Serve(l net.Listener) error {
 		nc, err := l.Accept()
 		if err != nil {
 			s.releaseSlot()
-			if s.isClosed() {
+			if s.closed() {
 				return ErrServerClosed
 			}
 			s.logger.Error("accept connection: " + errs.Text(err))
@@ -258,7 +249,12 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		c := s.newConn(nc)
+		c, err := s.newConn(nc)
+		if err != nil {
+			s.refuse(nc, err)
+			s.releaseSlot()
+			continue
+		}
 		if !s.trackConn(c, true) {
 			s.releaseSlot()
 			nc.Close()
@@ -289,7 +285,7 @@ func (s *Server) takeSlot() bool {
 	select {
 	case s.slots <- struct{}{}:
 		return true
-	case <-s.closing:
+	case <-s.done:
 		return false
 	}
 }
@@ -322,17 +318,22 @@ func retryAccept(err error) bool {
 	return false
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+// closed reports whether Shutdown or Close has begun. It takes no lock: a
+// non-blocking receive from done.
+func (s *Server) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) trackListener(l *net.Listener, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
-		if s.closed {
+		if s.closed() {
 			return false
 		}
 		s.listeners[l] = struct{}{}
@@ -348,7 +349,7 @@ func (s *Server) trackListener(l *net.Listener, add bool) bool {
 func (s *Server) trackConn(c *conn, add bool) bool {
 	s.mu.Lock()
 	if add {
-		if s.closed {
+		if s.closed() {
 			s.mu.Unlock()
 			return false
 		}
@@ -403,7 +404,7 @@ func (s *Server) startTicker() {
 				select {
 				case <-t.C:
 					s.LogStatistics()
-				case <-s.tickStop:
+				case <-s.done:
 					return
 				}
 			}
@@ -415,13 +416,11 @@ func (s *Server) startTicker() {
 // statistics ticker. It reports false if the server was closed already.
 func (s *Server) beginClose() (bool, error) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed() {
 		s.mu.Unlock()
 		return false, nil
 	}
-	s.closed = true
-	close(s.closing)
-	s.closedFlag.Store(true)
+	close(s.done)
 	var failed []error
 	for l := range s.listeners {
 		if err := (*l).Close(); err != nil {
@@ -431,7 +430,6 @@ func (s *Server) beginClose() (bool, error) {
 	s.mu.Unlock()
 	// The ticker goroutine may never have started.
 	s.tickStart.Do(func() { close(s.tickDone) })
-	close(s.tickStop)
 	<-s.tickDone
 	return true, errs.Join(failed...)
 }
@@ -450,7 +448,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.serving.Wait()
-	s.waitConns(context.Background())
+	s.waitConns(context.Background(), false)
 	return errs.Join(err, s.closeCache())
 }
 
@@ -467,15 +465,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !first {
 		return ErrServerClosed
 	}
-	s.closeIdle()
 	s.serving.Wait()
-	if werr := s.waitConns(ctx); werr != nil {
+	if werr := s.waitConns(ctx, true); werr != nil {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		s.waitConns(context.Background())
+		s.waitConns(context.Background(), false)
 		err = errs.Join(err, werr)
 	}
 	return errs.Join(err, s.closeCache())
@@ -496,12 +493,19 @@ func (s *Server) closeIdle() {
 	}
 }
 
-// waitConns polls until no connection is left, like net/http's Shutdown.
-func (s *Server) waitConns(ctx context.Context) error {
+// waitConns polls until no connection is left, like net/http's Shutdown,
+// ending the wait of the idle ones at every poll when idle is set
+// (closeIdle): a connection that went idle as Shutdown began may have
+// missed the closed state, and waits for a request until the next poll
+// ends its wait (conn.setIdle).
+func (s *Server) waitConns(ctx context.Context, idle bool) error {
 	delay := time.Millisecond
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	for {
+		if idle {
+			s.closeIdle()
+		}
 		s.mu.Lock()
 		n := len(s.conns)
 		s.mu.Unlock()

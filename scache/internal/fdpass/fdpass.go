@@ -1,8 +1,9 @@
 // Package fdpass passes descriptors over Unix sockets the way Postfix's
 // util/unix_send_fd.c and util/unix_recv_fd.c do: one data byte and one
-// SCM_RIGHTS control message holding one descriptor. The server and the
-// client share it; the server's raw I/O (scache/server) builds its
-// messages with PutRights and checks them with TakeRights.
+// SCM_RIGHTS control message holding one descriptor. The client uses Send
+// and Recv; the server's raw I/O (scache/server/rawio.go) builds its
+// messages with PutRights and checks what it receives with TakeRights, on
+// buffers of its own, so that it allocates nothing per descriptor.
 package fdpass
 
 import (
@@ -26,14 +27,7 @@ const MaxRecvFDs = 8
 // byte 0x00 and one SCM_RIGHTS control message holding one int. The
 // caller keeps fd and closes it.
 func Send(uc *net.UnixConn, fd int) error {
-	return SendBuf(uc, fd, nil)
-}
-
-// SendBuf is Send with a control buffer of the caller's, of at least
-// unix.CmsgSpace(4) bytes, so that a server allocates nothing per
-// descriptor; nil allocates one.
-func SendBuf(uc *net.UnixConn, fd int, oob []byte) error {
-	oob = PutRights(oob, fd)
+	oob := PutRights(nil, fd)
 	n, oobn, err := uc.WriteMsgUnix(dataByte[:], oob, nil)
 	if err != nil {
 		return err
@@ -46,7 +40,12 @@ func SendBuf(uc *net.UnixConn, fd int, oob []byte) error {
 
 // ErrShortMessage reports a descriptor message the kernel took only
 // part of.
-var ErrShortMessage = errors.New("scache: short descriptor message")
+const ErrShortMessage fdpassError = "scache: short descriptor message"
+
+// fdpassError is the type of ErrShortMessage.
+type fdpassError string
+
+func (e fdpassError) Error() string { return string(e) }
 
 // PutRights writes into oob (reallocated when shorter than
 // unix.CmsgSpace(4)) the SCM_RIGHTS control message carrying fd and
@@ -74,17 +73,10 @@ func PutRights(oob []byte, fd int) []byte {
 // control data give scache.ErrTooManyDescriptors. The caller must make sure no
 // user-space buffer holds unread bytes from uc.
 func Recv(uc *net.UnixConn) (int, error) {
-	return RecvBuf(uc, make([]byte, unix.CmsgSpace(4*MaxRecvFDs)), nil)
-}
-
-// RecvBuf is Recv with buffers of the caller's, so that a server
-// allocates nothing per descriptor: oob (at least
-// unix.CmsgSpace(4*MaxRecvFDs) bytes) receives the control data, and the
-// descriptors are parsed into fds[:0] (capacity MaxRecvFDs suffices).
-func RecvBuf(uc *net.UnixConn, oob []byte, fds []int) (int, error) {
+	oob := make([]byte, unix.CmsgSpace(4*MaxRecvFDs))
 	var buf [1]byte
 	n, oobn, flags, _, err := uc.ReadMsgUnix(buf[:], oob)
-	return TakeRights(n, oob[:oobn], flags, err, fds)
+	return TakeRights(n, oob[:oobn], flags, err, nil)
 }
 
 // TakeRights checks the outcome of a descriptor receive (n data bytes,
