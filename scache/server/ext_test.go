@@ -85,7 +85,11 @@ func TestExtStats(t *testing.T) {
 	if res, err := c.FindEndp(endpB); err != nil || res.Status != scache.StatusFail {
 		t.Fatalf("FindEndp(miss) = %d, %v", res.Status, err)
 	}
-	dialServer(t, path) // a second client
+	// A second client, which the server has surely accepted once it has
+	// answered it (Dial does not wait for the announcement).
+	if res, err := dialServer(t, path).FindEndp(endpB); err != nil || res.Status != scache.StatusFail {
+		t.Fatalf("second client's FindEndp = %d, %v", res.Status, err)
+	}
 
 	got, err := c.ServerStats()
 	if err != nil {
@@ -106,13 +110,13 @@ func TestExtStats(t *testing.T) {
 	}
 	want := &scache.ServerStats{
 		Time:          got.Time,
-		Totals:        scache.Totals{Start: got.Totals.Start, DestHits: 1, EndpMisses: 1, PeakDests: 1, PeakEndps: 1, PeakSessions: 2},
+		Totals:        scache.Totals{Start: got.Totals.Start, DestHits: 1, EndpMisses: 2, PeakDests: 1, PeakEndps: 1, PeakSessions: 2},
 		Size:          cache.Size{Dests: 1, Endps: 1, Sessions: 1},
 		Evictions:     cache.Evictions{},
 		Clients:       2,
 		LatencyBounds: scache.LatencyBounds(),
 		// find_dest, find_endp, save_dest, save_endp, goscache_stats, goscache_dump
-		Latency: scache.Latency{Requests: [scache.NumRequestKinds]scache.Histogram{{Count: 1}, {Count: 1}, {Count: 1}, {Count: 2}, {}, {}}},
+		Latency: scache.Latency{Requests: [scache.NumRequestKinds]scache.Histogram{{Count: 1}, {Count: 2}, {Count: 1}, {Count: 2}, {}, {}}},
 		Build:   scache.BuildInfo{Version: build.Version, Revision: build.Revision, GoVersion: runtime.Version()},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
