@@ -179,11 +179,12 @@ func (s *Server) checkPeer(nc net.Conn) bool {
 // and counts and logs it like a refused peer: the warning at most once per
 // DefaultRefusalLogInterval.
 func (s *Server) refuse(nc net.Conn, why error) {
-	nc.Close()
+	// Counted and logged before the close, which the client sees.
 	s.refused.Add(1)
 	if ok, _ := s.refusals.note(refusalNotUnix, time.Now(), DefaultRefusalLogInterval); ok {
 		s.logger.Warn("refusing connection: " + why.Error())
 	}
+	nc.Close()
 }
 
 // Keys of refusalLog other than user ids.
