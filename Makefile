@@ -6,12 +6,13 @@
 #
 GO        ?= go
 FUZZTIME  ?= 30s
+FUZZEXECS ?= 10000000
 BIN       := bin
 PKGS      := ./...
 DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz bench install demo compat compat-docker bench-compare clean deb deb-check man-check
+.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz fuzz-long bench install demo compat compat-docker bench-compare clean deb deb-check man-check
 
 all: build
 
@@ -98,6 +99,14 @@ fuzz:
 	      echo "== $$t: failed without a reproducer (Go fuzztime deadline race), not a finding"; \
 	    fi; \
 	  done; done
+
+# fuzz-long runs every fuzz target for FUZZEXECS executions (10 million by
+# default), one at a time and niced, and writes the figures to
+# bin/fuzz-long/results.md (scripts/fuzz-long.sh; name targets with
+# FUZZTARGETS="FuzzServer FuzzExpand"). The last run's figures are in
+# docs/contributing.md. Hours on a busy machine.
+fuzz-long:
+	FUZZEXECS=$(FUZZEXECS) ./scripts/fuzz-long.sh $(FUZZTARGETS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./attr/... ./scache/...
