@@ -73,7 +73,11 @@ func installDeb(t *testing.T, deb, daemon string) []string {
 		"/usr/share/man/man8/goscache.8.gz",
 		"/usr/share/man/man1/scachectl.1.gz",
 		"/usr/share/doc/goscache/copyright",
-		"/usr/share/doc/goscache/changelog.gz",
+		"/usr/share/doc/goscache/changelog.Debian.gz",
+		"/usr/share/doc/goscache/operator.md.gz",
+		"/usr/share/doc/goscache/examples/goscache.rules.yml",
+		"/usr/lib/systemd/system/goscache-exporter.service",
+		"/usr/share/lintian/overrides/goscache",
 	} {
 		if !slices.Contains(files, want) {
 			t.Errorf("the package has no %s (files: %q)", want, files)

@@ -231,18 +231,16 @@ func TestMetrics_usage(t *testing.T) {
 	}
 }
 
-// TestOperatorGuide_alertRules: the alert rules of docs/operator.md name
-// only metrics the exporter serves, and promtool accepts them.
-func TestOperatorGuide_alertRules(t *testing.T) {
-	b, err := os.ReadFile("../../docs/operator.md")
+// TestAlertRules: the alert rules the package ships
+// (docs/examples/goscache.rules.yml) name only metrics the exporter serves,
+// promtool accepts them, and their unit tests (goscache.rules.test.yml)
+// pass under promtool test rules.
+func TestAlertRules(t *testing.T) {
+	const dir = "../../docs/examples"
+	rules, err := os.ReadFile(filepath.Join(dir, "goscache.rules.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)```yaml\n(groups:.*?)```").FindSubmatch(b)
-	if m == nil {
-		t.Fatal("no ```yaml block starting with groups: in docs/operator.md")
-	}
-	rules := m[1]
 	served := map[string]bool{}
 	ch := make(chan *prometheus.Desc, 32)
 	newCollector(nil).Describe(ch)
@@ -263,13 +261,13 @@ func TestOperatorGuide_alertRules(t *testing.T) {
 	}
 	path, ok := lookPromtool(t)
 	if !ok {
-		t.Skip("promtool is missing: promtool check rules skipped")
+		t.Skip("promtool is missing: promtool check rules and test rules skipped")
 	}
-	f := filepath.Join(t.TempDir(), "goscache.rules.yml")
-	if err := os.WriteFile(f, rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.CommandContext(t.Context(), path, "check", "rules", f).CombinedOutput(); err != nil {
-		t.Errorf("promtool check rules: %v\n%s", err, out)
+	for _, args := range [][]string{{"check", "rules", "goscache.rules.yml"}, {"test", "rules", "goscache.rules.test.yml"}} {
+		cmd := exec.CommandContext(t.Context(), path, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
