@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/goscache/goscache/cmd/internal/buildinfo"
 	"github.com/goscache/goscache/mastercompat"
 	"github.com/goscache/goscache/scache"
 	"github.com/goscache/goscache/scache/client"
@@ -506,5 +507,39 @@ func TestMaster_unrelatedMacroError(t *testing.T) {
 		if strings.Contains(line, "warning") || strings.Contains(line, "fatal") {
 			t.Errorf("logged %q", line)
 		}
+	}
+}
+
+// TestMaster_versionLine: under master(8) the version is logged only with
+// -v, as a debug line: Postfix's scache logs no version, and its log lines
+// are parsed by log readers.
+func TestMaster_versionLine(t *testing.T) {
+	line := "goscache " + buildinfo.Get().String()
+	for _, tt := range []struct {
+		argv string
+		want bool
+	}{
+		{"goscache -l -n scache -t unix", false},
+		{"goscache -l -n scache -t unix -v", true},
+	} {
+		t.Run(tt.argv, func(t *testing.T) {
+			c := startMasterChild(t, tt.argv, "")
+			cl, err := client.Dial(t.Context(), c.sock)
+			if err != nil {
+				t.Fatalf("dial: %v; stderr:\n%s", err, &c.stderr)
+			}
+			if _, err := cl.FindEndp("x"); err != nil {
+				t.Fatal(err)
+			}
+			cl.Close()
+			c.status.Close() // postfix reload
+			if code, sig := c.wait(t); code != 0 || sig != 0 {
+				t.Fatalf("exit code %d signal %v; stderr:\n%s", code, sig, &c.stderr)
+			}
+			logs := strings.Join(c.logLines(t), "\n")
+			if got := strings.Contains(logs, line); got != tt.want {
+				t.Errorf("version line %q logged: %v, want %v:\n%s", line, got, tt.want, logs)
+			}
+		})
 	}
 }

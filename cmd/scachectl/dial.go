@@ -23,6 +23,11 @@ import (
 func (e *env) connect() (cacheConn, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
 	defer cancel()
+	return e.connectCtx(ctx)
+}
+
+// connectCtx is connect within ctx's deadline.
+func (e *env) connectCtx(ctx context.Context) (cacheConn, error) {
 	c, err := e.dial(ctx, e.socket, e.timeout)
 	if err != nil {
 		return nil, socketError(e.socket, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 	"github.com/goscache/goscache/scache/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -416,6 +417,7 @@ func TestSocketError(t *testing.T) {
 		{opErr(syscall.ECONNREFUSED), "nothing is listening on /s"},
 		{opErr(syscall.ENOTSOCK), "/s is not a socket"},
 		{context.DeadlineExceeded, "no answer from /s within the -timeout"},
+		{fmt.Errorf("scache: read announcement: %w", os.ErrDeadlineExceeded), "/s accepted the connection but no cache daemon answered in time: master(8) accepts on the socket"},
 		{fmt.Errorf("scache: read announcement: %w", io.ErrUnexpectedEOF), "/s closed the connection without announcing itself: goscache does that to users it does not admit"},
 		{opErr(syscall.EIO), "connect to /s: dial unix: connect: input/output error"},
 	} {
@@ -425,6 +427,27 @@ func TestSocketError(t *testing.T) {
 		if !errors.Is(socketError("/s", tc.err), tc.err) {
 			t.Errorf("socketError(%v) does not wrap the cause", tc.err)
 		}
+	}
+}
+
+// TestSilentSocket: a socket that accepts but never announces (master(8)
+// holding the socket of a throttled service) gets the explanation within
+// -timeout, from the commands and from the exporter (goscache_up 0).
+func TestSilentSocket(t *testing.T) {
+	sock := fdtest.ServeUnix(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	r := runCLI(t, "-socket", sock, "-timeout", "100ms", "stats")
+	if r.code != exitError || !strings.Contains(r.stderr, "bad command startup -- throttling") {
+		t.Errorf("stats: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var errb bytes.Buffer
+	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: sock, timeout: 100 * time.Millisecond, dial: dialScache}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(e))
+	if text := gatherText(t, reg); !strings.Contains(text, "goscache_up 0\n") {
+		t.Errorf("metrics of a silent socket:\n%s", text)
+	}
+	if !strings.Contains(errb.String(), "bad command startup -- throttling") {
+		t.Errorf("exporter's stderr: %q", errb.String())
 	}
 }
 

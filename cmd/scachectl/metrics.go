@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,11 +229,21 @@ func (c *collector) stats() (*statsView, error) {
 		c.postfix.Close()
 		c.postfix = nil
 	}
-	conn, err := c.e.connect()
+	// The whole exchange, connecting included, within the timeout: a
+	// scrape must end before Prometheus gives up on it.
+	ctx, cancel := context.WithTimeout(c.e.ctx, c.e.timeout)
+	defer cancel()
+	conn, err := c.e.connectCtx(ctx)
 	if err != nil {
 		return nil, err
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	s, err := conn.Stats()
+	if !stop() {
+		// The timeout closed the connection: the daemon did not answer,
+		// or did not announce itself, in time.
+		return nil, socketError(c.e.socket, fmt.Errorf("goscache_stats: %w", os.ErrDeadlineExceeded))
+	}
 	if errors.Is(err, client.ErrNoExtensions) {
 		c.postfix = conn
 		return nil, err
