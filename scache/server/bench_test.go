@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,4 +121,35 @@ func benchServerCycle(b *testing.B, clients, cached int) {
 	if got, want := c.Size().Sessions, cached+clients; got != want {
 		b.Errorf("cached sessions after the run: %d, want %d", got, want)
 	}
+}
+
+// BenchmarkDeadlines compares arming ipc_timeout before every read, as
+// Postfix's timed stream does and goscache did until issue 18 (a runtime
+// timer operation each time), with the lazy arming of conn.go's
+// deadlines, which sets the deadline again only when it is over 1/64 of
+// the timeout stale. One op is one read's worth of arming.
+func BenchmarkDeadlines(b *testing.B) {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(sp[1])
+	f := os.NewFile(uintptr(sp[0]), "bench end")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	b.Run("every", func(b *testing.B) {
+		for b.Loop() {
+			nc.SetReadDeadline(time.Now().Add(DefaultIPCTimeout))
+		}
+	})
+	b.Run("lazy", func(b *testing.B) {
+		dl := deadlines{nc: nc}
+		for b.Loop() {
+			dl.armRead(DefaultIPCTimeout)
+		}
+	})
 }
