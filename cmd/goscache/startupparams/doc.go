@@ -7,9 +7,10 @@
 // so that it dies, or not, where scache does.
 //
 // The lists are data of the scache service (cmd/goscache), not of
-// mastercompat: mastercompat has the mechanism (expanding a list of names,
-// [github.com/goscache/goscache/mastercompat.Config.EvalParams], and
-// reading the release, [github.com/goscache/goscache/mastercompat.MailVersion]),
+// mastercompat: mastercompat has the mechanism (expanding, at start-up,
+// the names a [github.com/goscache/goscache/mastercompat.Service]'s
+// StartupParams returns, and reading the release,
+// [github.com/goscache/goscache/mastercompat.MailVersion]),
 // and this package the scache-specific lists it is given. It is a package
 // of its own, not part of package main, because the compatibility tests
 // (compat-tests, build tag compat) check goscache against these lists too.

@@ -84,9 +84,10 @@ func releaseOf(mailVersion string) release {
 // mailVersion (the mail_version parameter, "3.10.13") expands at startup,
 // in the order it expands them: its own (connection_cache_ttl_limit and so
 // on) and the many global ones that mail_params_init and the multi-server
-// skeleton read. A syntax error in the value of any of them is fatal (see
-// [github.com/goscache/goscache/mastercompat.Config.EvalParams]); one in
-// another parameter is harmless. The lists were found by running the real
+// skeleton read. A syntax error in the value of any of them is fatal
+// (mastercompat.Start expands what
+// [github.com/goscache/goscache/mastercompat.Service] StartupParams
+// returns); one in another parameter is harmless. The lists were found by running the real
 // scache of 3.5.25, 3.7.11, 3.10.13 and 3.11.7, not by reading its source; a
 // release between two of them gets the older one's list (see [Release]).
 func For(mailVersion string) []string {
