@@ -307,6 +307,44 @@ func (n *notifyWriter) Write(p []byte) (int, error) {
 	return n.w.Write(p)
 }
 
+// TestNoExtensions35: against a server that speaks Postfix 3.5's protocol
+// (no announcement) and rejects the extension requests, stats, dump and
+// watch show what they show against 3.6 and later (testdata/noext_*.txt),
+// but say the server did not announce itself.
+func TestNoExtensions35(t *testing.T) {
+	sock := scachetest.NoExtensions35(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"stats", []string{"stats"}},
+		{"stats_json", []string{"stats", "-json"}},
+		{"dump", []string{"dump"}},
+		{"watch", []string{"watch", "-count", "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, append([]string{"-socket", sock}, tc.args...)...)
+			if r.code != exitFallback || !errors.Is(r.err, errFallback) {
+				t.Errorf("exit %d, err %v; want %d", r.code, r.err, exitFallback)
+			}
+			want, err := os.ReadFile(filepath.Join("testdata", "noext_"+tc.name+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := strings.Replace(string(want), "(announced: Postfix 3.6 or later)", "(not announced: Postfix 3.5)", 1)
+			if diff := cmp.Diff(w, normalize(r.stdout+"-- stderr:\n"+r.stderr, sock, "")); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The standard requests get their reply without an announcement (the
+	// stub answers every request with status=1).
+	r := runCLI(t, "-socket", sock, "find-endp", destLabel)
+	if want := "scachectl: find-endp: the server rejected the request (status=1)\n"; r.code != exitError || r.stderr != want {
+		t.Errorf("find-endp: exit %d, stderr %q; want %d, %q", r.code, r.stderr, exitError, want)
+	}
+}
+
 // TestNoExtensions: against a server that rejects the extension requests,
 // stats and dump say so, show what they can and exit 3; find-dest refuses
 // to take a connection it could not give back.
