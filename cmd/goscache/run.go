@@ -167,7 +167,7 @@ master.cf says and logs as postfix/scache. Switch to it in one of two ways:
   postconf -e 'connection_cache_service_name = goscache'           pointed at by smtp/lmtp)
   postfix check && postfix reload
 The flags below are not used there: master(8) gives scache's options.
-See goscache(8) and /usr/share/doc/goscache/operator.md.
+See goscache(8) and /usr/share/doc/goscache/operator.md.gz.
 
 Standalone (for tests and trials, without master(8)):
 usage: %s -listen unix:/path/to/socket [flags]

@@ -160,6 +160,7 @@ type collector struct {
 	errors atomic.Uint64
 
 	mu      sync.Mutex
+	socket  string    // the socket scraped last
 	postfix cacheConn // open connection to a peer without extensions, or nil
 }
 
@@ -169,10 +170,7 @@ func newCollector(e *env) *collector { return &collector{e: e} }
 func (c *collector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.postfix != nil {
-		c.postfix.Close()
-		c.postfix = nil
-	}
+	c.dropPostfix()
 }
 
 // Describe sends every descriptor the collector may use.
@@ -219,21 +217,38 @@ func orUnknown(s string) string {
 // stats reads the daemon's statistics; it returns ErrNoExtensions without
 // a request while the connection to a Postfix scache found earlier stays
 // open.
+//
+// Without -socket the instance's socket is looked up again on every
+// scrape: switching the second way (connection_cache_service_name =
+// goscache) moves the socket, while Postfix's scache keeps running idle on
+// the old one.
 func (c *collector) stats() (*statsView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The whole exchange, the lookup and connecting included, within the
+	// timeout: a scrape must end before Prometheus gives up on it.
+	ctx, cancel := context.WithTimeout(c.e.ctx, c.e.timeout)
+	defer cancel()
+	e := *c.e
+	if c.socket == "" {
+		c.socket = e.socket
+	}
+	if e.socketFromInstance {
+		// A failed lookup keeps the last socket found.
+		if p, err := e.inst.socket(ctx); err == nil && p != c.socket {
+			fmt.Fprintf(e.stderr, "scachectl: metrics: the cache socket is now %s (was %s)\n", p, c.socket)
+			c.socket = p
+			c.dropPostfix()
+		}
+	}
+	e.socket = c.socket
 	if c.postfix != nil {
 		if c.postfix.Open() {
 			return nil, client.ErrNoExtensions
 		}
-		c.postfix.Close()
-		c.postfix = nil
+		c.dropPostfix()
 	}
-	// The whole exchange, connecting included, within the timeout: a
-	// scrape must end before Prometheus gives up on it.
-	ctx, cancel := context.WithTimeout(c.e.ctx, c.e.timeout)
-	defer cancel()
-	conn, err := c.e.connectCtx(ctx)
+	conn, err := e.connectCtx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +257,7 @@ func (c *collector) stats() (*statsView, error) {
 	if !stop() {
 		// The timeout closed the connection: the daemon did not answer,
 		// or did not announce itself, in time.
-		return nil, socketError(c.e.socket, fmt.Errorf("goscache_stats: %w", os.ErrDeadlineExceeded))
+		return nil, socketError(e.socket, fmt.Errorf("goscache_stats: %w", os.ErrDeadlineExceeded))
 	}
 	if errors.Is(err, client.ErrNoExtensions) {
 		c.postfix = conn
@@ -250,6 +265,15 @@ func (c *collector) stats() (*statsView, error) {
 	}
 	conn.Close()
 	return s, err
+}
+
+// dropPostfix closes the connection kept to Postfix's scache, if any; c.mu
+// is held.
+func (c *collector) dropPostfix() {
+	if c.postfix != nil {
+		c.postfix.Close()
+		c.postfix = nil
+	}
 }
 
 // collectStats sends the metrics of a goscache_stats reply.

@@ -63,7 +63,10 @@ type env struct {
 	// timeoutSet is true when -timeout was given (metrics has its own
 	// default, under Prometheus's scrape timeout).
 	timeoutSet bool
-	dial       func(ctx context.Context, path string, timeout time.Duration) (cacheConn, error)
+	// socketFromInstance is true when the socket was looked up from the
+	// instance (no -socket): the exporter looks it up again per scrape.
+	socketFromInstance bool
+	dial               func(ctx context.Context, path string, timeout time.Duration) (cacheConn, error)
 }
 
 // usageError is a bad command line. The flag package (or run) has already
@@ -117,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if e.socket, err = e.inst.socket(ctx); err != nil {
 					return err
 				}
+				e.socketFromInstance = true
 			}
 			return c.run(e, rest)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/goscache/goscache/scache/fdtest"
 	"github.com/goscache/goscache/scache/scachetest"
 	"github.com/goscache/goscache/scache/server"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestVersion: scachectl version prints its own build first, then the
@@ -194,5 +196,66 @@ func TestMetrics_timeout(t *testing.T) {
 				t.Errorf("timeout %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMetrics_followsInstance: without -socket, the exporter looks the
+// instance's socket up on every scrape, so that switching the second way
+// (connection_cache_service_name = goscache, a new socket) reaches goscache
+// although Postfix's scache still runs idle on the old socket, which the
+// exporter had kept a connection to.
+func TestMetrics_followsInstance(t *testing.T) {
+	postfixPeer, goscachePeer := startNoExtCounter(t), startGoscache(t)
+	queue := t.TempDir()
+	if err := os.Mkdir(filepath.Join(queue, "private"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"scache": postfixPeer.path, "goscache": goscachePeer} {
+		if err := os.Symlink(target, filepath.Join(queue, "private", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// postconf answers with the service name in a file: main.cf's
+	// connection_cache_service_name, as postconf -e changes it.
+	bin := t.TempDir()
+	service := filepath.Join(t.TempDir(), "service")
+	script := "#!/bin/sh\necho " + queue + "\nread s <" + service + "\necho \"$s\"\n" // PATH holds only postconf
+	if err := os.WriteFile(filepath.Join(bin, "postconf"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	t.Setenv("MAIL_CONFIG", "")
+	setService := func(name string) {
+		if err := os.WriteFile(service, []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setService("scache")
+	inst := pickInstance("", os.LookupEnv)
+	sock, err := inst.socket(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb strings.Builder
+	e := &env{ctx: t.Context(), stdout: io.Discard, stderr: &errb, socket: sock, inst: inst, socketFromInstance: true,
+		timeout: 5 * time.Second, dial: dialScache}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(e))
+	for i, step := range []struct {
+		service, server string
+	}{
+		{"scache", "postfix"}, {"scache", "postfix"}, {"goscache", "goscache"}, {"scache", "postfix"},
+	} {
+		setService(step.service)
+		if text := gatherText(t, reg); !strings.Contains(text, `server="`+step.server+`"`) {
+			t.Errorf("scrape %d (service %s): want server %q:\n%s", i, step.service, step.server, text)
+		}
+	}
+	// Postfix's scache was asked once, then again after the switch back.
+	if got := postfixPeer.asked.Load(); got != 2 {
+		t.Errorf("%d extension requests to Postfix's scache, want 2", got)
+	}
+	if !strings.Contains(errb.String(), "the cache socket is now "+filepath.Join(queue, "private", "goscache")) {
+		t.Errorf("stderr: %q", errb.String())
 	}
 }
