@@ -64,6 +64,8 @@ stage() {
 		cat "$stage/goscache.err" >&2
 		rm -f "$stage/goscache.err"
 	fi
+	# TestInstances runs scachectl: the one next to the goscache binary.
+	CGO_ENABLED=0 $GO build -o "$stage/bin/scachectl" ./cmd/scachectl
 	# TestSystemInstall installs goscache's Debian package (make deb); the
 	# image installs curl, promtool and man with setup-tools.sh.
 	sh cmd/goscache/deb/build.sh "$stage/bin" >/dev/null

@@ -205,9 +205,16 @@ func scrapeOnce(t *testing.T, ctl string, env, global []string) string {
 	return string(b)
 }
 
-// scachectlBinary builds ./cmd/scachectl for the test.
+// scachectlBinary returns the scachectl next to the goscache binary under
+// test (compat-tests/docker.sh puts one there: the images have no Go), or
+// builds ./cmd/scachectl.
 func scachectlBinary(t *testing.T) string {
 	t.Helper()
+	if *flagGoscache != "" && *flagGoscache != "none" {
+		if p := filepath.Join(filepath.Dir(*flagGoscache), "scachectl"); fileExists(p) {
+			return p
+		}
+	}
 	bin := filepath.Join(t.TempDir(), "scachectl")
 	cmd := exec.CommandContext(t.Context(), goTool(), "build", "-o", bin, "./cmd/scachectl")
 	cmd.Dir = ".."
@@ -215,4 +222,9 @@ func scachectlBinary(t *testing.T) string {
 		t.Fatalf("go build ./cmd/scachectl: %v: %s", err, out)
 	}
 	return bin
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
