@@ -3,6 +3,7 @@
 #   make demo    build, start goscache standalone, cache a real TCP connection, find it back
 #   make test    everything a merge needs: gofmt, go vet, golangci-lint, go test -race, the package checks, the compat suite
 #   make deb     bin/goscache_<version>_<arch>.deb (cmd/goscache/deb/build.sh)
+#   make soak    an hour of a server's life, compressed (SOAK=10m by default): docs/soak.md
 #
 GO        ?= go
 FUZZTIME  ?= 30s
@@ -16,7 +17,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BUILDINFO := github.com/goscache/goscache/cmd/internal/buildinfo
 LDFLAGS   := -X $(BUILDINFO).version=$(shell sh cmd/goscache/deb/version.sh) -X $(BUILDINFO).revision=$(shell sh cmd/goscache/deb/version.sh -revision)
 
-.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz fuzz-long bench install demo compat compat-docker bench-compare clean deb deb-check man-check
+.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz fuzz-long bench install demo compat compat-docker soak bench-compare clean deb deb-check man-check
 
 all: build
 
@@ -176,6 +177,20 @@ compat:
 # (compat-tests/docker.sh; see docs/compat.md).
 compat-docker:
 	@sh compat-tests/docker.sh
+
+# soak (root; Docker) runs real Postfix master(8) twice at once, with
+# Postfix's scache and with goscache, in a Debian container, for SOAK, with
+# the same relay-like mail into both while reloads, SIGKILLs of the cache,
+# stop/start, max_idle exits, package upgrades and downgrades (goscache's
+# side) and descriptor squeezes fire at seeded random times; then it checks
+# that every message arrived exactly once, nothing stayed queued, no warning
+# is unexplained and the cache daemons did not grow, and writes docs/soak.md
+# and docs/soak/ (compat-tests/soak_test.go). SOAK_SEED repeats a run's
+# schedule; SOAK=1h is the long run. make test runs a 2-minute soak beside
+# the Docker matrix (compat-tests/docker.sh, COMPAT_SOAK).
+SOAK ?= 10m
+soak:
+	@SOAK=$(SOAK) sh compat-tests/docker.sh --soak
 
 clean:
 	rm -rf $(BIN)

@@ -6,6 +6,10 @@
 #                                   rewrite docs/compat-matrix.md
 #   compat-tests/docker.sh --stage  only fill bin/compat-docker (for compose)
 #   compat-tests/docker.sh --build  stage and build the images, run nothing
+#   compat-tests/docker.sh --soak   stage, build the image of COMPAT_SOAK_SUITE,
+#                                   run TestSoak alone for SOAK and write its
+#                                   report to docs/soak.md and docs/soak/
+#                                   (make soak)
 #
 # Knobs (environment):
 #   COMPAT_SUITES     Debian releases to test (default "bullseye bookworm
@@ -17,6 +21,14 @@
 #   COMPAT_PORT_BASE  first sink port (default 2600; release i uses
 #                     COMPAT_PORT_BASE+20*i and the next two ports)
 #   COMPAT_PARALLEL   how many releases run at once (default: all)
+#   COMPAT_SOAK       how long the soak runs beside the suites (default 2m;
+#                     0: no soak); its report stays in bin/compat-docker/out-soak
+#   COMPAT_SOAK_SUITE the release whose image runs the soak (default trixie,
+#                     or the first of COMPAT_SUITES)
+#   SOAK, SOAK_SEED, SOAK_RATE, SOAK_NICE
+#                     the soak's duration (--soak; default 10m), seed, steady
+#                     messages per second, and the niceness of the processes
+#                     in its container (compat-tests/soak_test.go)
 #
 # On the host: Go (PATH or /usr/local/go/bin) and Docker. When dockerd is
 # missing, Debian's docker.io is installed (root); when no engine runs, dockerd
@@ -69,6 +81,10 @@ stage() {
 	# TestSystemInstall installs goscache's Debian package (make deb); the
 	# image installs curl, promtool and man with setup-tools.sh.
 	sh cmd/goscache/deb/build.sh "$stage/bin" >/dev/null
+	# TestSoak upgrades to a package of a higher version while mail flows,
+	# then downgrades back: the same build, versioned above the changelog's.
+	version=$(sed -n '1s/^goscache (\([^)]*\)).*/\1/p' cmd/goscache/deb/changelog)
+	GOSCACHE_VERSION="$version+soak1" sh cmd/goscache/deb/build.sh "$stage/bin/next" >/dev/null
 	cp cmd/goscache/deb/setup-tools.sh "$stage/"
 }
 
@@ -170,6 +186,41 @@ run() {
 	return $rc
 }
 
+# soak SUITE PORT DURATION: TestSoak (compat-tests/soak_test.go) in the
+# release's container, with the capabilities it needs to read and lower the
+# cache daemons' descriptor limits (/proc/PID/fd, prlimit). Output and report
+# go to $stage/out-soak.
+soak() {
+	out=$stage/out-soak
+	rm -rf "$out"
+	mkdir -p "$out"
+	start=$(date +%s)
+	rc=0
+	docker run --rm --init --network host --name "$image-soak-run" \
+		--cap-add SYS_PTRACE --cap-add SYS_RESOURCE \
+		-v "$(pwd)/$out:/compat/out" \
+		-e CI="${CI:-false}" -e COMPAT_PORT="$2" -e SOAK="$3" -e SOAK_SEED="${SOAK_SEED:-}" \
+		-e SOAK_RATE="${SOAK_RATE:-}" -e SOAK_OUT=/compat/out/report \
+		"$image-$1" nice -n "${SOAK_NICE:-0}" /compat/bin/compat.test -test.run '^TestSoak$' -test.v \
+		-test.count=1 -test.timeout=4h -compat.goscache=/compat/bin/goscache >"$out/run.log" 2>&1 || rc=$?
+	echo "seconds=$(($(date +%s) - start))" >"$out/summary"
+	echo "rc=$rc" >>"$out/summary"
+	return $rc
+}
+
+# soak_report: the soak's verdict and table, for the CI log.
+soak_report() {
+	out=$stage/out-soak
+	echo
+	echo "======== soak ($soak_suite, SOAK=$1): rc=$(sed -n 's/^rc=//p' "$out/summary") in $(sed -n 's/^seconds=//p' "$out/summary")s"
+	if [ "$(sed -n 's/^rc=//p' "$out/summary")" != 0 ]; then
+		cat "$out/run.log"
+	else
+		grep -E '^(--- |ok|PASS|FAIL|== |    soak_test.go)' "$out/run.log" || true
+		sed -n '/^== soak (seed/,$p' "$out/run.log" | grep -vE '^(--- |PASS|ok)' || true
+	fi
+}
+
 # field SUITE KEY: a value from the release's summary.
 field() { sed -n "s/^$2=//p" "$stage/out-$1/summary" 2>/dev/null | tail -1; }
 
@@ -220,6 +271,17 @@ EOF
 	chmod 0644 "$matrix"
 }
 
+soak_time=${COMPAT_SOAK:-2m}
+soak_suite=${COMPAT_SOAK_SUITE:-}
+if [ -z "$soak_suite" ]; then
+	case " $suites " in
+	*" trixie "*) soak_suite=trixie ;;
+	*) soak_suite=${suites%% *} ;;
+	esac
+fi
+if [ "${1:-}" = --soak ]; then
+	suites=$soak_suite
+fi
 stage
 [ "${1:-}" = --stage ] && exit 0
 engine
@@ -252,10 +314,35 @@ done
 log "images ready in $(($(date +%s) - t0))s"
 [ "${1:-}" = --build ] && exit 0
 
+# make soak: the soak alone, its report into docs/.
+if [ "${1:-}" = --soak ]; then
+	dur=${SOAK:-10m}
+	log "soak in $image-$soak_suite for $dur (sink ports $portbase-$((portbase + 11)))"
+	rc=0
+	soak "$soak_suite" "$portbase" "$dur" || rc=$?
+	soak_report "$dur"
+	if [ -s "$stage/out-soak/report/soak.md" ]; then
+		rm -rf docs/soak
+		cp -r "$stage/out-soak/report/soak" docs/soak
+		cp "$stage/out-soak/report/soak.md" docs/soak.md
+		chmod -R a+rX docs/soak docs/soak.md
+		echo "== soak: report in docs/soak.md"
+	fi
+	exit $rc
+fi
+
 # The releases run at the same time, each on its own sink ports: most of a
 # run is waiting for Postfix to deliver.
 # Wait for the runs by pid: a bare "wait" would also wait for the dockerd
 # this script may have started in the background, which never exits.
+# The short soak runs beside them, on the ports after the last release's.
+soak_pid=
+if [ "$soak_time" != 0 ]; then
+	soak_port=$((portbase + 20 * $(echo $suites | wc -w)))
+	log "soak in $image-$soak_suite for $soak_time (sink ports $soak_port-$((soak_port + 11)))"
+	soak "$soak_suite" "$soak_port" "$soak_time" &
+	soak_pid=$!
+fi
 i=0
 n=0
 runs=
@@ -272,11 +359,16 @@ for s in $suites; do
 	fi
 done
 for p in $runs; do wait "$p" || true; done
+[ -n "$soak_pid" ] && { wait "$soak_pid" || true; }
 fail=0
 for s in $suites; do
 	report "$s"
 	[ "$(field "$s" rc)" = 0 ] || fail=1
 done
+if [ -n "$soak_pid" ]; then
+	soak_report "$soak_time"
+	[ "$(sed -n 's/^rc=//p' "$stage/out-soak/summary")" = 0 ] || fail=1
+fi
 write_matrix
 echo
 echo "== compat-docker: $matrix"

@@ -54,6 +54,15 @@ type Options struct {
 	// Transports maps a domain to a transport:nexthop, e.g.
 	// "smtp:[127.0.0.10]:2525".
 	Transports map[string]string
+	// SystemDaemonDir makes DaemonDir itself the instance's
+	// daemon_directory: nothing is copied, and Scache, when set, must be a
+	// file in DaemonDir (where goscache's Debian package installs it),
+	// named in master.cf by its base name. A package upgrade then changes
+	// the daemon the instance runs, as on an installed system.
+	SystemDaemonDir bool
+	// MasterCF is appended to the instance's master.cf (services of its
+	// own, such as an smtpd listener or a second smtp transport).
+	MasterCF string
 }
 
 // Instance is one Postfix instance. Its methods run Postfix commands and
@@ -99,7 +108,7 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 	if err := in.writeMainCF(opts); err != nil {
 		return nil, err
 	}
-	master := fmt.Sprintf(masterCF, scacheCmd)
+	master := fmt.Sprintf(masterCF, scacheCmd) + opts.MasterCF
 	if err := os.WriteFile(filepath.Join(in.ConfigDir, "master.cf"), []byte(master), 0o644); err != nil {
 		return nil, fmt.Errorf("pfx: %w", err)
 	}
@@ -143,6 +152,16 @@ func (in *Instance) makeDirs() error {
 // copyDaemons copies Postfix's daemons into the instance, and goscache
 // when opts.Scache names it; it returns the scache service's command.
 func (in *Instance) copyDaemons(opts Options) (scacheCmd string, err error) {
+	if opts.SystemDaemonDir {
+		in.DaemonDir = opts.DaemonDir
+		if opts.Scache == "" {
+			return "scache", nil
+		}
+		if filepath.Dir(opts.Scache) != filepath.Clean(opts.DaemonDir) {
+			return "", fmt.Errorf("pfx: %s is not in the daemon directory %s", opts.Scache, opts.DaemonDir)
+		}
+		return filepath.Base(opts.Scache), nil
+	}
 	// A copy, not symlinks: postfix-script warns about symlinks that leave
 	// the daemon directory. The binaries find their libraries through
 	// RUNPATH /usr/lib/postfix.

@@ -38,6 +38,9 @@ type Behavior struct {
 	RefuseAll bool
 	// Delay waits this long before the greeting.
 	Delay time.Duration
+	// ReplyDelay waits this long before every reply after the greeting,
+	// as a slow or overloaded server answers.
+	ReplyDelay time.Duration
 	// IdleClose closes a connection on which nothing arrived for this long
 	// (go-smtp replies 421, then closes).
 	IdleClose time.Duration
@@ -64,13 +67,14 @@ func (c Counts) add(o Counts) Counts {
 
 // Message is one accepted message.
 type Message struct {
-	Addr      string   // listener address that received it, "127.0.0.10:2525"
-	From      string   // envelope sender
-	To        []string // envelope recipients
-	MessageID string   // Message-ID header
-	Subject   string   // Subject header
-	TLS       bool     // received over STARTTLS
-	ConnID    int      // sink connection number (unique per Sink)
+	Addr      string    // listener address that received it, "127.0.0.10:2525"
+	From      string    // envelope sender
+	To        []string  // envelope recipients
+	MessageID string    // Message-ID header
+	Subject   string    // Subject header
+	TLS       bool      // received over STARTTLS
+	ConnID    int       // sink connection number (unique per Sink)
+	At        time.Time // when the end of DATA arrived
 }
 
 // Config configures a Sink.
@@ -275,19 +279,20 @@ func (l *listener) Accept() (net.Conn, error) {
 			}()
 			continue
 		}
-		return &conn{Conn: c, id: id, delay: b.Delay, idle: b.IdleClose}, nil
+		return &conn{Conn: c, id: id, delay: b.Delay, replyDelay: b.ReplyDelay, idle: b.IdleClose}, nil
 	}
 }
 
 // conn carries the sink's connection number, delays the greeting (the first
-// write) without holding up the accept loop, and arms the idle deadline
-// before every read (go-smtp then replies 421 and closes).
+// write) and every later reply without holding up the accept loop, and arms
+// the idle deadline before every read (go-smtp then replies 421 and closes).
 type conn struct {
 	net.Conn
-	id      int
-	delay   time.Duration
-	idle    time.Duration
-	greeted bool
+	id         int
+	delay      time.Duration
+	replyDelay time.Duration
+	idle       time.Duration
+	greeted    bool
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -303,6 +308,8 @@ func (c *conn) Write(p []byte) (int, error) {
 		if c.delay > 0 {
 			time.Sleep(c.delay)
 		}
+	} else if c.replyDelay > 0 {
+		time.Sleep(c.replyDelay)
 	}
 	return c.Conn.Write(p)
 }
@@ -366,7 +373,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	m := Message{Addr: s.b.addr, From: s.from, To: s.to, TLS: s.tls, ConnID: s.connID}
+	m := Message{Addr: s.b.addr, From: s.from, To: s.to, TLS: s.tls, ConnID: s.connID, At: time.Now()}
 	if msg, err := mail.ReadMessage(r); err == nil {
 		m.MessageID = strings.TrimSpace(msg.Header.Get("Message-Id"))
 		m.Subject = msg.Header.Get("Subject")

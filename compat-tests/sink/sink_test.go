@@ -236,3 +236,24 @@ func TestSink_ipv6(t *testing.T) {
 		t.Errorf("counts %+v, want 1 session, 1 message", got)
 	}
 }
+
+// A slow server still answers every command, and each message carries the
+// time its DATA ended, between the moments before and after the session.
+func TestSink_replyDelay(t *testing.T) {
+	s := startSink(t, false)
+	addr := s.Addrs()[0]
+	s.SetBehavior(addr, sink.Behavior{ReplyDelay: 10 * time.Millisecond})
+	before := time.Now()
+	c := dial(t, addr)
+	c.cmd(250, "EHLO client.test")
+	c.send("slow@test")
+	c.cmd(221, "QUIT")
+	after := time.Now()
+	msgs := s.Messages()
+	if len(msgs) != 1 || msgs[0].MessageID != "<slow@test>" {
+		t.Fatalf("messages %+v, want one <slow@test>", msgs)
+	}
+	if at := msgs[0].At; at.Before(before) || at.After(after) {
+		t.Errorf("At %v not within the session [%v, %v]", at, before, after)
+	}
+}
