@@ -239,8 +239,8 @@ func (rep *soakReport) finish(t *testing.T) {
 			if lim := r.rssEarly*13/10 + 4096; r.rssLate > lim {
 				r.leak = append(r.leak, fmt.Sprintf("RSS %d kB late > %d kB (early %d kB x1.3 + 4 MiB)", r.rssLate, lim, r.rssEarly))
 			}
-			if lim := r.fdsEarly + max(8, r.fdsEarly/4); r.fdsLate > lim {
-				r.leak = append(r.leak, fmt.Sprintf("%d descriptors late > %d (early %d + max(8, 25%%))", r.fdsLate, lim, r.fdsEarly))
+			if lim := r.fdsEarly + max(10, r.fdsEarly/3); r.fdsLate > lim {
+				r.leak = append(r.leak, fmt.Sprintf("%d descriptors late > %d (early %d + max(10, a third))", r.fdsLate, lim, r.fdsEarly))
 			}
 		}
 		rep.results = append(rep.results, r)
@@ -274,6 +274,9 @@ func (rep *soakReport) finish(t *testing.T) {
 		}
 		for _, l := range r.leak {
 			judge("%s", l)
+		}
+		if s.idleStay > 0 {
+			judge("%s outlived %d quiet spells (max_idle %ds)", s.prog, s.idleStay, soakMaxIdle)
 		}
 		if r.stats.Lines == 0 {
 			judge("no statistics lines from %s", s.prog)
