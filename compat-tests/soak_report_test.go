@@ -34,6 +34,7 @@ type soakReport struct {
 	injectEnd, injectDone  time.Duration
 	loadStart, loadEnd     string
 	warm, tail             time.Duration
+	extended               time.Duration // the run went on this much past SOAK for a whole tail
 	results                []soakResult
 	failures               []string
 }
@@ -43,6 +44,7 @@ type soakResult struct {
 	side                          string
 	injected, uncertain, retries  int
 	received, unique, unexpected  int
+	unexpectedIDs                 []string
 	dups, lost                    []string
 	uncertainArrived              int
 	delayMax, delayP50, delayP99  time.Duration
@@ -119,11 +121,13 @@ func (rep *soakReport) finish(t *testing.T) {
 		r.injected, r.uncertain, r.retries = len(s.injected), len(s.uncertain), s.retries
 		got := map[string]int{}
 		first := map[string]time.Time{}
+		rcpt := map[string]string{}
 		for _, m := range s.sink.Messages() {
 			id := strings.Trim(m.MessageID, "<>")
 			got[id]++
 			if _, ok := first[id]; !ok {
 				first[id] = m.At
+				rcpt[id] = m.Addr + " " + strings.Join(m.To, ",")
 			}
 		}
 		r.received, r.unique = len(s.sink.Messages()), len(got)
@@ -154,6 +158,9 @@ func (rep *soakReport) finish(t *testing.T) {
 		for id := range got {
 			if _, ok := s.injected[id]; !ok && !s.uncertain[id] {
 				r.unexpected++
+				if len(r.unexpectedIDs) < 10 {
+					r.unexpectedIDs = append(r.unexpectedIDs, fmt.Sprintf("%q(x%d, at %v, %s)", id, got[id], first[id].Sub(rep.start).Round(time.Millisecond), rcpt[id]))
+				}
 			}
 		}
 		samples := slices.Clone(s.samples)
@@ -227,7 +234,7 @@ func (rep *soakReport) finish(t *testing.T) {
 			switch {
 			case smp.at >= rep.warm/2 && smp.at <= rep.warm:
 				rssE, fdE = append(rssE, smp.rssKB), append(fdE, smp.fds)
-			case smp.at >= rep.dur-rep.tail/2 && smp.at <= rep.injectEnd:
+			case smp.at >= rep.injectEnd-rep.tail/2 && smp.at <= rep.injectEnd:
 				rssL, fdL = append(rssL, smp.rssKB), append(fdL, smp.fds)
 			}
 		}
@@ -261,7 +268,7 @@ func (rep *soakReport) finish(t *testing.T) {
 			judge("%d messages delivered more than once: %.10q", len(r.dups), r.dups)
 		}
 		if r.unexpected > 0 {
-			judge("%d messages at the sinks that were never injected", r.unexpected)
+			judge("%d messages at the sinks that were never injected: %s", r.unexpected, strings.Join(r.unexpectedIDs, " "))
 		}
 		if r.drain < 0 || r.drain > soakDrainBound {
 			judge("queue not empty within %v after injection stopped (%v)%s", soakDrainBound, r.drain, stuckReport(s.inst))
@@ -398,7 +405,8 @@ func (rep *soakReport) markdown() string {
 	if rep.noPkg != "" {
 		p("- Package events not run: %s\n", rep.noPkg)
 	}
-	p("- Injection stopped at %.0f s; the last message was handed over at %.0f s\n", rep.injectEnd.Seconds(), rep.injectDone.Seconds())
+	p("- Injection stopped at %.0f s (%.0f s past SOAK so that a whole tail of steady traffic followed the last event); the last message was handed over at %.0f s\n",
+		rep.injectEnd.Seconds(), rep.extended.Seconds(), rep.injectDone.Seconds())
 	p("- Traffic: %d msg/s steady into each instance over SMTP, %d destinations (4 plain, one closing idle connections after 1 s, one refusing every 3rd connection with 421 before a second next hop, one answering every command 50 ms late, 2 with STARTTLS required and smtp_tls_connection_reuse = yes, LMTP over a UNIX-domain socket), bursts of %d messages\n\n",
 		rep.rate, len(soakDomains), soakBurst)
 	if len(rep.failures) == 0 {
