@@ -10,6 +10,7 @@
 package sink
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -373,11 +374,16 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
+	// A message counts once its end of DATA has arrived: a client that
+	// dies in the middle of the data (postfix stop) delivered nothing.
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
 	m := Message{Addr: s.b.addr, From: s.from, To: s.to, TLS: s.tls, ConnID: s.connID, At: time.Now()}
-	if msg, err := mail.ReadMessage(r); err == nil {
+	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
 		m.MessageID = strings.TrimSpace(msg.Header.Get("Message-Id"))
 		m.Subject = msg.Header.Get("Subject")
-		_, _ = io.Copy(io.Discard, msg.Body) // the headers are what is recorded; go-smtp reports a broken DATA
 	}
 	s.afterData = true
 	s.b.s.mu.Lock()
