@@ -114,6 +114,9 @@ var soakAllowed = []struct{ event, re string }{
 	{evKill, `warning: disabling connection caching`},
 	{evKill, `warning: connect to private/scache`},
 	{evKill, `warning: .*unexpected protocol`},
+	// A kill that hits a daemon master started moments before, which
+	// had not served yet: master throttles the service for a second.
+	{evKill, `master\[\d+\]: warning: \S+/(go)?scache: bad command startup -- throttling`},
 	{evReload, `warning: problem talking to service private/scache`},
 	{evStopStart, `warning: problem talking to service private/scache`},
 	{evStopStart, `warning: connect to private/scache`},
