@@ -11,6 +11,7 @@ package sink
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -237,6 +238,18 @@ func (s *Sink) Close() error {
 	var errs []error
 	for _, srv := range s.servers {
 		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return joinErrors(errs)
+}
+
+// Shutdown stops accepting and waits until every open connection has
+// ended, or ctx is done.
+func (s *Sink) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}

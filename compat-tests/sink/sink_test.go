@@ -257,3 +257,29 @@ func TestSink_replyDelay(t *testing.T) {
 		t.Errorf("At %v not within the session [%v, %v]", at, before, after)
 	}
 }
+
+// A client that dies in the middle of DATA delivered nothing: the message
+// is not counted (postfix stop ends smtp(8) at any point of a delivery).
+func TestSink_brokenData(t *testing.T) {
+	s := startSink(t, false)
+	addr := s.Addrs()[0]
+	c := dial(t, addr)
+	c.cmd(250, "EHLO client.test")
+	c.cmd(250, "MAIL FROM:<a@example.test>")
+	c.cmd(250, "RCPT TO:<b@example.test>")
+	c.cmd(354, "DATA")
+	if _, err := c.nc.Write([]byte("Message-ID: <broken@test>\r\n\r\nhalf a bo")); err != nil {
+		t.Fatal(err)
+	}
+	c.nc.Close()
+	// Shutdown returns once every connection's handler has finished.
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Messages(); len(got) != 0 {
+		t.Errorf("messages %+v, want none from a broken DATA", got)
+	}
+	if got := s.Counts(addr).Messages; got != 0 {
+		t.Errorf("Messages count %d, want 0", got)
+	}
+}
