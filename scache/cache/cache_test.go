@@ -632,12 +632,12 @@ func TestCache_expiryInvariant(t *testing.T) {
 			}
 		}
 		n, nb := 0, 0
-		for h := range c.endps.all() {
+		for _, h := range c.endps {
 			for e := h.first; e != nil; e = e.next {
 				n++
 			}
 		}
-		for h := range c.dests.all() {
+		for _, h := range c.dests {
 			for e := h.first; e != nil; e = e.next {
 				nb++
 			}
@@ -698,7 +698,7 @@ func TestCache_layout(t *testing.T) {
 		t.Helper()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		b, h := c.dests.get("d", c.dests.hash("d")).first, c.endps.get(endp, c.endps.hash(endp))
+		b, h := c.dests["d"].first, c.endps[endp]
 		if unsafe.StringData(b.endp()) != unsafe.StringData(h.label) {
 			t.Errorf("binding and endpoint list hold separate copies of the endpoint label")
 		}

@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"container/heap"
+	"time"
+)
 
 // Expiry bookkeeping.
 //
@@ -42,20 +45,21 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 	e.expires = now + int64(ttl)
 	k := classKey{ttl, sess}
 	cl := c.byTTL[k]
-	if cl == nil {
-		cl = c.newClass(k)
-		c.byTTL[k] = cl
-		c.classes.push(cl)
-	}
-	e.cls = cl.id
-	e.tprev, e.tnext = cl.last, nil
-	if cl.last != nil {
+	if cl != nil {
+		// A class in the map is not empty: e goes to its tail, and its
+		// first deadline, which orders the heap, stays.
+		e.cls = cl.id
+		e.tprev, e.tnext = cl.last, nil
 		cl.last.tnext = e
-	} else {
-		cl.first = e
-		c.classes.fix(cl.idx)
+		cl.last = e
+		return
 	}
-	cl.last = e
+	cl = c.newClass(k)
+	c.byTTL[k] = cl
+	e.cls = cl.id
+	e.tprev, e.tnext = nil, nil
+	cl.first, cl.last = e, e
+	heap.Push(&c.classes, cl)
 }
 
 // unschedule removes e from its class. c.mu must be held.
@@ -76,10 +80,10 @@ func (c *Cache) unschedule(e *entry) {
 	switch {
 	case cl.first == nil:
 		delete(c.byTTL, cl.key)
-		c.classes.remove(cl.idx)
+		heap.Remove(&c.classes, cl.idx)
 		c.freeClass(cl)
 	case wasFirst:
-		c.classes.fix(cl.idx)
+		heap.Fix(&c.classes, cl.idx)
 	}
 }
 
@@ -114,75 +118,36 @@ func (c *Cache) next() *entry {
 	return c.classes[0].first
 }
 
-// classHeap is a binary min-heap of non-empty ttl classes ordered by the
-// deadline of their first entry.
+// classHeap orders the non-empty ttl classes by the deadline of their
+// first entry, as a container/heap. There are one or two classes in use
+// (see the top of this file), but the server takes ttls of up to
+// connection_cache_ttl_limit whole seconds, so a heap keeps a pathological
+// client's many ttls at O(log k) per change.
 type classHeap []*ttlClass
 
-func (h classHeap) less(i, j int) bool { return h[i].first.expires < h[j].first.expires }
+func (h classHeap) Len() int           { return len(h) }
+func (h classHeap) Less(i, j int) bool { return h[i].first.expires < h[j].first.expires }
 
-func (h classHeap) swap(i, j int) {
+func (h classHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx = i
 	h[j].idx = j
 }
 
-func (h *classHeap) push(cl *ttlClass) {
+// Push and Pop are for container/heap only.
+func (h *classHeap) Push(x any) {
+	cl := x.(*ttlClass)
 	cl.idx = len(*h)
 	*h = append(*h, cl)
-	// cl.first is still nil here: schedule fixes the position once the
-	// class has its first entry.
 }
 
-func (h *classHeap) remove(i int) {
+func (h *classHeap) Pop() any {
 	s := *h
 	n := len(s) - 1
-	if i != n {
-		s.swap(i, n)
-	}
+	cl := s[n]
 	s[n] = nil
 	*h = s[:n]
-	if i != n {
-		h.fix(i)
-	}
-}
-
-// fix restores the heap order around element i.
-func (h classHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h classHeap) up(j int) {
-	for j > 0 {
-		i := (j - 1) / 2
-		if !h.less(j, i) {
-			break
-		}
-		h.swap(i, j)
-		j = i
-	}
-}
-
-func (h classHeap) down(i0 int) bool {
-	n := len(h)
-	i := i0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		j := l
-		if r := l + 1; r < n && h.less(r, l) {
-			j = r
-		}
-		if !h.less(j, i) {
-			break
-		}
-		h.swap(i, j)
-		i = j
-	}
-	return i > i0
+	return cl
 }
 
 // expirySlack is the least time between two runs of expire while the next

@@ -1,5 +1,12 @@
 package cache
 
+// Recycling lists of entries, list heads and ttl classes. They earn their
+// place by the allocation-free request path (TestServer_cycleAllocs): in
+// smtp(8)'s cycle on labels the cache knows, find_dest takes the only
+// session of an endpoint (its entry and its list head go) and save_endp
+// brings it back. Without the lists that cycle allocates 2 objects, 104 B
+// (BenchmarkCache_cycle/hot10: 104 B/op, 2 allocs/op); with them, none.
+
 // maxFree bounds each recycling list: enough for bursts, small enough
 // (about 120 KB in all) not to matter after the cache shrinks.
 const maxFree = 1024

@@ -4,14 +4,11 @@ package cache
 // first. Postfix uses a circular ring with a head node; here the first
 // entry's prev points to the last (the last's next is nil), which gives the
 // same append-at-tail, iterate-from-oldest behaviour with one pointer in the
-// head. It is 32 bytes, a size class of its own: whether it lists bindings
-// or sessions is known from the table that holds it, which also keeps the
-// label's hash in it (so that moving or removing a head never hashes its
-// label again).
+// head. Whether it lists bindings or sessions is known from the map that
+// holds it (Cache.dests, Cache.endps), whose key is its label.
 type head struct {
 	label string
 	first *entry // first.prev is the last entry
-	hash  uint64 // of label; set and used by table
 }
 
 // entry is a destination binding or a session. One type for both keeps

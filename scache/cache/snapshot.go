@@ -58,7 +58,7 @@ func (c *Cache) snapshot() Snapshot {
 	defer c.mu.Unlock()
 	at := func(t int64) time.Time { return c.base.Add(time.Duration(t)) }
 	var s Snapshot
-	for h := range c.dests.all() {
+	for _, h := range c.dests {
 		d := SnapshotDest{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			d.Bindings = append(d.Bindings, SnapshotBinding{
@@ -67,7 +67,7 @@ func (c *Cache) snapshot() Snapshot {
 		}
 		s.Dests = append(s.Dests, d)
 	}
-	for h := range c.endps.all() {
+	for _, h := range c.endps {
 		p := SnapshotEndp{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			p.Sessions = append(p.Sessions, SnapshotSession{
