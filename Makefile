@@ -58,7 +58,7 @@ man-check:
 	  if [ -n "$$err" ]; then echo "$$p:"; echo "$$err"; exit 1; fi; \
 	done; echo "man-check: docs/man/*.[18] render without warnings"
 
-check: fmt vet race allocs
+check: fmt vet lint race allocs
 
 fmt:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -70,10 +70,12 @@ vet:
 # ineffassign, govet and a few more; the compat-tagged files included) and
 # fails on any finding. The pinned version is built from the Go module proxy
 # on first use (a few minutes of CPU on a fresh module cache), then cached.
+# Runs on one machine wait for each other (golangci-lint's lock) instead of
+# failing.
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 lint:
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 race:
 	$(GO) test -race -count=1 $(PKGS)

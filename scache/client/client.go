@@ -116,7 +116,7 @@ func (c *Client) greet() error {
 	}
 	b, err := c.br.Peek(1)
 	if err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		} else if closedByPeer(err) {
 			err = fmt.Errorf("%w (%w)", io.ErrUnexpectedEOF, err)
@@ -129,7 +129,7 @@ func (c *Client) greet() error {
 	}
 	// A matching WantStrEq does not count: Scan reports 0 items.
 	if _, err := c.dec.Scan(attr.FlagStrict, attr.WantStrEq(scache.AttrProtocol, scache.ProtocolName)); err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return fmt.Errorf("%w: %w", ErrAnnouncement, err)
@@ -146,7 +146,7 @@ func (c *Client) timeout() time.Duration {
 }
 
 func (c *Client) deadline() {
-	c.uc.SetDeadline(time.Now().Add(c.timeout()))
+	_ = c.uc.SetDeadline(time.Now().Add(c.timeout())) // fails only on a closed connection, which the next read or write reports
 }
 
 // Close closes the connection.
@@ -181,7 +181,7 @@ func (c *Client) recv(items ...attr.Item) error {
 		return err
 	}
 	n, err := c.dec.Scan(attr.FlagStrict, items...)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
@@ -226,7 +226,7 @@ func (c *Client) SaveEndp(label, prop string, fd int, ttl time.Duration) (scache
 		return 0, err
 	}
 	l, err := c.dec.Decode()
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {

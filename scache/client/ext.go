@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -106,7 +107,7 @@ func (c *Client) Dump() (*scache.Dump, error) {
 func (c *Client) readRecord() (attr.List, error) {
 	c.deadline()
 	l, err := c.dec.Decode()
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package fdtest
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -55,13 +56,13 @@ func ProbeAnnouncement(path, want string) string {
 		return "dial: " + err.Error()
 	}
 	defer nc.Close()
-	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second)) // best effort: the read below then waits for the server
 	buf := make([]byte, len(want))
 	_, err = io.ReadFull(nc, buf)
 	switch {
 	case err == nil && string(buf) == want:
 		return "announced"
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		return "closed"
 	}
 	return "read: " + strings.ReplaceAll(string(buf), "\x00", "|") + " " + fmt.Sprint(err)

@@ -100,7 +100,7 @@ func (s *Server) Raw(t testing.TB) *net.UnixConn {
 	if s.NoAnnouncement {
 		return nc.(*net.UnixConn)
 	}
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second)) // best effort: the read below then waits for the server
 	buf := make([]byte, len(Announcement))
 	if _, err := io.ReadFull(nc, buf); err != nil {
 		t.Fatalf("scachetest: read announcement: %v", err)
@@ -108,7 +108,7 @@ func (s *Server) Raw(t testing.TB) *net.UnixConn {
 	if string(buf) != Announcement {
 		t.Fatalf("scachetest: announcement %q, want %q", buf, Announcement)
 	}
-	nc.SetReadDeadline(time.Time{})
+	_ = nc.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the caller's next read reports
 	return nc.(*net.UnixConn)
 }
 
@@ -136,7 +136,7 @@ func noExtensions(t testing.TB, announce bool) string {
 		enc := attr.NewEncoder(bufio.NewWriter(nc), attr.Format0)
 		dec := attr.NewDecoder(bufio.NewReader(nc), attr.Format0, attr.Limits{})
 		if announce {
-			enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")})
+			_ = enc.Encode(attr.List{attr.Str("protocol", "connection_cache_protocol")}) // a client that hung up: the decode below ends the loop
 		}
 		for {
 			l, err := dec.Decode()
@@ -150,7 +150,7 @@ func noExtensions(t testing.TB, announce bool) string {
 			case scache.ReqFindDest:
 				reply = append(reply, attr.Str("property", ""), attr.Str("property", ""))
 			}
-			enc.Encode(reply)
+			_ = enc.Encode(reply) // a client that hung up: the next decode ends the loop
 		}
 	})
 }

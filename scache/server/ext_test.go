@@ -90,6 +90,13 @@ func TestExtStats(t *testing.T) {
 	if res, err := dialServer(t, path).FindEndp(endpB); err != nil || res.Status != scache.StatusFail {
 		t.Fatalf("second client's FindEndp = %d, %v", res.Status, err)
 	}
+	// Its latency is recorded after its reply, on that client's goroutine,
+	// which may not have got there when c's request below is served: wait
+	// until it has (c's own requests are recorded before c's next one is
+	// read).
+	for srv.latency.snapshot().Requests[scache.RequestKind(scache.ReqFindEndp)].Count < 2 {
+		time.Sleep(time.Millisecond)
+	}
 
 	got, err := c.ServerStats()
 	if err != nil {

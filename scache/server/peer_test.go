@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -161,7 +162,7 @@ func testNotUnix(t *testing.T, peers *server.PeerPolicy) {
 	}
 	defer nc.Close()
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := nc.Read(make([]byte, 64)); err != io.EOF {
+	if n, err := nc.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
 		t.Fatalf("read %d bytes, %v; want EOF before any byte", n, err)
 	}
 	if got := server.RefusedForTest(srv); got != 1 {

@@ -41,7 +41,7 @@ func TestRawIO(t *testing.T) {
 		}},
 		{"eof", func(t *testing.T, r *rawIO, a, b *net.UnixConn) {
 			b.Close()
-			if n, err := r.Read(make([]byte, 4)); n != 0 || err != io.EOF {
+			if n, err := r.Read(make([]byte, 4)); n != 0 || err != io.EOF { //nolint:errorlint // io.Reader's contract: io.EOF itself, not wrapped
 				t.Fatalf("Read after the peer closed = %d, %v; want 0, io.EOF", n, err)
 			}
 		}},

@@ -448,7 +448,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.serving.Wait()
-	s.waitConns(context.Background(), false)
+	_ = s.waitConns(context.Background(), false) // no deadline: it returns nil once every connection is gone
 	return errs.Join(err, s.closeCache())
 }
 
@@ -472,7 +472,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		s.mu.Unlock()
-		s.waitConns(context.Background(), false)
+		_ = s.waitConns(context.Background(), false) // no deadline: it returns nil once every connection is gone
 		err = errs.Join(err, werr)
 	}
 	return errs.Join(err, s.closeCache())
