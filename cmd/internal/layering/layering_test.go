@@ -1,7 +1,9 @@
 package layering
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -116,4 +118,52 @@ func permitted(dep string, ok []string) bool {
 		}
 	}
 	return false
+}
+
+// TestArchitecture_everyFile fails when a Go file of the module (test files
+// aside, the compat-tagged ones included) is not named, by its path from
+// the module root in backquotes, in docs/architecture.md: the page covers
+// every file of every package.
+func TestArchitecture_everyFile(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not in PATH")
+	}
+	root, err := exec.Command(goTool, "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	dir := strings.TrimSpace(string(root))
+	doc, err := os.ReadFile(filepath.Join(dir, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(goTool, "list", "-tags", "compat", "-f",
+		"{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .IgnoredGoFiles}} {{.}}{{end}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	n := 0
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		rel, err := filepath.Rel(dir, fields[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fields[1:] {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			n++
+			if name := filepath.ToSlash(filepath.Join(rel, f)); !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("docs/architecture.md does not name `%s`: say what it holds under \"Every file\"", name)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("go list found no Go files")
+	}
 }
