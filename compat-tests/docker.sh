@@ -29,6 +29,10 @@
 #                     the soak's duration (--soak; default 10m), seed, steady
 #                     messages per second, and the niceness of the processes
 #                     in its container (compat-tests/soak_test.go)
+#   COMPAT_RUN        run only the compat tests matching this go test -run
+#                     pattern (e.g. '^TestSystemUpgrade$'), not the other
+#                     steps nor the soak (unless COMPAT_SOAK is set);
+#                     docs/compat-matrix.md is then left as it is
 #
 # On the host: Go (PATH or /usr/local/go/bin) and Docker. When dockerd is
 # missing, Debian's docker.io is installed (root); when no engine runs, dockerd
@@ -55,7 +59,8 @@ log() { echo "compat-docker: $*" >&2; }
 # the image needs from this repository is copied here, in this one place:
 #   Dockerfile, setup.sh, setup-tools.sh, run.sh
 #                       how the image is built and what it runs
-#   bin/                test binaries, goscache and its .deb (/compat/bin)
+#   bin/                test binaries, goscache and its .deb (/compat/bin),
+#                       bin/next/ the .deb stamped with a higher version
 #   scache/testdata/    the recorded conversations, from scache/server/testdata (/compat/scache)
 stage() {
 	rm -rf "$stage"
@@ -81,8 +86,9 @@ stage() {
 	# TestSystemInstall installs goscache's Debian package (make deb); the
 	# image installs curl, promtool and man with setup-tools.sh.
 	sh cmd/goscache/deb/build.sh "$stage/bin" >/dev/null
-	# TestSoak upgrades to a package of a higher version while mail flows,
-	# then downgrades back: the same build, versioned above the changelog's.
+	# TestSoak and TestSystemUpgrade upgrade to a package of a higher
+	# version while mail flows, then downgrade back: the same build,
+	# versioned above the changelog's (bin/next/).
 	version=$(sed -n '1s/^goscache (\([^)]*\)).*/\1/p' cmd/goscache/deb/changelog)
 	GOSCACHE_VERSION="$version+soak1" sh cmd/goscache/deb/build.sh "$stage/bin/next" >/dev/null
 	cp cmd/goscache/deb/setup-tools.sh "$stage/"
@@ -180,6 +186,7 @@ run() {
 	docker run --rm --init --network host --name "$image-$1-run" \
 		-v "$(pwd)/$out:/compat/out" \
 		-e CI="${CI:-false}" -e COMPAT_GOSCACHE="$gos" -e COMPAT_PORT="$2" -e COMPAT_SUITE="$1" \
+		-e COMPAT_RUN="${COMPAT_RUN:-}" \
 		"$image-$1" >"$out/run.log" 2>&1 || rc=$?
 	echo "seconds=$(($(date +%s) - start))" >>"$out/summary"
 	echo "rc=$rc" >>"$out/summary"
@@ -272,6 +279,8 @@ EOF
 }
 
 soak_time=${COMPAT_SOAK:-2m}
+# A run of some compat tests only (COMPAT_RUN) has no soak beside it.
+[ -z "${COMPAT_RUN:-}" ] || soak_time=${COMPAT_SOAK:-0}
 soak_suite=${COMPAT_SOAK_SUITE:-}
 if [ -z "$soak_suite" ]; then
 	case " $suites " in
@@ -369,8 +378,10 @@ if [ -n "$soak_pid" ]; then
 	soak_report "$soak_time"
 	[ "$(sed -n 's/^rc=//p' "$stage/out-soak/summary")" = 0 ] || fail=1
 fi
-write_matrix
-echo
-echo "== compat-docker: $matrix"
-cat "$matrix"
+if [ -z "${COMPAT_RUN:-}" ]; then
+	write_matrix
+	echo
+	echo "== compat-docker: $matrix"
+	cat "$matrix"
+fi
 exit $fail

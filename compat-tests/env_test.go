@@ -238,6 +238,18 @@ func stuckReport(inst *pfx.Instance) string {
 			return nil
 		})
 	}
+	// What each file is: its headers, as postcat shows them (an
+	// incomplete file shows as such).
+	for _, q := range []string{"incoming", "active", "deferred", "hold"} {
+		ents, _ := os.ReadDir(filepath.Join(inst.QueueDir, q))
+		for _, e := range ents {
+			if e.IsDir() {
+				continue
+			}
+			out, _ := exec.Command(filepath.Join(*flagCommandDir, "postcat"), "-c", inst.ConfigDir, "-ehq", e.Name()).CombinedOutput()
+			fmt.Fprintf(&b, "\npostcat -ehq %s:\n%s", e.Name(), out)
+		}
+	}
 	log, err := os.ReadFile(inst.LogFile)
 	if err != nil {
 		return b.String() + "\nlog: " + err.Error()
