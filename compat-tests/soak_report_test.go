@@ -60,8 +60,11 @@ type soakResult struct {
 	rssPeak, fdsPeak              int
 	leak                          []string
 	driftNote                     string // why RSS and descriptors were not compared
-	slowest                       string // the message with the longest delay
-	starts                        int    // cache daemon processes seen (pids)
+	slowest                       string // the message with the longest delay not held after a reload
+	delayMaxFree                  time.Duration
+	held                          int           // messages a new qmgr skipped after a reload ("skipped, still being delivered")
+	heldMax                       time.Duration // the longest delay among them
+	starts                        int           // cache daemon processes seen (pids)
 	statusSent, deferred, bounced int
 	skipped                       int      // "skipped, still being delivered" (a new qmgr after a reload)
 	dupsStopped                   []string // duplicates whose first copy arrived during postfix stop
@@ -78,6 +81,9 @@ var allowedRE = func() []*regexp.Regexp {
 }()
 
 var logDelayRE = regexp.MustCompile(`, delay=([0-9.]+),`)
+
+// soakDriftMin is the shortest run whose RSS and descriptor drift is judged.
+const soakDriftMin = 10 * time.Minute
 
 func median(v []int) int {
 	if len(v) == 0 {
@@ -133,6 +139,11 @@ func (rep *soakReport) finish(t *testing.T) {
 			}
 		}
 		r.received, r.unique = len(s.sink.Messages()), len(got)
+		lines, err := s.inst.LogSince(0)
+		if err != nil {
+			t.Error(err)
+		}
+		held := soakHeld(lines)
 		var delays []time.Duration
 		for id, at := range s.injected {
 			n := got[id]
@@ -147,8 +158,12 @@ func (rep *soakReport) finish(t *testing.T) {
 			if n > 0 {
 				d := first[id].Sub(at)
 				delays = append(delays, d)
-				if d > r.delayMax {
-					r.delayMax = d
+				if held[id] {
+					// qmgr held it a minute after a reload.
+					r.heldMax = max(r.heldMax, d)
+					r.held++
+				} else if d > r.delayMaxFree {
+					r.delayMaxFree = d
 					r.slowest = fmt.Sprintf("%s (%s, injected at %v)", id, rcpt[id], at.Sub(rep.start).Round(time.Millisecond))
 				}
 			}
@@ -182,10 +197,6 @@ func (rep *soakReport) finish(t *testing.T) {
 		}
 		r.counts = s.sink.Total()
 
-		lines, err := s.inst.LogSince(0)
-		if err != nil {
-			t.Error(err)
-		}
 		// goscache in scache's place logs as postfix/scache.
 		r.stats = pfx.ParseStats(lines, "scache")
 		r.reused = countReused(lines)
@@ -255,6 +266,10 @@ func (rep *soakReport) finish(t *testing.T) {
 		switch {
 		case len(rssE) == 0 || len(rssL) == 0:
 			r.driftNote = fmt.Sprintf("not measured: no steady samples of a running %s (%d early, %d late)", s.prog, len(rssE), len(rssL))
+		case rep.dur < soakDriftMin:
+			// Windows of a few seconds on a shared machine: the
+			// cached connections follow the load, not a leak.
+			r.driftNote = fmt.Sprintf("figures only: not judged in a run shorter than %v", soakDriftMin)
 		default:
 			if lim := r.rssEarly*13/10 + 4096; r.rssLate > lim {
 				r.leak = append(r.leak, fmt.Sprintf("RSS %d kB late > %d kB (early %d kB x1.3 + 4 MiB)", r.rssLate, lim, r.rssEarly))
@@ -286,8 +301,8 @@ func (rep *soakReport) finish(t *testing.T) {
 		if r.drain < 0 || r.drain > soakDrainBound {
 			judge("queue not empty within %v after injection stopped (%v)%s", soakDrainBound, r.drain, stuckReport(s.inst))
 		}
-		if r.delayMax > soakDrainBound {
-			judge("a message took %v from injection to the sink (bound %v): %s", r.delayMax.Round(time.Millisecond), soakDrainBound, r.slowest)
+		if r.delayMaxFree > soakDrainBound {
+			judge("a message took %v from injection to the sink (bound %v): %s", r.delayMaxFree.Round(time.Millisecond), soakDrainBound, r.slowest)
 		}
 		for _, p := range r.unexplained {
 			judge("log line no event explains: %s", p)
@@ -302,6 +317,35 @@ func (rep *soakReport) finish(t *testing.T) {
 			judge("no statistics lines from %s", s.prog)
 		}
 	}
+}
+
+// soakHeld returns the Message-IDs of the messages that a queue
+// manager started by postfix reload skipped because an smtp(8) of the old
+// one still held their queue file: qmgr puts such a file back with a time
+// stamp a minute ahead, so a delivery of it that failed then waits that
+// minute (docs/compat.md, "A message held 60 seconds after postfix reload").
+func soakHeld(lines []pfx.LogLine) map[string]bool {
+	ids := map[string]string{} // queue ID -> Message-ID
+	var skipped []string
+	for _, l := range lines {
+		qid, rest, ok := strings.Cut(l.Text, ": ")
+		if !ok {
+			continue
+		}
+		switch {
+		case l.Program == "cleanup" && strings.HasPrefix(rest, "message-id=<"):
+			ids[qid] = strings.TrimSuffix(strings.TrimPrefix(rest, "message-id=<"), ">")
+		case strings.HasPrefix(rest, "skipped, still being delivered"):
+			skipped = append(skipped, qid)
+		}
+	}
+	held := map[string]bool{}
+	for _, q := range skipped {
+		if id, ok := ids[q]; ok {
+			held[id] = true
+		}
+	}
+	return held
 }
 
 func isProblem(text string) bool {
@@ -448,7 +492,6 @@ func (rep *soakReport) markdown() string {
 	row("**lost**", func(r soakResult) string { return strconv.Itoa(len(r.lost)) })
 	row("**duplicated**", func(r soakResult) string { return strconv.Itoa(len(r.dups)) })
 	row("duplicated within a postfix stop²", func(r soakResult) string { return strconv.Itoa(len(r.dupsStopped)) })
-	row("queue files a new qmgr skipped after a reload³", func(r soakResult) string { return strconv.Itoa(r.skipped) })
 	row("**stuck** (queue not empty 30 s after injection)", func(r soakResult) string {
 		if r.drain < 0 || r.drain > soakDrainBound {
 			return "yes"
@@ -459,7 +502,12 @@ func (rep *soakReport) markdown() string {
 	row("queue delay p50 / p99 / **max** (injection → sink)", func(r soakResult) string {
 		return fmt.Sprintf("%s / %s / **%s**", ms(r.delayP50), ms(r.delayP99), ms(r.delayMax))
 	})
-	row("the slowest message", func(r soakResult) string { return r.slowest })
+	row("the slowest message (not held after a reload)", func(r soakResult) string {
+		return fmt.Sprintf("%s: %s", ms(r.delayMaxFree), r.slowest)
+	})
+	row("messages qmgr held after a reload³ (their longest delay)", func(r soakResult) string {
+		return fmt.Sprintf("%d (%s)", r.held, ms(r.heldMax))
+	})
 	row("largest delay= in the log", func(r soakResult) string { return fmt.Sprintf("%.2f s", r.logDelayMax) })
 	row("deliveries deferred (sink 421s, kills)", func(r soakResult) string { return strconv.Itoa(r.deferred) })
 	row("TCP connections / 421-refused / SMTP sessions", func(r soakResult) string {
@@ -497,9 +545,11 @@ func (rep *soakReport) markdown() string {
 	p("² postfix stop ends the delivery agents at once; one that had sent the end of DATA but not read the 250 leaves the\n")
 	p("message queued, and it goes again after the start (RFC 1047's window; the cache plays no part in the SMTP dialogue).\n")
 	p("Only a duplicate whose first copy arrived within a second of a stop counts here; any other fails the run.\n")
-	p("³ \"skipped, still being delivered\": after postfix reload the new qmgr finds a file an smtp(8) of the old one still\n")
-	p("delivers; the file goes back to incoming, where the qmgr looks only when mail arrives or is flushed. The soak\n")
-	p("flushes (postqueue -f) once injection stops, as further mail would.\n\n")
+	p("³ \"skipped, still being delivered\": after postfix reload the new qmgr finds a file that an smtp(8) of the old one\n")
+	p("still delivers; it puts the file back with a time stamp a minute ahead (docs/compat.md, \"A message held 60 seconds\n")
+	p("after postfix reload\"). If that delivery failed (a deferral), the message waits the minute: Postfix's doing, with\n")
+	p("either daemon, so these messages are not held to the 30 s bound; every other one is. Once injection stops the soak\n")
+	p("flushes (postqueue -f), as further mail would.\n\n")
 	p("Early is the second half of the %.0f s warm-up, late the last %.0f s before injection stopped; both without events, and only samples with at most two seconds' worth of mail queued.\n\n", rep.warm.Seconds(), (rep.tail / 2).Seconds())
 	p("![RSS over time](soak/rss.svg)\n\n![descriptors over time](soak/fds.svg)\n\n")
 	p("## Events (%s)\n\n", rep.eventCounts())
