@@ -290,10 +290,10 @@ func (rep *soakReport) finish(t *testing.T) {
 			}
 		}
 		if len(r.lost) > 0 {
-			judge("%d of %d messages lost: %.10q", len(r.lost), r.injected, r.lost)
+			judge("%d of %d messages lost: %q", len(r.lost), r.injected, r.lost[:min(10, len(r.lost))])
 		}
 		if len(r.dups) > 0 {
-			judge("%d messages delivered more than once: %.10q", len(r.dups), r.dups)
+			judge("%d messages delivered more than once: %q", len(r.dups), r.dups[:min(10, len(r.dups))])
 		}
 		if r.unexpected > 0 {
 			judge("%d messages at the sinks that were never injected: %s", r.unexpected, strings.Join(r.unexpectedIDs, " "))
@@ -304,7 +304,11 @@ func (rep *soakReport) finish(t *testing.T) {
 		if r.delayMaxFree > soakDrainBound {
 			judge("a message took %v from injection to the sink (bound %v): %s", r.delayMaxFree.Round(time.Millisecond), soakDrainBound, r.slowest)
 		}
-		for _, p := range r.unexplained {
+		for i, p := range r.unexplained {
+			if i == 10 {
+				judge("... and %d more lines no event explains", len(r.unexplained)-i)
+				break
+			}
 			judge("log line no event explains: %s", p)
 		}
 		for _, l := range r.leak {

@@ -388,10 +388,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	// A message counts once its end of DATA has arrived: a client that
-	// dies in the middle of the data (postfix stop) delivered nothing.
+	// dies in the middle of the data (postfix stop) delivered nothing. A
+	// read that fails (the idle close fired between two reads of a slow
+	// client) is a temporary failure, as a server that times out says:
+	// 421, never a 5xx that would bounce the message.
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return err
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "sink: the data did not arrive: " + err.Error()}
 	}
 	m := Message{Addr: s.b.addr, From: s.from, To: s.to, TLS: s.tls, ConnID: s.connID, At: time.Now()}
 	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
