@@ -27,16 +27,16 @@ var (
 	revision string
 )
 
-// Unknown stands for a field the build did not record.
-const Unknown = "unknown"
+// unknown stands for a field the build did not record.
+const unknown = "unknown"
 
-// Devel is the version of a build from a source tree that was not stamped.
-const Devel = "devel"
+// devel is the version of a build from a source tree that was not stamped.
+const devel = "devel"
 
 // Info identifies one build.
 type Info struct {
-	Version   string // "0.1.0-1", or Devel
-	Revision  string // the git commit, or Unknown
+	Version   string // "0.1.0-1", or "devel" (an unstamped build)
+	Revision  string // the git commit, or "unknown"
 	GoVersion string // runtime.Version() of the binary
 }
 
@@ -54,7 +54,7 @@ func resolve(stampedVersion, stampedRevision string, bi *debug.BuildInfo) Info {
 		i.GoVersion = bi.GoVersion
 	}
 	if i.Version == "" {
-		i.Version = Devel
+		i.Version = devel
 		if bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			i.Version = strings.TrimPrefix(bi.Main.Version, "v")
 		}
@@ -65,10 +65,10 @@ func resolve(stampedVersion, stampedRevision string, bi *debug.BuildInfo) Info {
 	return i
 }
 
-// vcsRevision is Go's VCS stamp of the build, or Unknown.
+// vcsRevision is Go's VCS stamp of the build, or unknown.
 func vcsRevision(bi *debug.BuildInfo) string {
 	if bi == nil {
-		return Unknown
+		return unknown
 	}
 	rev, dirty := "", false
 	for _, s := range bi.Settings {
@@ -80,7 +80,7 @@ func vcsRevision(bi *debug.BuildInfo) string {
 		}
 	}
 	if rev == "" {
-		return Unknown
+		return unknown
 	}
 	if dirty {
 		rev += "-dirty"
@@ -88,9 +88,9 @@ func vcsRevision(bi *debug.BuildInfo) string {
 	return rev
 }
 
-// ShortRevision is the revision cut to 12 characters, as git abbreviates
+// shortRevision is the revision cut to 12 characters, as git abbreviates
 // it, keeping a "-dirty" suffix.
-func (i Info) ShortRevision() string {
+func (i Info) shortRevision() string {
 	rev, dirty := strings.CutSuffix(i.Revision, "-dirty")
 	if len(rev) > 12 {
 		rev = rev[:12]
@@ -104,5 +104,5 @@ func (i Info) ShortRevision() string {
 // String is the version line every command prints:
 // "0.1.0-1 (revision 0123456789ab, go1.26.0)".
 func (i Info) String() string {
-	return i.Version + " (revision " + i.ShortRevision() + ", " + i.GoVersion + ")"
+	return i.Version + " (revision " + i.shortRevision() + ", " + i.GoVersion + ")"
 }

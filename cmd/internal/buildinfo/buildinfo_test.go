@@ -27,16 +27,16 @@ func TestResolve(t *testing.T) {
 			Info{Version: "0.2.0-1", Revision: "feedface", GoVersion: "go1.26.0"}},
 		{"plain go build in the tree", "", "",
 			&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "false")},
-			Info{Version: Devel, Revision: rev, GoVersion: "go1.26.0"}},
+			Info{Version: devel, Revision: rev, GoVersion: "go1.26.0"}},
 		{"uncommitted changes", "", "",
 			&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", rev, "vcs.modified", "true")},
-			Info{Version: Devel, Revision: rev + "-dirty", GoVersion: "go1.26.0"}},
+			Info{Version: devel, Revision: rev + "-dirty", GoVersion: "go1.26.0"}},
 		{"go install module@version", "", "",
 			&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.1.0"}},
-			Info{Version: "0.1.0", Revision: Unknown, GoVersion: "go1.26.0"}},
+			Info{Version: "0.1.0", Revision: unknown, GoVersion: "go1.26.0"}},
 		{"no VCS stamp (-buildvcs=false)", "0.1.0-1", "",
 			&debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}},
-			Info{Version: "0.1.0-1", Revision: Unknown, GoVersion: "go1.26.0"}},
+			Info{Version: "0.1.0-1", Revision: unknown, GoVersion: "go1.26.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +47,7 @@ func TestResolve(t *testing.T) {
 	}
 	t.Run("no build info", func(t *testing.T) {
 		got := resolve("", "", nil)
-		if got.Version != Devel || got.Revision != Unknown || got.GoVersion == "" {
+		if got.Version != devel || got.Revision != unknown || got.GoVersion == "" {
 			t.Errorf("resolve(nil) = %+v, want devel, unknown and the runtime's Go version", got)
 		}
 	})
@@ -59,8 +59,8 @@ func TestInfoString(t *testing.T) {
 		want string
 	}{
 		{Info{"0.1.0-1", "0123456789abcdef0123", "go1.26.0"}, "0.1.0-1 (revision 0123456789ab, go1.26.0)"},
-		{Info{Devel, "0123456789abcdef0123-dirty", "go1.26.0"}, "devel (revision 0123456789ab-dirty, go1.26.0)"},
-		{Info{Devel, Unknown, "go1.26.0"}, "devel (revision unknown, go1.26.0)"},
+		{Info{devel, "0123456789abcdef0123-dirty", "go1.26.0"}, "devel (revision 0123456789ab-dirty, go1.26.0)"},
+		{Info{devel, unknown, "go1.26.0"}, "devel (revision unknown, go1.26.0)"},
 	}
 	for _, tt := range tests {
 		if got := tt.in.String(); got != tt.want {
