@@ -43,12 +43,20 @@ import (
 //     a restart or max_idle would) smtp(8) delivers without a cache: the
 //     messages, the warnings and the delays of that state are measured and
 //     printed;
-//  4. switches back to Postfix's scache (docs/operator.md) and purges the
-//     package: no file of it remains.
+//  4. switches back to Postfix's scache (docs/operator.md) with a reload,
+//     which leaves caching off for a while (the service stays throttled,
+//     smtp(8) processes that disabled caching keep it off), then restarts
+//     Postfix, after which deliveries must reuse connections again;
+//  5. purges the package: no file of it remains.
 //
-// No message may be lost or delivered twice; which daemon (pid, start
-// time, version as scachectl stats reports it, lookups from its statistics
-// lines) served which phase is logged and printed under "== compat".
+// On trixie and later Postfix's own package trigger restarts Postfix at
+// every dpkg -i and -r (allowServiceActions). No message may be lost or
+// delivered twice, except a delivery that such a restart cut off, which
+// Postfix may repeat (at least once), and which is then said; messages a
+// restart left queued are flushed with postqueue -f and counted. Which
+// daemon (pid, start time, version as scachectl stats reports it, lookups
+// from its statistics lines) served which phase is logged and printed
+// under "== compat".
 // Runs only with COMPAT_SYSTEM=1, as TestSystemInstall, and leaves the
 // machine as it found it.
 func TestSystemUpgrade(t *testing.T) {
