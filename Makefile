@@ -17,7 +17,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BUILDINFO := github.com/goscache/goscache/cmd/internal/buildinfo
 LDFLAGS   := -X $(BUILDINFO).version=$(shell sh cmd/goscache/deb/version.sh) -X $(BUILDINFO).revision=$(shell sh cmd/goscache/deb/version.sh -revision)
 
-.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz fuzz-long bench install demo compat compat-docker soak bench-compare clean deb deb-check man-check
+.PHONY: all build test setup check fmt vet lint race allocs unit cover fuzz fuzz-long bench install demo compat compat-docker soak bench-compare bench-e2e clean deb deb-check man-check
 
 all: build
 
@@ -124,6 +124,19 @@ bench:
 # docs/BENCHMARKS.md. Knobs: see compat-tests/bench/bench-compare.sh.
 bench-compare:
 	./compat-tests/bench/bench-compare.sh
+
+# bench-e2e (root; 15-30 minutes) delivers the same mail through real
+# Postfix three ways, no connection cache, Postfix's scache and goscache, to
+# sinks that answer after a WAN round trip (some over STARTTLS, one closing
+# idle connections), in interleaved rounds, writes docs/bench/e2e.json and
+# regenerates docs/BENCHMARKS.md (compat-tests/bench_e2e_test.go; knobs
+# BENCH_E2E_MSGS, _ROUNDS, _RTT, _DESTS, _PROCS, _PORT there). Not part of
+# make test: it is a benchmark.
+BENCH_E2E_ENV ?=
+bench-e2e:
+	@sh compat-tests/setup.sh
+	BENCH_E2E=1 $(BENCH_E2E_ENV) $(GO) test -tags compat -count=1 -timeout 120m -run '^TestBenchE2E$$' -v ./compat-tests/
+	$(GO) run ./cmd/benchplot -dir docs/bench -out docs/BENCHMARKS.md -svg docs/bench/throughput.svg -notes docs/bench/notes.md
 
 # install puts goscache next to Postfix's own daemons (master.cf's command
 # field is relative to daemon_directory), scachectl, when it builds, into

@@ -119,6 +119,18 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *svg != "" && res.e2e != nil {
+		path := filepath.Join(filepath.Dir(*svg), e2eSVGFile)
+		if err := writeFile(path, plotE2E(res.e2e)); err != nil {
+			return err
+		}
+		res.e2eSVG = filepath.ToSlash(path)
+		if *out != "-" {
+			if rel, err := filepath.Rel(filepath.Dir(*out), path); err == nil {
+				res.e2eSVG = filepath.ToSlash(rel)
+			}
+		}
+	}
 	md := markdown(res)
 	if *out == "-" {
 		_, err := io.WriteString(stdout, md)

@@ -53,6 +53,9 @@ func markdown(r *results) string {
 	}
 	writeMemory(w, r)
 	writeErrors(w, r)
+	if r.e2e != nil {
+		writeE2E(w, r)
+	}
 	if r.notes != "" {
 		w("\n%s", r.notes)
 		if !strings.HasSuffix(r.notes, "\n") {

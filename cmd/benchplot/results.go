@@ -50,7 +50,9 @@ type results struct {
 	machine            machine
 	command            string
 	svgName            string
-	notes              string // hand-written analysis, appended
+	notes              string     // hand-written analysis, appended
+	e2e                *e2eReport // make bench-e2e (e2e.go)
+	e2eSVG             string
 }
 
 // openPoint is one load point of the open loop (issue 18): the share of
@@ -122,6 +124,13 @@ func loadResults(dir string) (*results, error) {
 		if len(rep.Runs) > 0 {
 			r.opens = append(r.opens, openRun{p, &rep})
 		}
+		loaded++
+	}
+	e2e, err := loadE2E(dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.e2e = e2e; e2e != nil {
 		loaded++
 	}
 	if loaded == 0 {

@@ -339,6 +339,12 @@ func (in *Instance) Postconf(ctx context.Context, args ...string) ([]byte, error
 	return in.command(ctx, "postconf", append([]string{"-c", in.ConfigDir}, args...)...).CombinedOutput()
 }
 
+// Postsuper runs "postsuper -c ConfigDir args..." (for example -H ALL,
+// which releases the mail on hold).
+func (in *Instance) Postsuper(ctx context.Context, args ...string) ([]byte, error) {
+	return in.command(ctx, "postsuper", append([]string{"-c", in.ConfigDir}, args...)...).CombinedOutput()
+}
+
 // Start starts the instance.
 func (in *Instance) Start(ctx context.Context) error {
 	if out, err := in.Postfix(ctx, "start"); err != nil {
