@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 		"github.com/munnerz/goautoneg", "google.golang.org/protobuf", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
 	// The bench harness and the floor, a master(8) child.
 	"cmd/scachebench":       {"scache", "scache/server", "scache/client", "scache/cache", "scache/internal/fdpass", "scache/internal/errs", "attr", "mastercompat", "cmd/internal/benchresults", "cmd/internal/secflag", "golang.org/x/sys", "github.com/hashicorp/go-multierror", "github.com/hashicorp/errwrap"},
-	"cmd/benchplot":         {"cmd/internal/benchresults"},
+	"cmd/benchplot":         {"cmd/internal/benchresults", "compat-tests/e2ebench"},
 	"cmd/internal/layering": {},
 	"cmd/internal/secflag":  {},
 	// The version and revision every command reports.
@@ -52,6 +52,8 @@ var allowed = map[string][]string{
 	"compat-tests":              {"*"},
 	"compat-tests/pfx":          {"*"},
 	"compat-tests/sink":         {"*"},
+	// make bench-e2e's results format and parsing, read by benchplot.
+	"compat-tests/e2ebench": {},
 }
 
 // TestLayering fails when a package depends on a module package or a
