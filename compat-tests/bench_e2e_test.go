@@ -32,7 +32,7 @@ import (
 // is a benchmark, not a test) and writes BENCH_E2E_OUT (docs/bench/e2e.json).
 //
 // Knobs (environment): BENCH_E2E_MSGS (5000), BENCH_E2E_ROUNDS (3),
-// BENCH_E2E_RTT (50ms), BENCH_E2E_DESTS (24), BENCH_E2E_PROCS (64),
+// BENCH_E2E_RTT (100ms), BENCH_E2E_DESTS (24), BENCH_E2E_PROCS (50),
 // BENCH_E2E_PORT (4220: sinks PORT..PORT+2, smtpd PORT+10..PORT+12),
 // BENCH_E2E_WAYS (none,scache,goscache).
 func TestBenchE2E(t *testing.T) {
@@ -43,8 +43,8 @@ func TestBenchE2E(t *testing.T) {
 	cfg := e2ebench.Config{
 		Messages:        envInt("BENCH_E2E_MSGS", 5000),
 		Destinations:    envInt("BENCH_E2E_DESTS", 24),
-		RTTMs:           int(envDuration("BENCH_E2E_RTT", 50*time.Millisecond) / time.Millisecond),
-		ProcessLimit:    envInt("BENCH_E2E_PROCS", 64),
+		RTTMs:           int(envDuration("BENCH_E2E_RTT", 100*time.Millisecond) / time.Millisecond),
+		ProcessLimit:    envInt("BENCH_E2E_PROCS", 50),
 		DestConcurrency: 20,
 		CacheTimeLimit:  "2s",
 		Injectors:       16,
