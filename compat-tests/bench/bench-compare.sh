@@ -58,8 +58,17 @@ OUT=${OUT:-docs/BENCHMARKS.md}
 GO=${GO:-go}
 # The commit measured, taken before this script writes its outputs (which
 # are not "local changes" of the code under test).
+# RESULTS and OUT are left out of the check when they are in the
+# repository (a pathspec outside it would make git fail, which read as
+# local changes).
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- . ":(exclude)$RESULTS" ":(exclude)$OUT" 2>/dev/null ||
+excludes=()
+for p in "$RESULTS" "$OUT"; do
+	case $(realpath -m "$p") in
+	"$ROOT"/*) excludes+=(":(exclude)$(realpath -m --relative-to="$ROOT" "$p")") ;;
+	esac
+done
+git -C "$ROOT" diff --quiet HEAD -- . "${excludes[@]}" 2>/dev/null ||
 	commit="$commit (with local changes)"
 
 log() { printf 'bench-compare: %s\n' "$*" >&2; }
