@@ -126,17 +126,7 @@ type Cache struct {
 	freeEntries *entry // linked through next
 	nFreeE      int
 	freeHeads   []*head
-	classTab    []*ttlClass // every ttl class ever made, by id; see newClass
 	freeClasses []*ttlClass
-}
-
-// created returns when e was saved (a binding: first saved), in
-// nanoseconds since c.base. e must be scheduled; c.mu must be held.
-func (c *Cache) created(e *entry) int64 {
-	if cl := c.classTab[e.cls]; cl.key.sess {
-		return e.expires - int64(cl.key.ttl)
-	}
-	return e.aux
 }
 
 // New returns an empty cache configured by opts.
@@ -210,14 +200,14 @@ func (c *Cache) SaveEndp(endpLabel, endpProp string, fd int, ttl time.Duration) 
 		*p = endpProp
 	}
 	e := c.newEntry()
-	e.h, e.s, e.split, e.aux = h, endpProp, int32(len(endpProp)), int64(fd)
+	e.h, e.prop, e.fd, e.created = h, endpProp, fd, now
 	h.append(e)
 	c.sessions++
 	c.schedule(e, ttl, now, true)
 	var victims []int
 	for c.max > 0 && c.sessions > c.max {
 		v := c.oldestSession()
-		victims = append(victims, v.fd())
+		victims = append(victims, v.fd)
 		c.removeSession(v)
 		c.freeEntry(v)
 		c.evict.Limit++
@@ -237,7 +227,7 @@ func (c *Cache) FindEndp(endpLabel string) (fd int, endpProp string, ok bool) {
 			c.mu.Unlock()
 			return -1, "", false
 		}
-		fd, endpProp = e.fd(), e.s
+		fd, endpProp = e.fd, e.prop
 		c.freeEntry(e)
 		if c.checkOut(fd, endpLabel) {
 			return fd, endpProp, true
@@ -265,19 +255,30 @@ func (c *Cache) SaveDest(destLabel, destProp, endpLabel string, ttl time.Duratio
 		c.dests[h.label] = h
 	}
 	for e := h.first; e != nil; e = e.next {
-		if e.endp() == endpLabel && e.prop() == destProp {
+		if e.endp == endpLabel && e.prop == destProp {
 			c.unschedule(e)
 			c.schedule(e, ttl, now, false)
-			c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
+			c.recentEndps[c.recentSlot(endpLabel)] = e.endp
 			c.arm(now)
 			return
 		}
 	}
+	// The endpoint label: the copy its session list holds, when it has
+	// one, or the copy another binding left in recentEndps.
+	slot := c.recentSlot(endpLabel)
+	switch eh := c.endps[endpLabel]; {
+	case eh != nil:
+		endpLabel = eh.label
+	case c.recentEndps[slot] == endpLabel:
+		endpLabel = c.recentEndps[slot]
+	default:
+		endpLabel = strings.Clone(endpLabel)
+	}
 	e := c.newEntry()
-	e.h, e.s, e.split, e.aux = h, destProp+endpLabel, int32(len(destProp)), now
+	e.h, e.prop, e.endp, e.fd, e.created = h, strings.Clone(destProp), endpLabel, -1, now
 	h.append(e)
 	c.schedule(e, ttl, now, false)
-	c.recentEndps[c.recentSlot(endpLabel)] = e.endp()
+	c.recentEndps[slot] = endpLabel
 	c.arm(now)
 }
 
@@ -294,8 +295,8 @@ func (c *Cache) FindDest(destLabel string) (fd int, destProp, endpProp string, o
 		fd = -1
 		if h := c.dests[destLabel]; h != nil {
 			for b := h.first; b != nil; b = b.next {
-				if s := c.takeSession(b.endp()); s != nil {
-					fd, destProp, endpProp, endpLabel = s.fd(), b.prop(), s.s, b.endp()
+				if s := c.takeSession(b.endp); s != nil {
+					fd, destProp, endpProp, endpLabel = s.fd, b.prop, s.prop, b.endp
 					c.freeEntry(s)
 					break
 				}
@@ -389,7 +390,7 @@ func (c *Cache) Close() error {
 	fds := make([]int, 0, c.sessions)
 	for _, h := range c.endps {
 		for e := h.first; e != nil; e = e.next {
-			fds = append(fds, e.fd())
+			fds = append(fds, e.fd)
 		}
 	}
 	c.evict.Closed += int64(len(fds))
@@ -465,7 +466,7 @@ func (c *Cache) removeBinding(e *entry) {
 func (c *Cache) oldestSession() *entry {
 	var old *entry
 	for _, cl := range c.classes {
-		if cl.key.sess && (old == nil || c.created(cl.first) < c.created(old)) {
+		if cl.key.sess && (old == nil || cl.first.created < old.created) {
 			old = cl.first
 		}
 	}

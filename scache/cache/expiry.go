@@ -31,8 +31,7 @@ type classKey struct {
 type ttlClass struct {
 	key         classKey
 	first, last *entry
-	idx         int   // index in Cache.classes
-	id          int32 // index in Cache.classTab, for entry.cls
+	idx         int // index in Cache.classes
 }
 
 // schedule gives e the deadline now+ttl at the tail of its class of
@@ -48,7 +47,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 	if cl != nil {
 		// A class in the map is not empty: e goes to its tail, and its
 		// first deadline, which orders the heap, stays.
-		e.cls = cl.id
+		e.cls = cl
 		e.tprev, e.tnext = cl.last, nil
 		cl.last.tnext = e
 		cl.last = e
@@ -56,7 +55,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 	}
 	cl = c.newClass(k)
 	c.byTTL[k] = cl
-	e.cls = cl.id
+	e.cls = cl
 	e.tprev, e.tnext = nil, nil
 	cl.first, cl.last = e, e
 	heap.Push(&c.classes, cl)
@@ -64,7 +63,7 @@ func (c *Cache) schedule(e *entry, ttl time.Duration, now int64, sess bool) {
 
 // unschedule removes e from its class. c.mu must be held.
 func (c *Cache) unschedule(e *entry) {
-	cl := c.classTab[e.cls]
+	cl := e.cls
 	if e.tprev != nil {
 		e.tprev.tnext = e.tnext
 	} else {
@@ -76,7 +75,7 @@ func (c *Cache) unschedule(e *entry) {
 		cl.last = e.tprev
 	}
 	wasFirst := e.tprev == nil
-	e.tprev, e.tnext, e.cls = nil, nil, 0
+	e.tprev, e.tnext, e.cls = nil, nil, nil
 	switch {
 	case cl.first == nil:
 		delete(c.byTTL, cl.key)
@@ -87,27 +86,24 @@ func (c *Cache) unschedule(e *entry) {
 	}
 }
 
-// newClass returns an empty ttl class for k, recycled if possible.
-// Classes are never discarded, so entries can name theirs by a 4-byte id
-// and there are never more of them than were once in use at the same time
-// (one or two per ttl smtp(8) sends). A class empties and comes back
-// whenever the only session of its ttl is found and saved again.
-// c.mu must be held.
+// newClass returns an empty ttl class for k, recycled if possible: a class
+// empties and comes back whenever the only session of its ttl is found and
+// saved again (see freelist.go). c.mu must be held.
 func (c *Cache) newClass(k classKey) *ttlClass {
 	if cl := popFree(&c.freeClasses); cl != nil {
 		cl.key = k
 		return cl
 	}
-	cl := &ttlClass{key: k, id: int32(len(c.classTab))}
-	c.classTab = append(c.classTab, cl)
-	return cl
+	return &ttlClass{key: k}
 }
 
 // freeClass recycles a class that left the map and the heap. c.mu must be
 // held.
 func (c *Cache) freeClass(cl *ttlClass) {
-	*cl = ttlClass{id: cl.id}
-	c.freeClasses = append(c.freeClasses, cl)
+	*cl = ttlClass{}
+	if len(c.freeClasses) < maxFree {
+		c.freeClasses = append(c.freeClasses, cl)
+	}
 }
 
 // next returns the entry with the earliest deadline, or nil.
@@ -204,11 +200,11 @@ func (c *Cache) expire() {
 	now := c.now()
 	var fds []int
 	for e := c.next(); e != nil && e.expires <= now; e = c.next() {
-		if !c.classTab[e.cls].key.sess {
+		if !e.cls.key.sess {
 			c.removeBinding(e)
 			c.evict.ExpiredBindings++
 		} else {
-			fds = append(fds, e.fd())
+			fds = append(fds, e.fd)
 			c.removeSession(e)
 			c.evict.Expired++
 		}

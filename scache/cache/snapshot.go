@@ -62,7 +62,7 @@ func (c *Cache) snapshot() Snapshot {
 		d := SnapshotDest{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			d.Bindings = append(d.Bindings, SnapshotBinding{
-				EndpLabel: e.endp(), DestProp: e.prop(), Created: at(c.created(e)), Expires: at(e.expires),
+				EndpLabel: e.endp, DestProp: e.prop, Created: at(e.created), Expires: at(e.expires),
 			})
 		}
 		s.Dests = append(s.Dests, d)
@@ -71,7 +71,7 @@ func (c *Cache) snapshot() Snapshot {
 		p := SnapshotEndp{Label: h.label}
 		for e := h.first; e != nil; e = e.next {
 			p.Sessions = append(p.Sessions, SnapshotSession{
-				FD: e.fd(), EndpProp: e.s, Created: at(c.created(e)), Expires: at(e.expires),
+				FD: e.fd, EndpProp: e.prop, Created: at(e.created), Expires: at(e.expires),
 			})
 		}
 		s.Endps = append(s.Endps, p)
