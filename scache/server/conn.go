@@ -282,7 +282,7 @@ func (c *conn) serve() {
 			c.dr.timeout = c.srv.opts.IPCTimeout
 			c.endIdle()
 			if err != nil {
-				if err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 					c.log.Debug("read", "err", err)
 				}
 				return
@@ -385,7 +385,7 @@ func (c *conn) serveRequest() bool {
 	h, ok := c.srv.handlers[string(c.req)]
 	if !ok {
 		c.srv.logger.Warn("unrecognized request: \"" + string(c.req) + "\", ignored") // verbatim, as C prints %s
-		return c.reply(replyStatusBad) == nil
+		return c.reply(replyStatusBad)
 	}
 	if c.debug() {
 		c.log.Debug("request", "request", string(c.req))
@@ -396,9 +396,13 @@ func (c *conn) serveRequest() bool {
 	return !c.broken
 }
 
-// reply drops the unread rest of the current record, writes l and flushes.
+// reply is send for a reply whose failure needs no more handling than the
+// broken connection: it reports whether l was written.
+func (c *conn) reply(l attr.List) bool { return c.send(l) == nil }
+
+// send drops the unread rest of the current record, writes l and flushes.
 // A write error marks the connection broken.
-func (c *conn) reply(l attr.List) error {
+func (c *conn) send(l attr.List) error {
 	c.dropRest()
 	err := c.enc.Encode(l)
 	if err != nil {

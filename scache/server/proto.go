@@ -85,7 +85,7 @@ func (c *conn) saveEndp() {
 		c.badRequest(service, replyStatusBad, err)
 		return
 	}
-	if c.reply(replyDummy) != nil {
+	if !c.reply(replyDummy) {
 		return
 	}
 	fd, err := c.recvFD()
@@ -194,7 +194,7 @@ func (c *conn) findDest() {
 // handOut sends a find hit: the reply, the client's dummy, the descriptor,
 // the client's second dummy. fd is closed in every case.
 func (c *conn) handOut(service string, fd int, reply attr.List) {
-	err := c.reply(reply)
+	err := c.send(reply)
 	if err == nil {
 		err = c.readDummy()
 	}
