@@ -132,6 +132,14 @@ func postfixConfig(t *testing.T) string {
 	return b.String()
 }
 
+// sharedDirRE is dpkg's notice that it left a directory of the package
+// that holds other packages' files. Debian 11's packages register their
+// units under /lib/systemd/system, the alias of the package's
+// /usr/lib/systemd/system (merged /usr), so dpkg, seeing no other owner of
+// that name, tries to remove it and says why it did not; harmless, and not
+// a warning of goscache's scripts.
+var sharedDirRE = regexp.MustCompile(`(?m)^dpkg: warning: while removing goscache, directory '/usr/lib/systemd/system' not empty so not removed\n`)
+
 // purgeDeb runs dpkg --purge and requires every file of the package gone,
 // with no warning from prerm (master.cf no longer runs goscache).
 func purgeDeb(t *testing.T, files []string) {
@@ -139,7 +147,7 @@ func purgeDeb(t *testing.T, files []string) {
 	before := postfixConfig(t)
 	out := runCmd(t, "dpkg", "--purge", "goscache")
 	t.Logf("dpkg --purge goscache:\n%s", out)
-	if strings.Contains(out, "warning:") {
+	if strings.Contains(sharedDirRE.ReplaceAllString(out, ""), "warning:") {
 		t.Errorf("dpkg --purge warned after switching back: %s", out)
 	}
 	if postfixConfig(t) != before {
