@@ -64,7 +64,7 @@ type Evictions struct {
 // sessions (descriptor plus endpoint properties). Every entry has its own
 // ttl. Every operation costs O(1) in the number of cached entries: maps,
 // intrusive lists, and deadline-ordered lists per ttl value under a
-// small heap, served by a single timer (see cache_expiry.go).
+// small heap, served by a single timer (see expiry.go).
 //
 // The cache owns every descriptor it holds and closes each exactly once: on
 // expiry, on MaxSessions eviction, or at Close. A descriptor returned by a
@@ -94,7 +94,7 @@ type Cache struct {
 	endps    map[string]*head // endpoint lists by label
 	seed     maphash.Seed     // of recentSlot's hash
 	sessions int
-	byTTL    map[classKey]*ttlClass // see cache_expiry.go
+	byTTL    map[classKey]*ttlClass // see expiry.go
 	classes  classHeap
 	timer    *time.Timer
 	armed    bool  // timer is pending (or its callback has not yet run)

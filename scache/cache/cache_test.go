@@ -677,8 +677,8 @@ func TestCache_maxSessionsOldestAcrossTTLs(t *testing.T) {
 	})
 }
 
-// TestCache_layout guards the per-connection heap (docs/BENCHMARKS.md, "The
-// heap target"): an entry fits the 112-byte size class, a head the 24-byte
+// TestCache_layout guards the per-connection heap (docs/bench/notes.md,
+// issue 20 §5): an entry fits the 112-byte size class, a head the 24-byte
 // one, and a binding and the endpoint list share one copy of the endpoint
 // label whichever of save_dest and save_endp comes first, also with
 // clients interleaved and when the list is recreated after a find.
