@@ -169,17 +169,21 @@ func TestServer_ipcTimeout(t *testing.T) {
 // there; an idle client is still waited for without a limit, and its next
 // request is read and answered within a fresh ipc_timeout.
 func TestServer_idleOutlivesIPCTimeout(t *testing.T) {
-	ts := scachetest.NewServer(t, server.Options{IPCTimeout: 50 * time.Millisecond})
+	// The timeout is long against the 10 ms pause inside a request, so
+	// that a loaded machine (CI runs the Docker matrix beside it) cannot
+	// stretch the pause past it; the idle spell is three timeouts.
+	const timeout = 500 * time.Millisecond
+	ts := scachetest.NewServer(t, server.Options{IPCTimeout: timeout})
 	raw := ts.Raw(t)
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	for range 3 {
+	raw.SetDeadline(time.Now().Add(30 * time.Second))
+	for range 2 {
 		// In two parts, so that the server reads the second under a
 		// deadline.
 		mustWrite(t, raw, "request\x00find_endp\x00")
 		time.Sleep(10 * time.Millisecond)
 		mustWrite(t, raw, "label\x00E\x00\x00")
 		mustRead(t, raw, "status\x002\x00property\x00\x00\x00")
-		time.Sleep(150 * time.Millisecond) // idle for three timeouts
+		time.Sleep(3 * timeout) // idle for three timeouts
 	}
 }
 
