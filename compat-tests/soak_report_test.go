@@ -114,7 +114,7 @@ func (rep *soakReport) duringStop(t time.Time) bool {
 }
 
 func (rep *soakReport) fired(kind string) bool {
-	if kind == "tls-reuse" {
+	if kind == "tls-reuse" || kind == "machine" {
 		return true
 	}
 	return slices.ContainsFunc(rep.events, func(e soakEvent) bool { return e.kind == kind })
