@@ -4,6 +4,7 @@
 #   make test    everything a merge needs: gofmt, go vet, golangci-lint, go test -race, the package checks, the compat suite
 #   make deb     bin/goscache_<version>_<arch>.deb (cmd/goscache/deb/build.sh)
 #   make soak    an hour of a server's life, compressed (SOAK=10m by default): docs/soak.md
+#   make bench-e2e  mail through real Postfix: no cache, scache, goscache (docs/BENCHMARKS.md)
 #
 GO        ?= go
 FUZZTIME  ?= 30s

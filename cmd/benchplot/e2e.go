@@ -79,7 +79,7 @@ func writeE2E(w writer, r *results) {
 	w("%d destinations are reached through a transport that requires STARTTLS (smtp_tls_connection_reuse = %s, a full handshake per new session); ", c.TLSDestinations, yesNo(c.TLSReuse))
 	w("%d closes connections idle for %d ms, so the cache can hand out dead connections.\n\n", c.IdleCloseDests, c.IdleCloseMs)
 	w("Sessions and TLS handshakes are counted at the sinks; dead hand-outs are the cache daemon's lookup hits (its statistics lines) minus the deliveries over a cached connection (conn_use ≥ 2 in smtp(8)'s log); ")
-	w("queue delay is b+c+d of each delivered message's delays= field (after the release: waiting for an smtp(8) process, connection set-up, transmission); ")
+	w("queue delay is b+c+d of each delivered message's delays= field (after the release: waiting for an smtp(8) process, connection set-up, transmission); the whole run's mail is released at once, so the queue delay is mostly the backlog draining at the delivery rate (p50 about half the run); ")
 	w("cache CPU is user+system time of the cache daemon's processes from /proc/PID/stat, every process master(8) ran during the run.\n\n")
 	w("Machine: %s, %d cores, %d MB, kernel %s, Postfix %s, goscache %s, %s, %s. ", orUnknown(m.CPU), m.Cores, m.MemoryMB, orUnknown(m.Kernel), orUnknown(m.Postfix), orUnknown(m.Commit), m.GoVersion, m.Date)
 	w("**Load average %s at the start, %s at the end**: other work shared the two cores, so absolute rates are low and noisy; the ways ran interleaved under the same load.\n\n", m.LoadBefore, m.LoadAfter)
