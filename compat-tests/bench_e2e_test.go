@@ -34,7 +34,8 @@ import (
 // Knobs (environment): BENCH_E2E_MSGS (5000), BENCH_E2E_ROUNDS (3),
 // BENCH_E2E_RTT (100ms), BENCH_E2E_DESTS (24), BENCH_E2E_PROCS (50),
 // BENCH_E2E_PORT (4220: sinks PORT..PORT+2, smtpd PORT+10..PORT+12),
-// BENCH_E2E_WAYS (none,scache,goscache).
+// BENCH_E2E_WAYS (none,scache,goscache), BENCH_E2E_APPEND (add rounds to
+// the results file), BENCH_E2E_COMMAND (the command recorded).
 func TestBenchE2E(t *testing.T) {
 	if os.Getenv("BENCH_E2E") == "" {
 		t.Skip("a benchmark: run with BENCH_E2E=1 (make bench-e2e)")
@@ -67,6 +68,26 @@ func TestBenchE2E(t *testing.T) {
 		Config:  cfg,
 		Machine: e2eMachine(),
 	}
+	// BENCH_E2E_APPEND=1 adds this invocation's rounds to the results
+	// already in out, numbered after them, when the workload is the same.
+	first := 0
+	if os.Getenv("BENCH_E2E_APPEND") != "" {
+		old, err := e2ebench.Read(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := old.Config
+		want.Rounds = cfg.Rounds
+		if want != cfg {
+			t.Fatalf("BENCH_E2E_APPEND: %s was measured with %+v, this run is %+v", out, old.Config, cfg)
+		}
+		for _, r := range old.Runs {
+			first = max(first, r.Round)
+		}
+		old.Config.Rounds += cfg.Rounds
+		old.Command = rep.Command
+		rep = old
+	}
 	sides := map[string]*e2eSide{}
 	for i, way := range ways {
 		daemon := ""
@@ -77,9 +98,9 @@ func TestBenchE2E(t *testing.T) {
 	}
 	for round := range cfg.Rounds {
 		for k := range ways {
-			way := ways[(round+k)%len(ways)]
+			way := ways[(first+round+k)%len(ways)]
 			r := sides[way].run(t, cfg)
-			r.Round, r.Order = round+1, k+1
+			r.Round, r.Order = first+round+1, k+1
 			t.Logf("round %d %-8s %5d msgs in %6.1fs (%.1f msg/s, inject %.1fs) sessions %d tls %d reused %d hits %d dead %d delay p50 %.2fs p99 %.2fs cache cpu %.2fs (%d pids) load %s",
 				r.Round, r.Way, r.Delivered, r.Seconds, r.MsgsPerSec(), r.InjectSeconds, r.Sessions, r.TLS,
 				r.Reused, r.Hits, r.DeadHandouts, r.DelayP50, r.DelayP99, r.CacheCPU, r.CachePids, r.Load)
