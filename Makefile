@@ -29,7 +29,19 @@ build:
 # suite against real Postfix, natively and in Docker. setup comes first so
 # that the unit tests which compare with the real Postfix binaries (postconf
 # defaults, the real scache's answers) run instead of skipping.
-test: setup check deb-check compat compat-docker
+#
+# The Docker matrix's slow part that needs no Go (the engine, debootstrap of
+# the base images, Postfix's layer of each image: archive downloads, mostly)
+# runs in the background while check, deb-check and compat run, and is
+# waited for before compat-docker (compat-tests/docker.sh --prepare; its log
+# is bin/compat-prepare.log).
+test: setup
+	@mkdir -p $(BIN); sh compat-tests/docker.sh --prepare >$(BIN)/compat-prepare.log 2>&1 & prep=$$!; \
+	rc=0; $(MAKE) --no-print-directory check deb-check compat || rc=$$?; \
+	if ! wait $$prep; then echo "== compat-docker --prepare failed:"; cat $(BIN)/compat-prepare.log; exit 1; fi; \
+	echo "== compat-docker --prepare:"; cat $(BIN)/compat-prepare.log; \
+	[ $$rc = 0 ] || exit $$rc; \
+	$(MAKE) --no-print-directory compat-docker
 
 # setup installs Debian's postfix package when it is missing (root only),
 # and the tools of deb-check and the metrics tests (lintian, man-db,

@@ -6,6 +6,13 @@
 #                                   rewrite docs/compat-matrix.md
 #   compat-tests/docker.sh --stage  only fill bin/compat-docker (for compose)
 #   compat-tests/docker.sh --build  stage and build the images, run nothing
+#   compat-tests/docker.sh --prepare
+#                                   only the slow part that needs no Go:
+#                                   the engine, the base images and each
+#                                   image's Postfix layer (make test runs it
+#                                   in the background while the checks run;
+#                                   the full run then finds those layers in
+#                                   Docker's build cache)
 #   compat-tests/docker.sh --soak   stage, build the image of COMPAT_SOAK_SUITE,
 #                                   run TestSoak alone for SOAK and write its
 #                                   report to docs/soak.md and docs/soak/
@@ -291,7 +298,18 @@ fi
 if [ "${1:-}" = --soak ]; then
 	suites=$soak_suite
 fi
-stage
+if [ "${1:-}" = --prepare ]; then
+	# The Dockerfile up to its Postfix layer, in a context of its own:
+	# the same files as stage() copies there, so that the full build's
+	# cache finds the layers this one made.
+	prep=bin/compat-docker-prepare
+	rm -rf "$prep"
+	mkdir -p "$prep"
+	cp compat-tests/setup.sh cmd/goscache/deb/setup-tools.sh "$prep/"
+	sed '/^COPY run.sh/,$d' compat-tests/Dockerfile >"$prep/Dockerfile"
+	stage=$prep
+fi
+[ "${1:-}" = --prepare ] || stage
 [ "${1:-}" = --stage ] && exit 0
 engine
 
@@ -321,7 +339,7 @@ for p in $pids; do
 	}
 done
 log "images ready in $(($(date +%s) - t0))s"
-[ "${1:-}" = --build ] && exit 0
+[ "${1:-}" = --build ] || [ "${1:-}" = --prepare ] && exit 0
 
 # make soak: the soak alone, its report into docs/.
 if [ "${1:-}" = --soak ]; then
