@@ -354,7 +354,12 @@ func (in *Instance) Start(ctx context.Context) error {
 }
 
 // Stop stops the instance; stopping one that is not running is no error.
+// It stops it even when ctx is already done (a test's context is canceled
+// before its cleanups run, and a canceled "postfix status" would read as
+// "not running" and leave master behind): ctx gives only the values.
 func (in *Instance) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if _, err := in.Postfix(ctx, "status"); err != nil {
 		return nil
 	}
