@@ -176,21 +176,8 @@ func newE2ESide(t *testing.T, way string, port, injectPort int, daemon string, c
 		s.prog = "goscache"
 		opts.Scache = daemon
 	}
-	inst, err := pfx.Create(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst := createInstance(t, way, opts)
 	s.inst = inst
-	t.Cleanup(func() {
-		if err := inst.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() || *flagKeep {
-			t.Logf("%s instance kept in %s (log %s)", way, root, inst.LogFile)
-		} else {
-			os.RemoveAll(root)
-		}
-	})
 	tlsConf, err := sink.SelfSignedTLS("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)

@@ -443,22 +443,9 @@ func newVariant(t *testing.T, name string, port int, bin string) *variant {
 	if ipv6Loopback() == nil {
 		main["inet_protocols"] = "all"
 	}
-	inst, err := pfx.Create(t.Context(), pfx.Options{
+	inst := createInstance(t, name, pfx.Options{
 		Root: root, DaemonDir: *flagDaemonDir, CommandDir: *flagCommandDir,
 		Scache: bin, Main: main, Transports: transports,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := inst.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() || *flagKeep {
-			t.Logf("%s instance kept in %s (log %s)", name, root, inst.LogFile)
-		} else {
-			os.RemoveAll(root)
-		}
 	})
 	tlsConf, err := sink.SelfSignedTLS("127.0.0.1")
 	if err != nil {

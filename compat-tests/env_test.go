@@ -259,3 +259,26 @@ func stuckReport(inst *pfx.Instance) string {
 	b.WriteString(strings.Join(lines[max(0, len(lines)-60):], "\n"))
 	return b.String()
 }
+
+// createInstance creates a private Postfix instance with opts (whose Root
+// is the instance's directory) and stops it when the test ends: kept, with
+// its log named, when the test failed or -compat.keep is set, removed
+// otherwise. name labels it in the log.
+func createInstance(t *testing.T, name string, opts pfx.Options) *pfx.Instance {
+	t.Helper()
+	inst, err := pfx.Create(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := inst.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() || *flagKeep {
+			t.Logf("%s instance kept in %s (log %s)", name, opts.Root, inst.LogFile)
+		} else {
+			os.RemoveAll(opts.Root)
+		}
+	})
+	return inst
+}

@@ -36,25 +36,11 @@ func TestInstances(t *testing.T) {
 	mk := func(name string) *pfx.Instance {
 		root := filepath.Join(os.TempDir(), fmt.Sprintf("goscache-compat-%s-%d", name, os.Getpid()))
 		os.RemoveAll(root)
-		inst, err := pfx.Create(ctx, pfx.Options{
+		return createInstance(t, name, pfx.Options{
 			Root: root, DaemonDir: *flagDaemonDir, CommandDir: *flagCommandDir, Scache: bin,
 			// Bindings saved by hand stay while the test looks.
 			Main: map[string]string{"connection_cache_ttl_limit": "3600s"},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := inst.Stop(context.Background()); err != nil {
-				t.Error(err)
-			}
-			if t.Failed() || *flagKeep {
-				t.Logf("%s instance kept in %s (log %s)", name, root, inst.LogFile)
-			} else {
-				os.RemoveAll(root)
-			}
-		})
-		return inst
 	}
 	out, in := mk("inst-out"), mk("inst-in")
 	// "in" switches the second way.

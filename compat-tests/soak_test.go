@@ -595,20 +595,7 @@ func newSoakSide(t *testing.T, name string, port int, daemon string) *soakSide {
 		opts.Scache = daemon
 		opts.SystemDaemonDir = filepath.Dir(daemon) == filepath.Clean(*flagDaemonDir)
 	}
-	inst, err := pfx.Create(t.Context(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := inst.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() || *flagKeep {
-			t.Logf("%s instance kept in %s (log %s)", name, root, inst.LogFile)
-		} else {
-			os.RemoveAll(root)
-		}
-	})
+	inst := createInstance(t, name, opts)
 	tlsConf, err := sink.SelfSignedTLS("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
