@@ -38,23 +38,11 @@ import (
 // restores that state afterwards, so it can run again in the same
 // container.
 func TestSystemInstall(t *testing.T) {
-	if os.Getenv("COMPAT_SYSTEM") != "1" {
-		t.Skip("changes the system's Postfix (/etc/postfix, daemon_directory): runs only with COMPAT_SYSTEM=1, as in make compat-docker's container")
-	}
-	requirePostfix(t)
-	bin := requireGoscache(t)
+	bin, origMaster := requireFreshSystem(t)
 	ctx := t.Context()
 	postconf := filepath.Join(*flagCommandDir, "postconf")
 	mainCF := filepath.Join(systemConfigDir, "main.cf")
 	masterCF := filepath.Join(systemConfigDir, "master.cf")
-
-	if _, err := os.Stat(mainCF); err == nil {
-		t.Fatalf("%s exists: this test sets up the default instance of a fresh machine (no main.cf, as compat-tests/setup.sh installs it) and refuses to touch a configured one", mainCF)
-	}
-	origMaster, err := os.ReadFile(masterCF)
-	if err != nil {
-		t.Fatalf("Debian's package installs master.cf even with \"No configuration\": %v", err)
-	}
 
 	// 1. The Debian package (make deb; docker.sh stages it next to the
 	// binary). daemon_directory as postconf reports it, with make
@@ -447,4 +435,28 @@ func checkQuiet(t *testing.T) {
 	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
 		t.Errorf("postconf >/dev/null: %v: %s", err, stderr.String())
 	}
+}
+
+// requireFreshSystem is the start of the tests that change the system's
+// own Postfix (TestSystemInstall, TestSystemUpgrade): it skips unless
+// COMPAT_SYSTEM=1 (make compat-docker's container), refuses a configured
+// default instance (a main.cf: compat-tests/setup.sh installs Debian's
+// package with "No configuration"), and returns the goscache binary under
+// test and master.cf as the package installed it, for the test to restore.
+func requireFreshSystem(t *testing.T) (bin string, origMaster []byte) {
+	t.Helper()
+	if os.Getenv("COMPAT_SYSTEM") != "1" {
+		t.Skip("changes the system's Postfix (/etc/postfix, daemon_directory): runs only with COMPAT_SYSTEM=1, as in make compat-docker's container")
+	}
+	requirePostfix(t)
+	bin = requireGoscache(t)
+	mainCF := filepath.Join(systemConfigDir, "main.cf")
+	if _, err := os.Stat(mainCF); err == nil {
+		t.Fatalf("%s exists: this test sets up the default instance of a fresh machine (no main.cf, as compat-tests/setup.sh installs it) and refuses to touch a configured one", mainCF)
+	}
+	origMaster, err := os.ReadFile(filepath.Join(systemConfigDir, "master.cf"))
+	if err != nil {
+		t.Fatalf("Debian's package installs master.cf even with \"No configuration\": %v", err)
+	}
+	return bin, origMaster
 }

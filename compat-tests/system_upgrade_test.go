@@ -60,23 +60,11 @@ import (
 // Runs only with COMPAT_SYSTEM=1, as TestSystemInstall, and leaves the
 // machine as it found it.
 func TestSystemUpgrade(t *testing.T) {
-	if os.Getenv("COMPAT_SYSTEM") != "1" {
-		t.Skip("changes the system's Postfix (/etc/postfix, daemon_directory): runs only with COMPAT_SYSTEM=1, as in make compat-docker's container")
-	}
-	requirePostfix(t)
-	bin := requireGoscache(t)
+	bin, origMaster := requireFreshSystem(t)
 	ctx := t.Context()
 	postconf := filepath.Join(*flagCommandDir, "postconf")
 	mainCF := filepath.Join(systemConfigDir, "main.cf")
 	masterCF := filepath.Join(systemConfigDir, "master.cf")
-
-	if _, err := os.Stat(mainCF); err == nil {
-		t.Fatalf("%s exists: this test sets up the default instance of a fresh machine and refuses to touch a configured one", mainCF)
-	}
-	origMaster, err := os.ReadFile(masterCF)
-	if err != nil {
-		t.Fatal(err)
-	}
 	first := debPackage(t, bin)
 	next := nextPackage(t, bin)
 	firstVer, nextVer := debVersion(t, first), debVersion(t, next)
