@@ -120,6 +120,17 @@ need() {
 }
 
 engine() {
+	# Every container runs on the host's network namespace, whose
+	# net.unix.max_dgram_qlen (10 by default) bounds the postlog socket's
+	# queue: a Postfix instance logging through postlogd can deadlock its
+	# master(8) after a reload with a queue that short (compat-tests/pfx,
+	# DgramQueue). /proc/sys is read-only inside a container, so it is
+	# raised here, on the host, for the sockets made from now on.
+	q=$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 1024)
+	if [ "$q" -lt 1024 ] && [ "$(id -u)" = 0 ]; then
+		log "net.unix.max_dgram_qlen $q -> 1024 (the postlog socket's queue; see compat-tests/pfx DgramQueue)"
+		echo 1024 >/proc/sys/net/unix/max_dgram_qlen
+	fi
 	# The client alone is not enough: an image may ship docker without
 	# dockerd. Debian's docker.io brings both (and containerd, runc).
 	need docker docker.io

@@ -3,6 +3,7 @@
 package compattest
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"math"
@@ -37,6 +38,7 @@ type soakReport struct {
 	extended               time.Duration // the run went on this much past SOAK for a whole tail
 	results                []soakResult
 	failures               []string
+	binaries               []soakBinary // goscache's processes and the versions they ran
 }
 
 // soakResult is what one side showed.
@@ -320,7 +322,61 @@ func (rep *soakReport) finish(t *testing.T) {
 		if r.stats.Lines == 0 {
 			judge("no statistics lines from %s", s.prog)
 		}
+		if s.prog == "goscache" && rep.noPkg == "" {
+			var wrong []string
+			rep.binaries, wrong = rep.whichBinaries(s)
+			for _, w := range wrong {
+				judge("%s", w)
+			}
+		}
 	}
+}
+
+// soakBinary is one goscache process and the package version it should
+// have run: the one installed when it started.
+type soakBinary struct {
+	proc      soakProc
+	want      string // "" when it started while dpkg -i ran (either is right)
+	installed string // the event that installed want ("" for the first install)
+}
+
+// whichBinaries pairs every goscache process the sampler saw with the
+// package version installed when it started, and returns the mismatches:
+// a process started after an upgrade (dpkg -i, then postfix reload) must
+// run the new binary, and one started after the downgrade the old one.
+func (rep *soakReport) whichBinaries(s *soakSide) ([]soakBinary, []string) {
+	s.mu.Lock()
+	var procs []soakProc
+	for _, p := range s.procs {
+		procs = append(procs, *p)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(procs, func(a, b soakProc) int { return a.start.Compare(b.start) })
+	var out []soakBinary
+	var wrong []string
+	for _, p := range procs {
+		b := soakBinary{proc: p, want: rep.versions[0]}
+		for _, e := range rep.events {
+			if e.installed == "" {
+				continue
+			}
+			// A second of slack: /proc's start time counts from the boot
+			// time, which /proc/stat gives in whole seconds.
+			from, to := rep.start.Add(e.at-time.Second), rep.start.Add(e.dpkgDone+time.Second)
+			switch {
+			case p.start.After(to):
+				b.want, b.installed = e.installed, fmt.Sprintf("%s at %.0f s", e.kind, e.at.Seconds())
+			case p.start.After(from):
+				b.want, b.installed = "", fmt.Sprintf("during the %s at %.0f s", e.kind, e.at.Seconds())
+			}
+		}
+		if b.want != "" && p.version != b.want {
+			wrong = append(wrong, fmt.Sprintf("goscache pid %d, started at %.1f s, ran version %q; %s was installed then (%s)",
+				p.pid, p.start.Sub(rep.start).Seconds(), p.version, b.want, cmp.Or(b.installed, "at the start")))
+		}
+		out = append(out, b)
+	}
+	return out, wrong
 }
 
 // soakHeld returns the Message-IDs of the messages that a queue
@@ -560,6 +616,37 @@ func (rep *soakReport) markdown() string {
 	p("| at | took | event | side | what happened |\n|---|---|---|---|---|\n")
 	for _, e := range rep.events {
 		p("| %.0f s | %.1f s | %s | %s | %s |\n", e.at.Seconds(), e.took.Seconds(), e.kind, e.side, strings.ReplaceAll(e.detail, "|", "\\|"))
+	}
+	if len(rep.binaries) > 0 {
+		p("\n## Which goscache binary ran\n\n")
+		p("Every goscache process the sampler saw, with what its own executable says (`/proc/PID/exe -version`:\n")
+		p("the binary the process runs, even after dpkg has replaced the file) and the package version installed when\n")
+		p("it started. After each upgrade or downgrade the soak runs `postfix reload` on goscache's instance, as the\n")
+		p("package's postinst does for the system's; a process that started later and ran another version fails the run.\n\n")
+		for _, e := range rep.events {
+			if e.installed == "" {
+				continue
+			}
+			ran := "no goscache process started before the next package event or the end"
+			for _, b := range rep.binaries {
+				if b.proc.version == e.installed && b.proc.start.After(rep.start.Add(e.at)) {
+					ran = fmt.Sprintf("pid %d, started %.1f s after dpkg -i returned", b.proc.pid, b.proc.start.Sub(rep.start.Add(e.dpkgDone)).Seconds())
+					break
+				}
+			}
+			p("- %s at %.0f s to %s: the first process of the version installed: %s\n", e.kind, e.at.Seconds(), e.installed, ran)
+		}
+		p("\n")
+		p("| pid | started at | ran | installed then |\n|---|---|---|---|\n")
+		for _, b := range rep.binaries {
+			want := b.want
+			if want == "" {
+				want = "either (" + b.installed + ")"
+			} else if b.installed != "" {
+				want += " (" + b.installed + ")"
+			}
+			p("| %d | %.1f s | %s | %s |\n", b.proc.pid, b.proc.start.Sub(rep.start).Seconds(), cmp.Or(b.proc.version, "?"), want)
+		}
 	}
 	p("\n## Warnings and the events that explain them\n\n")
 	p("| event | log line (regexp) | %s |\n|---|---|%s\n", strings.Join(names(rep.results), " | "), strings.Repeat("---|", len(rep.results)))

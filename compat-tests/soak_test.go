@@ -3,6 +3,7 @@
 package compattest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -166,6 +167,7 @@ type soakSide struct {
 	samples   []soakSample
 	drained   time.Duration // how long the queue took to empty after injection (-1: it did not)
 	idleStay  int           // quiet spells the cache daemon outlived
+	procs     map[int]*soakProc
 }
 
 type soakJob struct {
@@ -184,10 +186,19 @@ type soakSample struct {
 }
 
 type soakEvent struct {
-	at, took time.Duration
-	kind     string
-	side     string // "both" or "goscache"
-	detail   string
+	at, took  time.Duration
+	kind      string
+	side      string // "both" or "goscache"
+	detail    string
+	installed string        // upgrade and downgrade: the package version dpkg -i left installed
+	dpkgDone  time.Duration // and when dpkg -i returned (since the start)
+}
+
+// soakProc is one cache daemon process the sampler saw.
+type soakProc struct {
+	pid     int
+	start   time.Time // when the kernel started it (/proc/PID/stat)
+	version string    // what its own executable says (/proc/PID/exe -version); goscache only
 }
 
 // gate pauses the injecting clients of one side (postfix stop/start): pause
@@ -421,9 +432,20 @@ func TestSoak(t *testing.T) {
 			if err != nil {
 				t.Errorf("dpkg -i %s: %v: %s", deb, err, out)
 			}
+			ev.dpkgDone = since()
 			v := pkgVersion()
 			rep.versions = append(rep.versions, v)
-			ev.detail = fmt.Sprintf("dpkg -i %s: goscache %s installed (master starts it at the next spawn)", filepath.Base(deb), v)
+			ev.installed = v
+			// What the package's postinst does for the system's
+			// instance: postfix reload, so that master starts the
+			// new binary at the next request. The report checks that
+			// every goscache started after this ran the version
+			// installed.
+			gs := sides[len(sides)-1]
+			if err := gs.inst.Reload(ctx); err != nil {
+				t.Errorf("%s: %v", gs.name, err)
+			}
+			ev.detail = fmt.Sprintf("dpkg -i %s: goscache %s installed; postfix reload, as its postinst does", filepath.Base(deb), v)
 		case evSqueeze:
 			// Half a burst once the daemons run squeezed: more
 			// connections to cache than descriptors left.
@@ -617,7 +639,8 @@ func newSoakSide(t *testing.T, name string, port int, daemon string) *soakSide {
 		t.Fatal(err)
 	}
 	s := &soakSide{name: name, prog: prog, port: port, inject: inject, inst: inst, sink: sk,
-		jobs: make(chan soakJob, 1<<17), injected: map[string]time.Time{}, uncertain: map[string]bool{}}
+		jobs: make(chan soakJob, 1<<17), injected: map[string]time.Time{}, uncertain: map[string]bool{},
+		procs: map[int]*soakProc{}}
 	s.gate.init()
 	return s
 }
@@ -835,6 +858,16 @@ func rssKB(pid int) int {
 func (s *soakSide) sample(at time.Duration) {
 	smp := soakSample{at: at, pids: s.cachePids(), delivered: s.sink.Total().Messages, load: loadavg()}
 	for _, pid := range smp.pids {
+		s.mu.Lock()
+		_, seen := s.procs[pid]
+		s.mu.Unlock()
+		if !seen {
+			if p := readProc(pid, s.prog == "goscache"); p != nil {
+				s.mu.Lock()
+				s.procs[pid] = p
+				s.mu.Unlock()
+			}
+		}
 		smp.rssKB += rssKB(pid)
 		if n := countFds(pid); n >= 0 {
 			smp.fds += n
@@ -868,6 +901,61 @@ func (s *soakSide) waitDrained(ctx context.Context, limit time.Duration) time.Du
 		time.Sleep(100 * time.Millisecond)
 	}
 	return -1
+}
+
+// readProc describes a running process: its start time and, with
+// version, what its executable prints for -version (the binary it runs,
+// even when a package upgrade has since replaced the file). nil when the
+// process is gone.
+func readProc(pid int, version bool) *soakProc {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	// Fields after "(comm) ": state is field 3, starttime field 22, in
+	// clock ticks (USER_HZ, 100 on Linux) since boot.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 20 {
+		return nil
+	}
+	ticks, err1 := strconv.ParseInt(f[19], 10, 64)
+	boot, err2 := bootTime()
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	p := &soakProc{pid: pid, start: boot.Add(time.Duration(ticks) * 10 * time.Millisecond)}
+	if version {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, fmt.Sprintf("/proc/%d/exe", pid), "-version").Output()
+		if err != nil {
+			return nil
+		}
+		// "goscache 0.1.0-1 (revision ..., go1.x)"
+		if f := strings.Fields(string(out)); len(f) >= 2 {
+			p.version = f[1]
+		}
+	}
+	return p
+}
+
+// bootTime is /proc/stat's btime.
+func bootTime() (time.Time, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return time.Unix(n, 0), err
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat: no btime")
 }
 
 func loadavg() string {

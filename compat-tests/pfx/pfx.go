@@ -101,6 +101,7 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 	if err := in.makeDirs(); err != nil {
 		return nil, err
 	}
+	raiseDgramQueue()
 	scacheCmd, err := in.copyDaemons(opts)
 	if err != nil {
 		return nil, err
@@ -116,6 +117,37 @@ func Create(ctx context.Context, opts Options) (*Instance, error) {
 		return nil, fmt.Errorf("pfx: postfix check: %w: %s", err, out)
 	}
 	return in, nil
+}
+
+// DgramQueue is the length to which Create raises the network namespace's
+// net.unix.max_dgram_qlen (the kernel's default is 10).
+//
+// The instances log through postlogd (maillog_file): every process,
+// master(8) included, sends its log records to the postlog socket, whose
+// queue holds max_dgram_qlen records, and master spawns postlogd when that
+// socket becomes readable. After postfix reload the old postlogd exits; if
+// more than ten records arrive before master spawns the next one (smtp(8)
+// processes warning all at once, as during a squeeze) and master itself
+// logs, master blocks in sendto on a socket only its own child can drain,
+// forever: a Postfix deadlock with maillog_file, seen in a soak at
+// 05:22 on 2026-12-07 (master in unix_wait_for_peer, no children left
+// running, the log ending at the reload). A queue of DgramQueue records
+// makes that wait end as soon as master gets back to its event loop.
+const DgramQueue = 1024
+
+// raiseDgramQueue raises net.unix.max_dgram_qlen to DgramQueue where this
+// process may (root, a writable /proc/sys; a container shares the host's
+// network namespace and leaves it to compat-tests/docker.sh). Sockets
+// created later (master's postlog socket) get the new length.
+func raiseDgramQueue() {
+	const path = "/proc/sys/net/unix/max_dgram_qlen"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n < DgramQueue {
+		_ = os.WriteFile(path, []byte(strconv.Itoa(DgramQueue)), 0o644) // best effort: see DgramQueue
+	}
 }
 
 // makeDirs creates the instance's directories, open to mail_owner, whose
