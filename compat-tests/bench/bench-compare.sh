@@ -198,6 +198,42 @@ spawn() {
 }
 spawn
 
+# PROFILE=1: instead of the benchmark, where goscache's and the floor's CPU
+# goes in reuse mode (PROFILE_CLIENTS, default 1 and 16 clients): perf
+# samples each process under master for 6 s of a 9 s run, and
+# docs/bench/issue18/perf-classify.py sorts the samples per cycle into
+# the scheduler, the request path's system calls and user-space work
+# (cpu-clock: a VM without hardware counters has nothing else). The
+# classified profiles go to $RESULTS/profile/ with each run's output.
+if [ -n "${PROFILE:-}" ]; then
+	command -v perf >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >/dev/null
+	out=$RESULTS/profile
+	mkdir -p "$out"
+	for c in ${PROFILE_CLIENTS:-1 16}; do
+		for t in goscache floor; do
+			case $t in
+			goscache) sock=$GOSCACHE pid=$GOSCACHE_PID ;;
+			floor) sock=$FLOOR pid=$FLOOR_PID ;;
+			esac
+			"$BIN/scachebench" -target "$t=$sock" -pid "$t=$pid" -labels reuse -clients "$c" \
+				-rounds 1 -duration 9s -warmup 1s >"$out/run-$t-$c.txt" &
+			bench=$!
+			sleep 2
+			perf record -q -e cpu-clock -F 10000 -g -p "$pid" -o "$TMP/$t-$c.data" -- sleep 6 2>/dev/null
+			wait "$bench"
+			# The table's second line, column 4: cycles/s over the run.
+			rate=$(awk 'NR == 2 { print $4 }' "$out/run-$t-$c.txt")
+			{
+				echo "$t, $c clients, reuse ($rate cycles/s x 6 s; $(cut -d' ' -f1-3 /proc/loadavg) load)"
+				python3 docs/bench/issue18/perf-classify.py "$TMP/$t-$c.data" "$(awk -v r="$rate" 'BEGIN { print r * 6 }')"
+			} >"$out/classified-$t-$c.txt"
+			log "profile: $out/classified-$t-$c.txt"
+			head -6 "$out/classified-$t-$c.txt" >&2
+		done
+	done
+	exit 0
+fi
+
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/machine.json"
 all_targets() {
