@@ -156,13 +156,13 @@ func writeVerdicts(w writer, r *results) {
 	if r.sweep != nil && len(r.sweep.Runs) > 0 {
 		ix := index(r.sweep.Runs, clientsLevel)
 		if s := newSpread(ix.ratios(1, nameGoscache, nameScache, cps)); s.N > 0 {
-			w("| fresh labels, 1 client: cycle rate >= scache's | goscache/scache = %s | %s |\n", ratio(s), verdict(s.Median >= targetSingleVsScache))
+			w("| fresh labels, 1 client: cycle rate >= scache's | goscache/scache = %s | %s |\n", ratioAt(s, targetSingleVsScache), verdict(s.Median >= targetSingleVsScache))
 		}
 		if s := newSpread(ix.ratios(1, nameFloor, nameGoscache, cps)); s.N > 0 {
-			w("| fresh labels, 1 client: cycle time <= 1.5x the floor's | goscache/floor cycle time = %s | %s |\n", ratio(s), verdict(s.Median <= targetSingleVsFloor))
+			w("| fresh labels, 1 client: cycle time <= 1.5x the floor's | goscache/floor cycle time = %s | %s |\n", ratioAt(s, targetSingleVsFloor), verdict(s.Median <= targetSingleVsFloor))
 		}
 		if s := newSpread(ix.ratios(16, nameGoscache, nameScache, cps)); s.N > 0 {
-			w("| fresh labels, 16 clients: >= 1.5x scache's throughput | goscache/scache = %s | %s |\n", ratio(s), verdict(s.Median >= target16VsScache))
+			w("| fresh labels, 16 clients: >= 1.5x scache's throughput | goscache/scache = %s | %s |\n", ratioAt(s, target16VsScache), verdict(s.Median >= target16VsScache))
 		}
 		if s := newSpread(ix.ratios(16, nameGoscache, nameScache, lat("request", p99))); s.N > 0 {
 			w("| (not a target) fresh labels, 16 clients, closed loop: request p99, at %.1fx scache's throughput | goscache/scache p99 = %s | see the open loop |\n",
@@ -172,18 +172,18 @@ func writeVerdicts(w writer, r *results) {
 	if r.reuse != nil && len(r.reuse.Runs) > 0 {
 		ix := index(r.reuse.Runs, clientsLevel)
 		if s := newSpread(ix.ratios(1, nameGoscache, nameScache, cpu)); s.N > 0 {
-			w("| reuse, 1 client: server CPU per cycle <= scache's | goscache/scache CPU = %s | %s |\n", ratio(s), verdict(s.Median <= targetReuseCPUVsScache))
+			w("| reuse, 1 client: server CPU per cycle <= scache's | goscache/scache CPU = %s | %s |\n", ratioAt(s, targetReuseCPUVsScache), verdict(s.Median <= targetReuseCPUVsScache))
 		}
 		if s := newSpread(ix.ratios(1, nameGoscache, nameScache, cps)); s.N > 0 {
-			w("| reuse, 1 client: cycle rate >= 1.1x scache's | goscache/scache = %s | %s |\n", ratio(s), verdict(s.Median >= targetReuseSingleVsScache))
+			w("| reuse, 1 client: cycle rate >= 1.1x scache's | goscache/scache = %s | %s |\n", ratioAt(s, targetReuseSingleVsScache), verdict(s.Median >= targetReuseSingleVsScache))
 		}
 		for _, n := range []int{1, 16} {
 			if s := newSpread(ix.ratios(n, nameGoscache, nameFloor, cps)); s.N > 0 {
-				w("| reuse, %d %s: cycle rate >= 0.9x the floor's | goscache/floor = %s | %s |\n", n, clientsWord(n), ratio(s), verdict(s.Median >= targetReuseVsFloor))
+				w("| reuse, %d %s: cycle rate >= 0.9x the floor's | goscache/floor = %s | %s |\n", n, clientsWord(n), ratioAt(s, targetReuseVsFloor), verdict(s.Median >= targetReuseVsFloor))
 			}
 		}
 		if s := newSpread(ix.ratios(1, nameGoscache, nameFloor, cpu)); s.N > 0 {
-			w("| reuse, 1 client: server CPU per cycle <= 1.15x the floor's | goscache/floor CPU = %s | %s |\n", ratio(s), verdict(s.Median <= targetReuseCPUVsFloor))
+			w("| reuse, 1 client: server CPU per cycle <= 1.15x the floor's | goscache/floor CPU = %s | %s |\n", ratioAt(s, targetReuseCPUVsFloor), verdict(s.Median <= targetReuseCPUVsFloor))
 		}
 	}
 	for _, o := range r.opens {
@@ -191,7 +191,7 @@ func writeVerdicts(w writer, r *results) {
 		n := ix.levels()[0]
 		if s := newSpread(ix.ratios(n, nameGoscache, nameScache, lat("find_dest_hit", p99))); s.N > 0 {
 			w("| open loop, %s, %d clients, %s: find_dest hit p99 <= scache's | goscache/scache p99 = %s | %s |\n",
-				modeName(o.labels), n, o.describe(ix, n), ratio(s), verdict(s.Median <= targetOpenHitVsScache))
+				modeName(o.labels), n, o.describe(ix, n), ratioAt(s, targetOpenHitVsScache), verdict(s.Median <= targetOpenHitVsScache))
 		}
 	}
 	if r.scale != nil && len(r.scale.Scale) > 0 {
@@ -266,6 +266,16 @@ func growth(ix byRound, target string, lo, hi int) (float64, bool) {
 // ratio formats "1.23 [1.10–1.31]".
 func ratio(s spread) string {
 	return fmt.Sprintf("%.2f [%.2f–%.2f]", s.Median, s.Min, s.Max)
+}
+
+// ratioAt is ratio for a row judged against target: when the median
+// rounds to the target at two decimals (0.897 against 0.9 reads "0.90",
+// missed), it gets a third.
+func ratioAt(s spread, target float64) string {
+	if fmt.Sprintf("%.2f", s.Median) == fmt.Sprintf("%.2f", target) {
+		return fmt.Sprintf("%.3f [%.2f–%.2f]", s.Median, s.Min, s.Max)
+	}
+	return ratio(s)
 }
 
 func num(s spread) string {
