@@ -360,9 +360,9 @@ func (rep *soakReport) whichBinaries(s *soakSide) ([]soakBinary, []string) {
 			if e.installed == "" {
 				continue
 			}
-			// A second of slack: /proc's start time counts from the boot
-			// time, which /proc/stat gives in whole seconds.
-			from, to := rep.start.Add(e.at-time.Second), rep.start.Add(e.dpkgDone+time.Second)
+			// /proc's start times are in 10 ms ticks: 100 ms of slack.
+			const slack = 100 * time.Millisecond
+			from, to := rep.start.Add(e.at-slack), rep.start.Add(e.dpkgDone+slack)
 			switch {
 			case p.start.After(to):
 				b.want, b.installed = e.installed, fmt.Sprintf("%s at %.0f s", e.kind, e.at.Seconds())

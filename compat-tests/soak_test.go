@@ -26,6 +26,7 @@ import (
 
 	"github.com/goscache/goscache/compat-tests/pfx"
 	"github.com/goscache/goscache/compat-tests/sink"
+	"golang.org/x/sys/unix"
 )
 
 // The soak (make soak; docs/soak.md): real master(8) with Postfix's scache
@@ -943,19 +944,16 @@ func readProc(pid int, version bool) *soakProc {
 	return p
 }
 
-// bootTime is /proc/stat's btime.
+// bootTime is the instant the system booted, as the clock that /proc's
+// start times count from (CLOCK_BOOTTIME) places it: /proc/stat's btime
+// is in whole seconds, which put a process's start up to a second early.
 func bootTime() (time.Time, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
 		return time.Time{}, err
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return time.Unix(n, 0), err
-		}
-	}
-	return time.Time{}, errors.New("/proc/stat: no btime")
+	return now.Add(-time.Duration(ts.Nano())), nil
 }
 
 func loadavg() string {
@@ -984,4 +982,23 @@ func pkgVersion() string {
 		return "(no package)"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// TestReadProc: the soak's start time of a process is within a tick or
+// two of when it was started (the upgrade check of the report rests on it).
+func TestReadProc(t *testing.T) {
+	before := time.Now()
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	defer cmd.Process.Kill()
+	p := readProc(cmd.Process.Pid, false)
+	if p == nil {
+		t.Fatal("readProc: nil for a running process")
+	}
+	if p.start.Before(before.Add(-30*time.Millisecond)) || p.start.After(after.Add(30*time.Millisecond)) {
+		t.Errorf("start %v, want between %v and %v", p.start.Format(time.StampMicro), before.Format(time.StampMicro), after.Format(time.StampMicro))
+	}
 }
