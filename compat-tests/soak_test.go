@@ -507,6 +507,18 @@ func TestSoak(t *testing.T) {
 		if err := rep.write(*flagSoakOut); err != nil {
 			t.Error(err)
 		}
+		// Each instance's maillog next to the report's directory (not
+		// into it: the report is committed, the logs are not), so that a
+		// run's held or slow messages can be looked up after its
+		// container is gone.
+		for _, s := range sides {
+			dst := filepath.Join(filepath.Dir(filepath.Clean(*flagSoakOut)), "maillog-"+s.name)
+			if b, err := os.ReadFile(s.inst.LogFile); err != nil {
+				t.Log(err)
+			} else if err := os.WriteFile(dst, b, 0o644); err != nil {
+				t.Log(err)
+			}
+		}
 	}
 	fmt.Fprintf(os.Stdout, "\n== soak (seed %d)\n%s\n", seed, rep.summary())
 }
