@@ -35,7 +35,8 @@
 #   REUSE_CLIENTS (1,16), OPEN_CLIENTS (16), OWN_FRACTIONS (50,80: percent),
 #   FIXED_FRACTION (0.25),
 #   SCALE (10,1000,10000,100000), SCALE_ROUNDS (3), SCALE_DURATION (2s),
-#   RESULTS (docs/bench), OUT (docs/BENCHMARKS.md), KEEP=1 keeps the temp dir.
+#   RESULTS (docs/bench), OUT (docs/BENCHMARKS.md), KEEP=1 keeps the temp dir,
+#   HOLD=1 starts the instance and waits (no benchmark), PROFILE=1 (below).
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 export LANG=C LC_ALL=C
@@ -174,7 +175,16 @@ EOF
 POSTFIX_VERSION=$(postconf -c "$TMP/etc" -h mail_version)
 
 log "starting master(8) -c $TMP/etc (Postfix $POSTFIX_VERSION, RLIMIT_NOFILE $hard)"
-setsid "$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
+# master -d stays in this script's session, and so in the scheduler's
+# autogroup of scachebench: under a real master(8), which calls setsid(),
+# smtp(8) and the cache share master's session, so client and server
+# compete as tasks of one group. A master in a session of its own (setsid
+# here, as before 2026-12-07) made each server's process a separate
+# autogroup whose share of the CPU is fair against the whole client
+# group's: at the open loop's 50% point it put goscache's and the
+# floor's find_dest p99 several times above their values standalone
+# (docs/bench/notes.md, "Scheduler groups").
+"$DAEMON_DIR/master" -c "$TMP/etc" -d </dev/null >"$TMP/master.out" 2>&1 &
 MASTER_PID=$!
 SCACHE=$TMP/queue/private/scache GOSCACHE=$TMP/queue/private/goscache FLOOR=$TMP/queue/private/floor
 for _ in $(seq 100); do
@@ -195,8 +205,27 @@ spawn() {
 	[ -n "$SCACHE_PID" ] && [ -n "$GOSCACHE_PID" ] && [ -n "$FLOOR_PID" ] ||
 		die "cannot find the scache, goscache and floor processes under master $MASTER_PID"
 	log "scache pid $SCACHE_PID, goscache pid $GOSCACHE_PID, floor pid $FLOOR_PID"
+	# Same scheduler group as the client (see master's start above).
+	if [ -r /proc/self/autogroup ]; then
+		for p in "$SCACHE_PID" "$GOSCACHE_PID" "$FLOOR_PID"; do
+			[ "$(cut -d' ' -f1 "/proc/$p/autogroup")" = "$(cut -d' ' -f1 /proc/self/autogroup)" ] ||
+				die "server $p is not in the client's scheduler autogroup"
+		done
+	fi
 }
 spawn
+
+# HOLD=1: no benchmark; the instance stays up for experiments by hand.
+# $TMP/targets holds the scachebench flags that name the three servers
+# and their pids; the script waits until it is killed (Ctrl-C or SIGTERM),
+# then stops master as always.
+if [ -n "${HOLD:-}" ]; then
+	echo -target scache="$SCACHE" -target goscache="$GOSCACHE" -target floor="$FLOOR" \
+		-pid scache="$SCACHE_PID" -pid goscache="$GOSCACHE_PID" -pid floor="$FLOOR_PID" >"$TMP/targets"
+	log "holding: scachebench flags in $TMP/targets, binaries in $BIN; kill $$ to stop"
+	trap 'exit 0' TERM INT
+	while :; do sleep 1; done
+fi
 
 # PROFILE=1: instead of the benchmark, where goscache's and the floor's CPU
 # goes in reuse mode (PROFILE_CLIENTS, default 1 and 16 clients): perf
