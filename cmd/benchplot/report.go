@@ -190,8 +190,14 @@ func writeVerdicts(w writer, r *results) {
 		ix := index(o.rep.Runs, clientsLevel)
 		n := ix.levels()[0]
 		if s := newSpread(ix.ratios(n, nameGoscache, nameScache, lat("find_dest_hit", p99))); s.N > 0 {
-			w("| open loop, %s, %d clients, %s: find_dest hit p99 <= scache's | goscache/scache p99 = %s | %s |\n",
-				modeName(o.labels), n, o.describe(ix, n), ratioAt(s, targetOpenHitVsScache), verdict(s.Median <= targetOpenHitVsScache))
+			measured := "goscache/scache p99 = " + ratioAt(s, targetOpenHitVsScache)
+			// A miss is shown next to the floor's ratio at the same point:
+			// what the least a server can do gets there.
+			if f := newSpread(ix.ratios(n, nameFloor, nameScache, lat("find_dest_hit", p99))); s.Median > targetOpenHitVsScache && f.N > 0 {
+				measured += " (floor/scache " + ratio(f) + ")"
+			}
+			w("| open loop, %s, %d clients, %s: find_dest hit p99 <= scache's | %s | %s |\n",
+				modeName(o.labels), n, o.describe(ix, n), measured, verdict(s.Median <= targetOpenHitVsScache))
 		}
 	}
 	if r.scale != nil && len(r.scale.Scale) > 0 {
@@ -529,6 +535,21 @@ func writeOpens(w writer, r *results, labels string) {
 		}
 		w(" %s %s / %s%s", o.describe(ix, n), ratioOr(ix.ratios(n, nameGoscache, nameScache, lat("find_dest_hit", p99))),
 			ratioOr(ix.ratios(n, nameGoscache, nameScache, lat("request", p99))), sep)
+	}
+	// The floor at the same share is what any server pays at that load
+	// point on this machine: a target goscache misses by as much as the
+	// floor does says more about the point than about goscache.
+	if slices.Contains(targetsOf(opens[0].rep.Runs), nameFloor) {
+		w("\n\nThe floor at the same load points, find_dest hit p99 within each round, floor/scache and goscache/floor:")
+		for i, o := range opens {
+			ix := index(o.rep.Runs, clientsLevel)
+			sep := ";"
+			if i == len(opens)-1 {
+				sep = "."
+			}
+			w(" %s %s and %s%s", o.describe(ix, n), ratioOr(ix.ratios(n, nameFloor, nameScache, lat("find_dest_hit", p99))),
+				ratioOr(ix.ratios(n, nameGoscache, nameFloor, lat("find_dest_hit", p99))), sep)
+		}
 	}
 	w("\n\n")
 }
