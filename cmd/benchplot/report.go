@@ -114,7 +114,9 @@ func writeMethod(w writer, r *results) {
 	w("## Method\n\n")
 	w("One private Postfix instance (its own main.cf, master.cf and queue directory under /tmp) runs real master(8) with three services, " +
 		"each one process without chroot: the stock `scache`, `goscache`, and the floor. `connection_cache_ttl_limit = 3600s` and " +
-		"`max_idle = 3600s` apply to all. Postfix's scache writes two status records per request.\n\n")
+		"`max_idle = 3600s` apply to all. Postfix's scache writes two status records per request. " +
+		"master(8) runs in the load generator's session, so that the servers and their clients share one scheduler autogroup, " +
+		"as smtp(8) and the cache do under a real master(8) (docs/bench/notes.md, \"Scheduler groups\").\n\n")
 	w("The floor (`scachebench -floor-master`, cmd/scachebench/floor.go) is the least a server can do to answer smtp(8)'s cycle: " +
 		"one read per request and one write per reply, a recvmsg per descriptor received and a sendmsg per descriptor handed out, " +
 		"all made as goscache makes them (raw system calls on the netpoller's non-blocking socket, so Go's sysmon thread is not woken), and nothing else: " +
