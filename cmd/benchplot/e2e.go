@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/goscache/goscache/compat-tests/e2ebench"
@@ -83,7 +84,11 @@ func writeE2E(w writer, r *results) {
 	w("queue delay is b+c+d of each delivered message's delays= field (after the release: waiting for an smtp(8) process, connection set-up, transmission); the whole run's mail is released at once, so the queue delay is mostly the backlog draining at the delivery rate (p50 about half the run); ")
 	w("cache CPU is user+system time of the cache daemon's processes from /proc/PID/stat, every process master(8) ran during the run.\n\n")
 	w("Machine: %s, %d cores, %d MB, kernel %s, Postfix %s, goscache %s, %s, %s. ", orUnknown(m.CPU), m.Cores, m.MemoryMB, orUnknown(m.Kernel), orUnknown(m.Postfix), orUnknown(m.Commit), m.GoVersion, m.Date)
-	w("**Load average %s at the start, %s at the end**: other work shared the two cores, so absolute rates are low and noisy; the ways ran interleaved under the same load.\n\n", m.LoadBefore, m.LoadAfter)
+	if loadAbove(m.LoadBefore, m.Cores) || loadAbove(m.LoadAfter, m.Cores) {
+		w("**Load average %s at the start, %s at the end**: other work shared the %d cores, so absolute rates are low and noisy; the ways ran interleaved under the same load.\n\n", m.LoadBefore, m.LoadAfter, m.Cores)
+	} else {
+		w("Load average %s at the start, %s at the end (1, 5 and 15 minutes): no more than the run's own work on %d cores; the ways ran interleaved.\n\n", m.LoadBefore, m.LoadAfter, m.Cores)
+	}
 
 	rows := e2ebench.Summarize(rep)
 	w("Medians over %d rounds (range of messages/s in brackets; ratios are medians of the within-round ratios to scache):\n\n", c.Rounds)
@@ -222,4 +227,21 @@ func niceCeil(v float64) float64 {
 func trimFloat(v float64) string {
 	s := fmt.Sprintf("%.1f", v)
 	return strings.TrimSuffix(s, ".0")
+}
+
+// loadAbove reports whether any of the load averages in loads ("1.2 3.4
+// 5.6", as /proc/loadavg begins) is above cores: the machine had more
+// runnable work than the run's own. An unreadable figure counts as above.
+func loadAbove(loads string, cores int) bool {
+	f := strings.Fields(loads)
+	if len(f) == 0 || cores <= 0 {
+		return true
+	}
+	for _, v := range f {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || x > float64(cores) {
+			return true
+		}
+	}
+	return false
 }

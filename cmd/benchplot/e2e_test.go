@@ -51,3 +51,23 @@ func TestE2EMissing(t *testing.T) {
 		t.Errorf("loadE2E(empty dir) = %v, %v; want nil, nil", rep, err)
 	}
 }
+
+func TestLoadAbove(t *testing.T) {
+	for _, tc := range []struct {
+		loads string
+		cores int
+		want  bool
+	}{
+		{"0.21 1.33 1.48", 2, false},
+		{"2.00 2.00 2.00", 2, false},
+		{"35.38 42.94 43.77", 2, true},
+		{"0.5 0.5 2.01", 2, true},
+		{"", 2, true},
+		{"x 1 1", 2, true},
+		{"1 1 1", 0, true},
+	} {
+		if got := loadAbove(tc.loads, tc.cores); got != tc.want {
+			t.Errorf("loadAbove(%q, %d) = %v, want %v", tc.loads, tc.cores, got, tc.want)
+		}
+	}
+}
