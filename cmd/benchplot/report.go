@@ -528,32 +528,34 @@ func writeOpens(w writer, r *results, labels string) {
 				med(lat("find_dest_hit", p50)), med(lat("find_dest_hit", p99)), med(lat("request", p99)), med(lat("cycle", p99)), med(cpu))
 		}
 	}
-	w("\ngoscache/scache within each round, find_dest hit p99 / request p99:")
+	hit, req := lat("find_dest_hit", p99), lat("request", p99)
+	writeOpenRatios(w, opens, n, "\ngoscache/scache within each round, find_dest hit p99 / request p99:", func(ix byRound) string {
+		return ratioOr(ix.ratios(n, nameGoscache, nameScache, hit)) + " / " + ratioOr(ix.ratios(n, nameGoscache, nameScache, req))
+	})
+	// The floor at the same share is what any server pays at that load
+	// point on this machine: a target goscache misses by as much as the
+	// floor does says more about the point than about goscache.
+	if slices.Contains(targetsOf(opens[0].rep.Runs), nameFloor) {
+		writeOpenRatios(w, opens, n, "\n\nThe floor at the same load points, find_dest hit p99 within each round, floor/scache and goscache/floor:", func(ix byRound) string {
+			return ratioOr(ix.ratios(n, nameFloor, nameScache, hit)) + " and " + ratioOr(ix.ratios(n, nameGoscache, nameFloor, hit))
+		})
+	}
+	w("\n\n")
+}
+
+// writeOpenRatios writes head, then each load point of opens (n clients)
+// with what cell makes of its runs, the points separated by ";" and the
+// last ended by ".".
+func writeOpenRatios(w writer, opens []openRun, n int, head string, cell func(byRound) string) {
+	w("%s", head)
 	for i, o := range opens {
 		ix := index(o.rep.Runs, clientsLevel)
 		sep := ";"
 		if i == len(opens)-1 {
 			sep = "."
 		}
-		w(" %s %s / %s%s", o.describe(ix, n), ratioOr(ix.ratios(n, nameGoscache, nameScache, lat("find_dest_hit", p99))),
-			ratioOr(ix.ratios(n, nameGoscache, nameScache, lat("request", p99))), sep)
+		w(" %s %s%s", o.describe(ix, n), cell(ix), sep)
 	}
-	// The floor at the same share is what any server pays at that load
-	// point on this machine: a target goscache misses by as much as the
-	// floor does says more about the point than about goscache.
-	if slices.Contains(targetsOf(opens[0].rep.Runs), nameFloor) {
-		w("\n\nThe floor at the same load points, find_dest hit p99 within each round, floor/scache and goscache/floor:")
-		for i, o := range opens {
-			ix := index(o.rep.Runs, clientsLevel)
-			sep := ";"
-			if i == len(opens)-1 {
-				sep = "."
-			}
-			w(" %s %s and %s%s", o.describe(ix, n), ratioOr(ix.ratios(n, nameFloor, nameScache, lat("find_dest_hit", p99))),
-				ratioOr(ix.ratios(n, nameGoscache, nameFloor, lat("find_dest_hit", p99))), sep)
-		}
-	}
-	w("\n\n")
 }
 
 func writeScale(w writer, r *results) {
